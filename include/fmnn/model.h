@@ -1,0 +1,188 @@
+/*
+ * fmnn/model.h - the Sequential model: build, compile, fit, evaluate,
+ * predict and summary, as in Keras.
+ *
+ *     fmnn_model *m;
+ *     fmnn_model_new(&m, 3, (int[]){28, 28, 1});
+ *     fmnn_model_add(m, fmnn_conv2d(32, 3, 3, NULL));
+ *     ...
+ *     fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42);
+ *     fmnn_model_fit(m, x, y, &options, &history);
+ *
+ * A model is not thread-safe: use one model from one thread at a time
+ * (it uses fmnn_get_num_threads() threads internally).
+ */
+#ifndef FMNN_MODEL_H
+#define FMNN_MODEL_H
+
+#include <stdio.h>
+
+#include "common.h"
+#include "layer.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fmnn_model fmnn_model;
+
+typedef enum fmnn_loss {
+    /** Targets one-hot (N, classes).  Fused with a final softmax. */
+    FMNN_LOSS_CATEGORICAL_CROSSENTROPY = 0,
+    /** Targets are class indices stored as floats, shape (N) or (N, 1). */
+    FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+    /** Mean squared error over every output value. */
+    FMNN_LOSS_MSE
+} fmnn_loss;
+
+typedef enum fmnn_optimizer_kind {
+    FMNN_OPTIMIZER_ADAM = 0,
+    FMNN_OPTIMIZER_SGD
+} fmnn_optimizer_kind;
+
+/** Optimizer settings; build them with fmnn_adam() or fmnn_sgd(). */
+typedef struct fmnn_optimizer {
+    fmnn_optimizer_kind kind;
+    float learning_rate;
+    float beta_1, beta_2, epsilon;  /**< Adam */
+    float momentum;                 /**< SGD */
+    int nesterov;                   /**< SGD */
+} fmnn_optimizer;
+
+/** Adam with Keras's defaults: lr 1e-3, beta_1 0.9, beta_2 0.999, eps 1e-7. */
+FMNN_API fmnn_optimizer fmnn_adam(void);
+
+/** SGD with (optional) momentum, as keras.optimizers.SGD. */
+FMNN_API fmnn_optimizer fmnn_sgd(float learning_rate, float momentum);
+
+/**
+ * Creates an empty Sequential model for samples of the given shape
+ * (without the batch axis): {28, 28, 1} for Fashion-MNIST images.
+ */
+FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape);
+
+/** Frees the model and every layer in it.  NULL is a no-op. */
+FMNN_API void fmnn_model_free(fmnn_model *model);
+
+/**
+ * Appends a layer; the model takes ownership of it in every case, and
+ * frees it if the call fails.  A NULL layer (a constructor that ran out of
+ * memory) gives FMNN_ENOMEM.  FMNN_ESTATE after compile.
+ */
+FMNN_API int fmnn_model_add(fmnn_model *model, fmnn_layer *layer);
+
+/**
+ * Infers every shape, checks it, allocates parameters and buffers and
+ * initialises the weights (glorot_uniform kernels, zero biases) from
+ * seed.  optimizer NULL means fmnn_adam().  Errors name the layer.
+ */
+FMNN_API int fmnn_model_compile(fmnn_model *model, fmnn_loss loss,
+                                const fmnn_optimizer *optimizer,
+                                uint64_t seed);
+
+/** Prints Keras's summary table (layer, output shape, params) to out. */
+FMNN_API int fmnn_model_summary(const fmnn_model *model, FILE *out);
+
+/** Number of layers added so far. */
+FMNN_API int fmnn_model_layer_count(const fmnn_model *model);
+
+/** Layer i (0-based), or NULL when out of range.  Borrowed. */
+FMNN_API const fmnn_layer *fmnn_model_layer(const fmnn_model *model, int i);
+
+/**
+ * The output shape of layer i without the batch axis, after compile;
+ * i = -1 means the model's output.  Returns the rank (> 0) or a status.
+ */
+FMNN_API int fmnn_model_output_shape(const fmnn_model *model, int i,
+                                     int dims[FMNN_MAX_RANK]);
+
+/** Total number of parameters (after compile; 0 before). */
+FMNN_API size_t fmnn_model_param_count(const fmnn_model *model);
+
+/**
+ * All parameters, collated layer by layer (kernel, then bias), after
+ * compile.  Borrowed: valid until the model is freed.  Writing to it sets
+ * the weights.  NULL before compile.
+ */
+FMNN_API float *fmnn_model_weights(fmnn_model *model, size_t *count);
+
+/** Events a fit callback receives. */
+typedef enum fmnn_event {
+    FMNN_EVENT_EPOCH_BEGIN = 0,
+    FMNN_EVENT_BATCH_END,
+    FMNN_EVENT_EPOCH_END
+} fmnn_event;
+
+/** What a fit callback is told.  Losses include regularization. */
+typedef struct fmnn_progress {
+    fmnn_event event;
+    int epoch, epochs;       /**< 0-based epoch, and the total */
+    int batch, batches;      /**< batches done in this epoch, and per epoch */
+    float loss, accuracy;    /**< running means over this epoch so far */
+    int has_validation;
+    float val_loss, val_accuracy;  /**< at FMNN_EVENT_EPOCH_END only */
+    double seconds;          /**< since the epoch began */
+} fmnn_progress;
+
+/** Return non-zero to stop training: fit then returns FMNN_ECANCELED. */
+typedef int (*fmnn_callback)(const fmnn_progress *progress, void *user_data);
+
+typedef struct fmnn_fit_options {
+    int batch_size;          /**< >= 1 (Keras: 32) */
+    int epochs;              /**< >= 0 (Keras: 1) */
+    float validation_split;  /**< in [0, 1): the LAST fraction, before shuffling */
+    int shuffle;             /**< reshuffle the training part every epoch */
+    uint64_t seed;           /**< for shuffling and dropout */
+    int verbose;             /**< 0 silent, 1 progress bar, 2 one line per epoch */
+    fmnn_callback callback;  /**< optional */
+    void *user_data;         /**< passed to callback */
+} fmnn_fit_options;
+
+/** Keras's fit() defaults. */
+#define FMNN_FIT_OPTIONS_INIT { 32, 1, 0.0f, 1, 0, 1, NULL, NULL }
+
+/** Per-epoch metrics from fmnn_model_fit(), as Keras's history.history. */
+typedef struct fmnn_history {
+    int epochs;              /**< epochs completed */
+    int has_validation;
+    float *loss, *accuracy;
+    float *val_loss, *val_accuracy;  /**< NULL without validation */
+} fmnn_history;
+
+FMNN_API void fmnn_history_free(fmnn_history *history);
+
+/**
+ * Trains the model.  x is (N, sample shape...), y is (N, classes) one-hot
+ * for categorical cross-entropy and MSE, or (N) class indices for the
+ * sparse loss.  When history is not NULL it receives the per-epoch metrics
+ * (also after FMNN_ENUMERIC or FMNN_ECANCELED, with the epochs finished);
+ * free it with fmnn_history_free().  If the loss turns NaN or Inf, fit
+ * stops with FMNN_ENUMERIC and the weights of the last good step.
+ */
+FMNN_API int fmnn_model_fit(fmnn_model *model, const fmnn_tensor *x,
+                            const fmnn_tensor *y,
+                            const fmnn_fit_options *options,
+                            fmnn_history **history);
+
+/**
+ * Computes the loss (with regularization) and accuracy over x and y, in
+ * batches of batch_size (0 means 32).  Either out pointer may be NULL.
+ */
+FMNN_API int fmnn_model_evaluate(fmnn_model *model, const fmnn_tensor *x,
+                                 const fmnn_tensor *y, int batch_size,
+                                 float *loss, float *accuracy);
+
+/**
+ * Runs the model in inference mode.  *out receives a new tensor
+ * (N, output shape...), class probabilities for a softmax model; free it
+ * with fmnn_tensor_free().  batch_size 0 means 32.
+ */
+FMNN_API int fmnn_model_predict(fmnn_model *model, const fmnn_tensor *x,
+                                int batch_size, fmnn_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FMNN_MODEL_H */

@@ -1,0 +1,29 @@
+/* fmnn/version.h - compile-time and run-time version of libfmnn. */
+#ifndef FMNN_VERSION_H
+#define FMNN_VERSION_H
+
+#include "common.h"
+
+#define FMNN_VERSION_MAJOR 0
+#define FMNN_VERSION_MINOR 1
+#define FMNN_VERSION_PATCH 0
+#define FMNN_VERSION_STRING "0.1.0"
+
+/** Encodes a version as one comparable number: 0.1.0 -> 100. */
+#define FMNN_VERSION_NUMBER(major, minor, patch) \
+    ((major) * 10000 + (minor) * 100 + (patch))
+#define FMNN_VERSION \
+    FMNN_VERSION_NUMBER(FMNN_VERSION_MAJOR, FMNN_VERSION_MINOR, FMNN_VERSION_PATCH)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The version of the library actually linked, such as "0.1.0". */
+FMNN_API const char *fmnn_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FMNN_VERSION_H */

@@ -1,0 +1,42 @@
+/* error.c - status strings and the per-thread last-error message. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+FMNN_API const char *fmnn_strerror(int status)
+{
+    switch (status) {
+    case FMNN_OK: return "success";
+    case FMNN_EINVAL: return "invalid argument";
+    case FMNN_ENOMEM: return "out of memory";
+    case FMNN_ESHAPE: return "shape mismatch";
+    case FMNN_ESTATE: return "call made in the wrong order";
+    case FMNN_EIO: return "input/output error";
+    case FMNN_EFORMAT: return "corrupt or unsupported file";
+    case FMNN_ENUMERIC: return "non-finite number (NaN or Inf)";
+    case FMNN_ECANCELED: return "stopped by a callback";
+    default: return "unknown status";
+    }
+}
+
+FMNN_API const char *fmnn_last_error(void)
+{
+    return last_error;
+}
+
+FMNN_API void fmnn_clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+int fmnn__error(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}

@@ -1,0 +1,101 @@
+/*
+ * internal.h - what every libfmnn source file shares: error reporting,
+ * allocation, threads and the random number generator.  Not installed.
+ */
+#ifndef FMNN_INTERNAL_H
+#define FMNN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fmnn.h"
+
+/* Functions shared between library files but hidden from users. */
+#define FMNN_INTERNAL __attribute__((visibility("hidden")))
+
+#if defined(__GNUC__)
+#define FMNN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define FMNN_PRINTF(f, a)
+#endif
+
+/* ---- errors (error.c) ---------------------------------------------- */
+
+/*
+ * Records a message for fmnn_last_error() and returns status, so that a
+ * failure reads as one line:
+ *     return fmnn__error(FMNN_EINVAL, "fmnn_tensor_new: rank %d is not in 1..4", rank);
+ */
+FMNN_INTERNAL int fmnn__error(int status, const char *fmt, ...) FMNN_PRINTF(2, 3);
+
+/* ---- memory (alloc.c) ---------------------------------------------- */
+
+/*
+ * Every allocation goes through the user's allocator (fmnn_set_allocator).
+ * Blocks are 64-byte aligned so SIMD loads never straddle a cache line.
+ * fmnn__alloc returns NULL on failure and records FMNN_ENOMEM with what
+ * was being allocated; fmnn__alloc_array also catches n * size overflow.
+ */
+FMNN_INTERNAL void *fmnn__alloc(size_t size, const char *what);
+FMNN_INTERNAL void *fmnn__alloc_zeroed(size_t size, const char *what);
+FMNN_INTERNAL void *fmnn__alloc_array(size_t n, size_t size, const char *what);
+FMNN_INTERNAL void fmnn__free(void *ptr);
+FMNN_INTERNAL char *fmnn__strdup(const char *s, const char *what);
+
+/* Returns 1 and stores a * b in *out unless the product overflows. */
+static inline int fmnn__mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (b != 0 && a > SIZE_MAX / b)
+        return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* ---- threads (threads.c) ------------------------------------------- */
+
+/* The thread count from fmnn_set_num_threads(), for OpenMP loops. */
+FMNN_INTERNAL int fmnn__threads(void);
+
+/* ---- random numbers (rng.h is header-only: see below) --------------- */
+
+/*
+ * splitmix64: tiny, fast, and good enough for initialisation, shuffling
+ * and dropout masks.  Each use gets its own generator from an explicit
+ * seed, so there is no hidden global RNG state.
+ */
+typedef struct fmnn_rng {
+    uint64_t state;
+} fmnn_rng;
+
+static inline uint64_t fmnn__mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline void fmnn__rng_seed(fmnn_rng *rng, uint64_t seed)
+{
+    rng->state = seed;
+}
+
+static inline uint64_t fmnn__rng_next(fmnn_rng *rng)
+{
+    rng->state += 0x9e3779b97f4a7c15ULL;
+    return fmnn__mix64(rng->state);
+}
+
+/* Uniform float in [0, 1) with 24 random bits. */
+static inline float fmnn__rng_uniform(fmnn_rng *rng)
+{
+    return (float)(fmnn__rng_next(rng) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* Uniform integer in [0, n) for 0 < n < 2^32, by multiply-shift, which
+ * avoids the bias of a plain modulo. */
+static inline uint32_t fmnn__rng_below(fmnn_rng *rng, uint32_t n)
+{
+    return (uint32_t)(((fmnn__rng_next(rng) >> 32) * (uint64_t)n) >> 32);
+}
+
+#endif /* FMNN_INTERNAL_H */

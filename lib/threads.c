@@ -1,0 +1,37 @@
+/*
+ * threads.c - one thread count for the whole library: our OpenMP loops
+ * and OpenBLAS both follow it.
+ */
+#include <cblas.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int thread_count; /* 0 until first asked: then the CPU count */
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+FMNN_API int fmnn_set_num_threads(int n)
+{
+    if (n < 1)
+        return fmnn__error(FMNN_EINVAL, "fmnn_set_num_threads: n must be >= 1, got %d", n);
+    thread_count = n;
+    openblas_set_num_threads(n);
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_get_num_threads(void)
+{
+    if (thread_count == 0)
+        fmnn_set_num_threads(default_threads());
+    return thread_count;
+}
+
+int fmnn__threads(void)
+{
+    return fmnn_get_num_threads();
+}
