@@ -112,12 +112,11 @@ $(B)/$(SONAME): $(SHARED_LIB)
 $(B)/libfmnn.so: $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/fmnn.pc: pkgconfig/fmnn.pc.in Makefile
-	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+# fmnn.pc is generated at install time, so that it always carries the
+# PREFIX of that install.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES_PRIVATE@|$(DEP_PCS)|g' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' $< > $@
+	    -e 's|@REQUIRES_PRIVATE@|$(DEP_PCS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g'
 
 # ---- examples -------------------------------------------------------
 
@@ -156,7 +155,7 @@ check: deps
 	@$(MAKE) --no-print-directory run-tests
 
 .PHONY: run-tests
-run-tests: all $(TEST_BINS) $(B)/fmnn.pc
+run-tests: all $(TEST_BINS)
 	@failed=0; for t in $(TEST_BINS); do \
 	  echo "== $$t"; \
 	  FMNN_SOURCE_DIR=$(CURDIR) CK_DEFAULT_TIMEOUT=600 $$t || failed=1; \
@@ -176,7 +175,7 @@ experiments: deps
 
 # ---- install --------------------------------------------------------
 
-install: lib $(B)/fmnn.pc
+install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/fmnn.h $(DESTDIR)$(INCLUDEDIR)/fmnn.h
 	install -m 644 $(wildcard include/fmnn/*.h) $(DESTDIR)$(INCLUDEDIR)/fmnn/
@@ -184,7 +183,7 @@ install: lib $(B)/fmnn.pc
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libfmnn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfmnn.so
-	install -m 644 $(B)/fmnn.pc $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc
+	$(PC_SED) pkgconfig/fmnn.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc
 	@if [ -f docs/fmnn.3 ]; then \
 	  install -d $(DESTDIR)$(MANDIR)/man3 && \
 	  install -m 644 docs/fmnn.3 $(DESTDIR)$(MANDIR)/man3/fmnn.3; fi

@@ -1,0 +1,137 @@
+/*
+ * activation.c - activation functions and their derivatives, shared by
+ * the Activation layer and the activation= option of Conv2D and Dense.
+ * The derivatives are written in terms of the output y, which is what the
+ * backward pass keeps.
+ */
+#include <math.h>
+
+#include "layer_impl.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many values a parallel region costs more than it saves. */
+#define PARALLEL_MIN 32768
+
+static void softmax_rows(float *x, size_t rows, size_t cols)
+{
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (rows * cols > PARALLEL_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * cols;
+        float max = row[0];
+        for (size_t c = 1; c < cols; c++)
+            max = row[c] > max ? row[c] : max;
+        float sum = 0.0f;
+        for (size_t c = 0; c < cols; c++) {
+            row[c] = expf(row[c] - max);
+            sum += row[c];
+        }
+        float inv = 1.0f / sum;
+        for (size_t c = 0; c < cols; c++)
+            row[c] *= inv;
+    }
+}
+
+void fmnn__activate(fmnn_activation_kind kind, float *x, size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (kind) {
+    case FMNN_LINEAR:
+        break;
+    case FMNN_RELU:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case FMNN_SIGMOID:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            x[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case FMNN_TANH:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            x[i] = tanhf(x[i]);
+        break;
+    case FMNN_SOFTMAX:
+        softmax_rows(x, rows, cols);
+        break;
+    }
+}
+
+void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d,
+                             size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (kind) {
+    case FMNN_LINEAR:
+        break;
+    case FMNN_RELU:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+        break;
+    case FMNN_SIGMOID:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            d[i] *= y[i] * (1.0f - y[i]);
+        break;
+    case FMNN_TANH:
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            d[i] *= 1.0f - y[i] * y[i];
+        break;
+    case FMNN_SOFTMAX:
+        /* d_i <- y_i * (d_i - sum_j d_j y_j), row by row. */
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t r = 0; r < rows; r++) {
+            const float *yr = y + r * cols;
+            float *dr = d + r * cols;
+            float dot = 0.0f;
+            for (size_t c = 0; c < cols; c++)
+                dot += dr[c] * yr[c];
+            for (size_t c = 0; c < cols; c++)
+                dr[c] = yr[c] * (dr[c] - dot);
+        }
+        break;
+    }
+}
+
+void fmnn__add_bias(float *y, const float *bias, size_t rows, size_t cols)
+{
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (rows * cols > PARALLEL_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * cols;
+        for (size_t c = 0; c < cols; c++)
+            row[c] += bias[c];
+    }
+}
+
+/*
+ * Each thread owns a block of columns and sums them over every row in
+ * order, so the result does not depend on the thread count.
+ */
+void fmnn__sum_rows(const float *d, float *bias_grad, size_t rows, size_t cols)
+{
+    int threads = fmnn__threads();
+    if (rows * cols <= PARALLEL_MIN || cols < 16)
+        threads = 1;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        size_t c0 = cols * (size_t)t / (size_t)nt, c1 = cols * (size_t)(t + 1) / (size_t)nt;
+        for (size_t c = c0; c < c1; c++)
+            bias_grad[c] = 0.0f;
+        for (size_t r = 0; r < rows; r++) {
+            const float *row = d + r * cols;
+            for (size_t c = c0; c < c1; c++)
+                bias_grad[c] += row[c];
+        }
+    }
+}

@@ -1,0 +1,135 @@
+/*
+ * layer_impl.h - the private interface every layer implements.
+ *
+ * A layer is one struct whose first member is `struct fmnn_layer`, plus
+ * one const `struct fmnn_layer_ops` table at the end of its file.  The
+ * model owns all memory the layer uses while training: parameters and
+ * gradients are views into the model's collated arrays, activations and
+ * scratch are views into buffers the model sizes once (see model.c).
+ * Read lib/layers/dense.c first: it is the simplest layer with weights.
+ */
+#ifndef FMNN_LAYER_IMPL_H
+#define FMNN_LAYER_IMPL_H
+
+#include "internal.h"
+
+typedef struct fmnn_shape {
+    int rank;                 /* without the batch axis */
+    int dims[FMNN_MAX_RANK];
+} fmnn_shape;
+
+static inline size_t fmnn__shape_size(const fmnn_shape *s)
+{
+    size_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= (size_t)s->dims[i];
+    return n;
+}
+
+/* What one forward or backward call of a layer is given. */
+typedef struct fmnn_pass {
+    int batch;          /* samples in this batch (<= the planned capacity) */
+    int training;       /* 1 in fit: dropout is active */
+    float *workspace;   /* scratch shared by all layers, ops->workspace floats */
+    uint64_t seed;      /* differs every training step: dropout masks */
+} fmnn_pass;
+
+struct fmnn_layer_ops {
+    const char *type;       /* as Keras prints it: "Conv2D" */
+    const char *base_name;  /* Keras's automatic name: "conv2d", "conv2d_1" */
+
+    /*
+     * From layer->in, checks the options and sets layer->out, n_kernel,
+     * n_bias, fan_in and fan_out.  Errors name the layer.
+     */
+    int (*infer)(fmnn_layer *layer);
+
+    /* Floats of shared scratch one pass needs at this batch size (may be NULL). */
+    size_t (*workspace)(const fmnn_layer *layer, int batch);
+
+    /* Bytes the forward pass keeps for the backward pass (may be NULL). */
+    size_t (*saved)(const fmnn_layer *layer, int batch);
+
+    /* out = f(in); in and out hold pass->batch samples. */
+    void (*forward)(fmnn_layer *layer, const fmnn_pass *pass,
+                    const float *in, float *out);
+
+    /*
+     * Given dout = dLoss/dout, writes din = dLoss/din (unless din is NULL:
+     * the first layer needs none) and overwrites kernel_grad and
+     * bias_grad.  May clobber dout.  in and out are the forward's.
+     */
+    void (*backward)(fmnn_layer *layer, const fmnn_pass *pass,
+                     const float *in, const float *out, float *dout,
+                     float *din);
+};
+
+struct fmnn_layer {
+    const struct fmnn_layer_ops *ops;
+    char name[32];
+    int index;            /* position in the model, from 0 */
+    fmnn_shape in, out;
+
+    /* Keras's activation= argument of Conv2D and Dense, applied in place. */
+    fmnn_activation_kind activation;
+    /* Set by the model when a final softmax is folded into the loss: the
+     * layer then outputs logits and its backward skips the softmax. */
+    int activation_in_loss;
+    fmnn_regularizer regularizer;
+
+    /* Set by infer.  The kernel comes first in the collated arrays. */
+    size_t n_kernel, n_bias;
+    int fan_in, fan_out;  /* for glorot_uniform */
+
+    /* Views into the model's collated arrays and buffers. */
+    float *kernel, *bias;
+    float *kernel_grad, *bias_grad;
+    void *saved;
+};
+
+/* Allocates a zeroed layer struct of `size` bytes with its ops (layers.c). */
+FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
+                                            const struct fmnn_layer_ops *ops);
+
+/* fmnn__error with the layer's name in front: "conv2d_1: ...". */
+FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
+                                    const char *fmt, ...) FMNN_PRINTF(3, 4);
+
+/*
+ * Output size along one axis of a sliding window (convolution or pooling),
+ * and the padding before the first element, as TensorFlow computes them.
+ * Returns 0 when a valid window does not fit.
+ */
+FMNN_INTERNAL int fmnn__window_axis(int in, int window, int stride,
+                                    fmnn_padding padding, int *pad_before);
+
+/* Formats a shape as Keras does, "(None, 26, 26, 256)". */
+FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
+                                      size_t size);
+
+/* ---- kernels shared by several layers (lib/kernels/) ---------------- */
+
+/* In place over rows of `cols` values (softmax normalises each row). */
+FMNN_INTERNAL void fmnn__activate(fmnn_activation_kind kind, float *x,
+                                  size_t rows, size_t cols);
+
+/* d *= f'(.) expressed through the activation's output y. */
+FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
+                                           const float *y, float *d,
+                                           size_t rows, size_t cols);
+
+/* y[r, :] += bias for every row. */
+FMNN_INTERNAL void fmnn__add_bias(float *y, const float *bias, size_t rows,
+                                  size_t cols);
+
+/* bias_grad[c] = sum over rows of d[r, c]. */
+FMNN_INTERNAL void fmnn__sum_rows(const float *d, float *bias_grad,
+                                  size_t rows, size_t cols);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS. */
+FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,
+                              float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c,
+                              int ldc);
+
+#endif /* FMNN_LAYER_IMPL_H */

@@ -1,0 +1,248 @@
+/*
+ * conv2d.c - Conv2D on channels-last images, by im2col and one GEMM.
+ *
+ * For each output pixel, im2col copies the kh x kw x c input patch it sees
+ * into one row of a matrix `col` (rows: output pixels, columns: kh*kw*c).
+ * The kernel, stored (kh, kw, c, filters) as Keras does, is already that
+ * matrix's partner: out = col x kernel is then a single large GEMM.
+ * Images are processed in groups, so `col` stays a few MB whatever the
+ * batch size.  Backward reuses the same buffer for dcol = dY x kernel^T.
+ */
+#include <string.h>
+
+#include "layer_impl.h"
+
+/* Floats of im2col scratch to aim for: large GEMMs, bounded memory. */
+#define COL_BUDGET ((size_t)1 << 22)
+
+typedef struct conv2d {
+    fmnn_layer base;
+    int filters, kh, kw, sh, sw;
+    fmnn_padding padding;
+    int pad_top, pad_left; /* from the padding mode, set by infer */
+} conv2d;
+
+static int conv2d_infer(fmnn_layer *layer)
+{
+    conv2d *c = (conv2d *)layer;
+    if (layer->in.rank != 3)
+        return fmnn__layer_error(layer, FMNN_ESHAPE,
+                                 "expects (height, width, channels) input, got rank %d", layer->in.rank);
+    if (c->filters < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "filters must be >= 1, got %d", c->filters);
+    if (c->kh < 1 || c->kw < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel size %dx%d must be positive", c->kh, c->kw);
+    if (c->sh < 1 || c->sw < 1)
+        return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be positive", c->sh, c->sw);
+    if ((unsigned)c->padding > FMNN_PADDING_SAME)
+        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown padding %d", (int)c->padding);
+    if ((unsigned)layer->activation > FMNN_TANH)
+        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown activation %d", (int)layer->activation);
+    int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
+    int oh = fmnn__window_axis(h, c->kh, c->sh, c->padding, &c->pad_top);
+    int ow = fmnn__window_axis(w, c->kw, c->sw, c->padding, &c->pad_left);
+    if (oh < 1 || ow < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d is larger than its %dx%d input",
+                                 c->kh, c->kw, h, w);
+    layer->out = (fmnn_shape){ 3, { oh, ow, c->filters, 0 } };
+    layer->n_kernel = (size_t)c->kh * (size_t)c->kw * (size_t)ch * (size_t)c->filters;
+    layer->n_bias = (size_t)c->filters;
+    layer->fan_in = c->kh * c->kw * ch;
+    layer->fan_out = c->kh * c->kw * c->filters;
+    return FMNN_OK;
+}
+
+/* The 1x1, stride-1, unpadded case needs no im2col: the input is col. */
+static int is_pointwise(const conv2d *c)
+{
+    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1;
+}
+
+static size_t col_width(const conv2d *c)
+{
+    return (size_t)c->kh * (size_t)c->kw * (size_t)c->base.in.dims[2];
+}
+
+static size_t pixels_out(const conv2d *c)
+{
+    return (size_t)c->base.out.dims[0] * (size_t)c->base.out.dims[1];
+}
+
+/* How many images go through one im2col + GEMM. */
+static int group_size(const conv2d *c, int batch)
+{
+    size_t per_image = pixels_out(c) * col_width(c);
+    size_t g = per_image >= COL_BUDGET ? 1 : COL_BUDGET / per_image;
+    return g > (size_t)batch ? batch : (int)g;
+}
+
+static size_t conv2d_workspace(const fmnn_layer *layer, int batch)
+{
+    const conv2d *c = (const conv2d *)layer;
+    return is_pointwise(c) ? 0 : (size_t)group_size(c, batch) * pixels_out(c) * col_width(c);
+}
+
+/* col[(n, oh, ow), (i, j, ch)] = in[n, oh*sh + i - pad, ow*sw + j - pad, ch], or 0. */
+static void im2col(const conv2d *c, const float *in, int images, float *col)
+{
+    const int h = c->base.in.dims[0], w = c->base.in.dims[1], ch = c->base.in.dims[2];
+    const int oh = c->base.out.dims[0], ow = c->base.out.dims[1];
+    const size_t width = col_width(c);
+    const size_t patch_row = (size_t)c->kw * (size_t)ch;
+#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
+    for (int n = 0; n < images; n++)
+        for (int y = 0; y < oh; y++) {
+            const float *image = in + (size_t)n * h * w * ch;
+            for (int x = 0; x < ow; x++) {
+                float *row = col + (((size_t)n * oh + y) * ow + x) * width;
+                int x0 = x * c->sw - c->pad_left;
+                for (int i = 0; i < c->kh; i++) {
+                    int iy = y * c->sh - c->pad_top + i;
+                    float *dst = row + (size_t)i * patch_row;
+                    if (iy < 0 || iy >= h) {
+                        memset(dst, 0, patch_row * sizeof *dst);
+                        continue;
+                    }
+                    if (x0 >= 0 && x0 + c->kw <= w) { /* the common case: no edge */
+                        memcpy(dst, image + ((size_t)iy * w + x0) * ch, patch_row * sizeof *dst);
+                        continue;
+                    }
+                    for (int j = 0; j < c->kw; j++) {
+                        int ix = x0 + j;
+                        if (ix < 0 || ix >= w)
+                            memset(dst + (size_t)j * ch, 0, (size_t)ch * sizeof *dst);
+                        else
+                            memcpy(dst + (size_t)j * ch, image + ((size_t)iy * w + ix) * ch,
+                                   (size_t)ch * sizeof *dst);
+                    }
+                }
+            }
+        }
+}
+
+/*
+ * The adjoint of im2col: din[n, iy, ix, ch] = sum of the dcol entries that
+ * copied that input value.  Written as a gather over input pixels, so
+ * threads never write to the same place and the sum order is fixed.
+ */
+static void col2im(const conv2d *c, const float *dcol, int images, float *din)
+{
+    const int h = c->base.in.dims[0], w = c->base.in.dims[1], ch = c->base.in.dims[2];
+    const int oh = c->base.out.dims[0], ow = c->base.out.dims[1];
+    const size_t width = col_width(c);
+#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
+    for (int n = 0; n < images; n++)
+        for (int iy = 0; iy < h; iy++) {
+            for (int ix = 0; ix < w; ix++) {
+                float *dst = din + (((size_t)n * h + iy) * w + ix) * ch;
+                memset(dst, 0, (size_t)ch * sizeof *dst);
+                for (int i = 0; i < c->kh; i++) {
+                    int ty = iy + c->pad_top - i; /* = y * sh when output row y saw iy */
+                    if (ty < 0 || ty % c->sh != 0 || ty / c->sh >= oh)
+                        continue;
+                    int y = ty / c->sh;
+                    for (int j = 0; j < c->kw; j++) {
+                        int tx = ix + c->pad_left - j;
+                        if (tx < 0 || tx % c->sw != 0 || tx / c->sw >= ow)
+                            continue;
+                        int x = tx / c->sw;
+                        const float *src = dcol + (((size_t)n * oh + y) * ow + x) * width +
+                                           ((size_t)i * c->kw + j) * ch;
+                        for (int k = 0; k < ch; k++)
+                            dst[k] += src[k];
+                    }
+                }
+            }
+        }
+}
+
+static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+{
+    conv2d *c = (conv2d *)layer;
+    const size_t in_image = fmnn__shape_size(&layer->in);
+    const size_t out_image = fmnn__shape_size(&layer->out);
+    const int width = (int)col_width(c);
+    const int group = group_size(c, pass->batch);
+    for (int n0 = 0; n0 < pass->batch; n0 += group) {
+        int images = pass->batch - n0 < group ? pass->batch - n0 : group;
+        const float *col = in + (size_t)n0 * in_image;
+        if (!is_pointwise(c)) {
+            im2col(c, col, images, pass->workspace);
+            col = pass->workspace;
+        }
+        float *y = out + (size_t)n0 * out_image;
+        int rows = images * (int)pixels_out(c);
+        fmnn__gemm(0, 0, rows, c->filters, width, 1.0f, col, width, layer->kernel,
+                   c->filters, 0.0f, y, c->filters);
+        fmnn__add_bias(y, layer->bias, (size_t)rows, (size_t)c->filters);
+        fmnn__activate(layer->activation, y, (size_t)rows, (size_t)c->filters);
+    }
+}
+
+static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
+                            const float *out, float *dout, float *din)
+{
+    conv2d *c = (conv2d *)layer;
+    const size_t in_image = fmnn__shape_size(&layer->in);
+    const size_t out_image = fmnn__shape_size(&layer->out);
+    const int width = (int)col_width(c);
+    const int group = group_size(c, pass->batch);
+    const size_t all_rows = (size_t)pass->batch * pixels_out(c);
+
+    fmnn__activate_backward(layer->activation, out, dout, all_rows, (size_t)c->filters);
+    fmnn__sum_rows(dout, layer->bias_grad, all_rows, (size_t)c->filters);
+    for (int n0 = 0; n0 < pass->batch; n0 += group) {
+        int images = pass->batch - n0 < group ? pass->batch - n0 : group;
+        int rows = images * (int)pixels_out(c);
+        const float *dy = dout + (size_t)n0 * out_image;
+        const float *x = in + (size_t)n0 * in_image;
+        const float *col = x;
+        if (!is_pointwise(c)) {
+            im2col(c, x, images, pass->workspace);
+            col = pass->workspace;
+        }
+        /* dK += col^T dY, in a fixed group order */
+        fmnn__gemm(1, 0, width, c->filters, rows, 1.0f, col, width, dy, c->filters,
+                   n0 == 0 ? 0.0f : 1.0f, layer->kernel_grad, c->filters);
+        if (!din)
+            continue;
+        float *dx = din + (size_t)n0 * in_image;
+        if (is_pointwise(c)) { /* dx = dY K^T directly */
+            fmnn__gemm(0, 1, rows, width, c->filters, 1.0f, dy, c->filters, layer->kernel,
+                       c->filters, 0.0f, dx, width);
+            continue;
+        }
+        fmnn__gemm(0, 1, rows, width, c->filters, 1.0f, dy, c->filters, layer->kernel,
+                   c->filters, 0.0f, pass->workspace, width);
+        col2im(c, pass->workspace, images, dx);
+    }
+}
+
+static const struct fmnn_layer_ops conv2d_ops = {
+    .type = "Conv2D",
+    .base_name = "conv2d",
+    .infer = conv2d_infer,
+    .workspace = conv2d_workspace,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+};
+
+FMNN_API fmnn_layer *fmnn_conv2d(int filters, int kernel_h, int kernel_w,
+                                 const fmnn_conv2d_options *options)
+{
+    conv2d *c = (conv2d *)fmnn__layer_alloc(sizeof *c, &conv2d_ops);
+    if (!c)
+        return NULL;
+    c->filters = filters;
+    c->kh = kernel_h;
+    c->kw = kernel_w;
+    c->sh = c->sw = 1;
+    if (options) {
+        c->sh = options->stride_h ? options->stride_h : 1;
+        c->sw = options->stride_w ? options->stride_w : 1;
+        c->padding = options->padding;
+        c->base.activation = options->activation;
+        c->base.regularizer = options->kernel_regularizer;
+    }
+    return &c->base;
+}

@@ -1,0 +1,85 @@
+/*
+ * dense.c - Dense: y = x W + b over the last axis, with an optional fused
+ * activation (Keras's activation= argument).
+ *
+ * Start reading the layers here.  The kernel W is (in, units), as Keras
+ * stores it, so a batch of rows x (rows, in) is one GEMM.  Inputs of
+ * higher rank are treated as rows of their last axis, as Keras does.
+ */
+#include "layer_impl.h"
+
+typedef struct dense {
+    fmnn_layer base;
+    int units;
+} dense;
+
+static int dense_infer(fmnn_layer *layer)
+{
+    dense *d = (dense *)layer;
+    if (d->units < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "units must be >= 1, got %d", d->units);
+    layer->out = layer->in;
+    int in_features = layer->in.dims[layer->in.rank - 1];
+    layer->out.dims[layer->out.rank - 1] = d->units;
+    layer->n_kernel = (size_t)in_features * (size_t)d->units;
+    layer->n_bias = (size_t)d->units;
+    layer->fan_in = in_features;
+    layer->fan_out = d->units;
+    return FMNN_OK;
+}
+
+/* Rows of the GEMM: every axis but the last, over the whole batch. */
+static int dense_rows(const fmnn_layer *layer, int batch)
+{
+    return (int)(fmnn__shape_size(&layer->in) / (size_t)layer->in.dims[layer->in.rank - 1]) * batch;
+}
+
+static void dense_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+{
+    dense *d = (dense *)layer;
+    int rows = dense_rows(layer, pass->batch);
+    int in_features = layer->fan_in;
+    fmnn__gemm(0, 0, rows, d->units, in_features, 1.0f, in, in_features,
+               layer->kernel, d->units, 0.0f, out, d->units);
+    fmnn__add_bias(out, layer->bias, (size_t)rows, (size_t)d->units);
+    if (!layer->activation_in_loss)
+        fmnn__activate(layer->activation, out, (size_t)rows, (size_t)d->units);
+}
+
+static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
+                           const float *out, float *dout, float *din)
+{
+    dense *d = (dense *)layer;
+    int rows = dense_rows(layer, pass->batch);
+    int in_features = layer->fan_in;
+    if (!layer->activation_in_loss)
+        fmnn__activate_backward(layer->activation, out, dout, (size_t)rows, (size_t)d->units);
+    /* dW = x^T dY, db = column sums of dY, dx = dY W^T */
+    fmnn__gemm(1, 0, in_features, d->units, rows, 1.0f, in, in_features, dout,
+               d->units, 0.0f, layer->kernel_grad, d->units);
+    fmnn__sum_rows(dout, layer->bias_grad, (size_t)rows, (size_t)d->units);
+    if (din)
+        fmnn__gemm(0, 1, rows, in_features, d->units, 1.0f, dout, d->units,
+                   layer->kernel, d->units, 0.0f, din, in_features);
+}
+
+static const struct fmnn_layer_ops dense_ops = {
+    .type = "Dense",
+    .base_name = "dense",
+    .infer = dense_infer,
+    .forward = dense_forward,
+    .backward = dense_backward,
+};
+
+FMNN_API fmnn_layer *fmnn_dense(int units, const fmnn_dense_options *options)
+{
+    dense *d = (dense *)fmnn__layer_alloc(sizeof *d, &dense_ops);
+    if (!d)
+        return NULL;
+    d->units = units;
+    if (options) {
+        d->base.activation = options->activation;
+        d->base.regularizer = options->kernel_regularizer;
+    }
+    return &d->base;
+}

@@ -1,0 +1,130 @@
+/*
+ * maxpool2d.c - MaxPooling2D on channels-last images.
+ *
+ * The forward pass keeps, for every output value, where its maximum came
+ * from (an offset inside the input image), so the backward pass routes
+ * each gradient straight back without searching the window again.
+ */
+#include <string.h>
+
+#include "layer_impl.h"
+
+typedef struct maxpool2d {
+    fmnn_layer base;
+    int ph, pw, sh, sw;
+    fmnn_padding padding;
+    int pad_top, pad_left;
+} maxpool2d;
+
+static int maxpool2d_infer(fmnn_layer *layer)
+{
+    maxpool2d *p = (maxpool2d *)layer;
+    if (layer->in.rank != 3)
+        return fmnn__layer_error(layer, FMNN_ESHAPE,
+                                 "expects (height, width, channels) input, got rank %d", layer->in.rank);
+    if (p->ph < 1 || p->pw < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool size %dx%d must be positive", p->ph, p->pw);
+    if (p->sh < 1 || p->sw < 1)
+        return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be positive", p->sh, p->sw);
+    if ((unsigned)p->padding > FMNN_PADDING_SAME)
+        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown padding %d", (int)p->padding);
+    int h = layer->in.dims[0], w = layer->in.dims[1];
+    int oh = fmnn__window_axis(h, p->ph, p->sh, p->padding, &p->pad_top);
+    int ow = fmnn__window_axis(w, p->pw, p->sw, p->padding, &p->pad_left);
+    if (oh < 1 || ow < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool %dx%d is larger than its %dx%d input",
+                                 p->ph, p->pw, h, w);
+    layer->out = (fmnn_shape){ 3, { oh, ow, layer->in.dims[2], 0 } };
+    return FMNN_OK;
+}
+
+static size_t maxpool2d_saved(const fmnn_layer *layer, int batch)
+{
+    return fmnn__shape_size(&layer->out) * (size_t)batch * sizeof(int32_t);
+}
+
+static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+{
+    maxpool2d *p = (maxpool2d *)layer;
+    const int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
+    const int oh = layer->out.dims[0], ow = layer->out.dims[1];
+    const size_t in_image = fmnn__shape_size(&layer->in);
+    int32_t *argmax = layer->saved;
+#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
+    for (int n = 0; n < pass->batch; n++)
+        for (int y = 0; y < oh; y++) {
+            const float *image = in + (size_t)n * in_image;
+            int y0 = y * p->sh - p->pad_top;
+            int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+            for (int x = 0; x < ow; x++) {
+                size_t o = (((size_t)n * oh + y) * ow + x) * ch;
+                float *best = out + o;
+                int32_t *where = argmax + o;
+                int x0 = x * p->sw - p->pad_left;
+                int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+                /* Start from the window's first value, then keep the first
+                 * strictly larger one (ties go to the earliest). */
+                int32_t first = (int32_t)(((size_t)ya * w + xa) * ch);
+                for (int k = 0; k < ch; k++) {
+                    best[k] = image[first + k];
+                    where[k] = first + k;
+                }
+                for (int iy = ya; iy < yb; iy++)
+                    for (int ix = xa; ix < xb; ix++) {
+                        int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
+                        for (int k = 0; k < ch; k++) {
+                            float v = image[at + k];
+                            if (v > best[k]) {
+                                best[k] = v;
+                                where[k] = at + k;
+                            }
+                        }
+                    }
+            }
+        }
+}
+
+static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
+                               const float *out, float *dout, float *din)
+{
+    (void)in;
+    (void)out;
+    if (!din)
+        return;
+    const size_t in_image = fmnn__shape_size(&layer->in);
+    const size_t out_image = fmnn__shape_size(&layer->out);
+    const int32_t *argmax = layer->saved;
+    /* One image per thread at a time: overlapping windows add into the
+     * same input value, but never across images. */
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static)
+    for (int n = 0; n < pass->batch; n++) {
+        float *dx = din + (size_t)n * in_image;
+        const float *dy = dout + (size_t)n * out_image;
+        const int32_t *where = argmax + (size_t)n * out_image;
+        memset(dx, 0, in_image * sizeof *dx);
+        for (size_t o = 0; o < out_image; o++)
+            dx[where[o]] += dy[o];
+    }
+}
+
+static const struct fmnn_layer_ops maxpool2d_ops = {
+    .type = "MaxPooling2D",
+    .base_name = "max_pooling2d",
+    .infer = maxpool2d_infer,
+    .saved = maxpool2d_saved,
+    .forward = maxpool2d_forward,
+    .backward = maxpool2d_backward,
+};
+
+FMNN_API fmnn_layer *fmnn_maxpool2d(int pool_h, int pool_w, const fmnn_maxpool2d_options *options)
+{
+    maxpool2d *p = (maxpool2d *)fmnn__layer_alloc(sizeof *p, &maxpool2d_ops);
+    if (!p)
+        return NULL;
+    p->ph = pool_h;
+    p->pw = pool_w;
+    p->sh = options && options->stride_h ? options->stride_h : pool_h;
+    p->sw = options && options->stride_w ? options->stride_w : pool_w;
+    p->padding = options ? options->padding : FMNN_PADDING_VALID;
+    return &p->base;
+}

@@ -1,0 +1,381 @@
+/*
+ * model.c - building a Sequential model: add layers, compile (infer and
+ * check every shape, collate the parameters, initialise them), plan the
+ * buffers for a batch size, and print Keras's summary.
+ *
+ * Training and inference live in train.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model_impl.h"
+
+FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
+{
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_new: out is NULL");
+    *out = NULL;
+    if (rank < 1 || rank > FMNN_MAX_RANK - 1)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input rank must be 1..%d (without the batch axis), got %d",
+                           FMNN_MAX_RANK - 1, rank);
+    if (!input_shape)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape is NULL");
+    for (int i = 0; i < rank; i++)
+        if (input_shape[i] < 1)
+            return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape[%d] is %d; sizes must be >= 1",
+                               i, input_shape[i]);
+    fmnn_model *m = fmnn__alloc_zeroed(sizeof *m, "a model");
+    if (!m)
+        return FMNN_ENOMEM;
+    m->input.rank = rank;
+    memcpy(m->input.dims, input_shape, (size_t)rank * sizeof *input_shape);
+    *out = m;
+    return FMNN_OK;
+}
+
+static void free_buffers(fmnn_model *m)
+{
+    fmnn__free(m->arena);
+    fmnn__free(m->acts);
+    fmnn__free(m->saved);
+    m->arena = NULL;
+    m->acts = NULL;
+    m->saved = NULL;
+    m->capacity = 0;
+}
+
+FMNN_API void fmnn_model_free(fmnn_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_layers; i++)
+        fmnn_layer_free(m->layers[i]);
+    fmnn__free(m->layers);
+    fmnn__free(m->params);
+    free_buffers(m);
+    fmnn__free(m);
+}
+
+/* Keras names layers conv2d, conv2d_1, conv2d_2, ... per type. */
+static void name_layer(fmnn_model *m, fmnn_layer *layer)
+{
+    int same = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        same += m->layers[i]->ops == layer->ops;
+    if (same > 0)
+        snprintf(layer->name, sizeof layer->name, "%s_%d", layer->ops->base_name, same);
+}
+
+FMNN_API int fmnn_model_add(fmnn_model *m, fmnn_layer *layer)
+{
+    if (!layer)
+        return m ? fmnn__error(FMNN_ENOMEM, "fmnn_model_add: the layer is NULL (its constructor ran out of memory)")
+                 : fmnn__error(FMNN_EINVAL, "fmnn_model_add: model and layer are NULL");
+    if (!m) {
+        fmnn_layer_free(layer);
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_add: model is NULL");
+    }
+    if (m->compiled) {
+        int err = fmnn__error(FMNN_ESTATE, "fmnn_model_add: cannot add %s after fmnn_model_compile",
+                              layer->ops->type);
+        fmnn_layer_free(layer);
+        return err;
+    }
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i] == layer)
+            return fmnn__error(FMNN_EINVAL, "fmnn_model_add: %s is already in this model", layer->name);
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 16;
+        fmnn_layer **grown = fmnn__alloc_array((size_t)cap, sizeof *grown, "the layer list");
+        if (!grown) {
+            fmnn_layer_free(layer);
+            return FMNN_ENOMEM;
+        }
+        if (m->n_layers)
+            memcpy(grown, m->layers, (size_t)m->n_layers * sizeof *grown);
+        fmnn__free(m->layers);
+        m->layers = grown;
+        m->cap_layers = cap;
+    }
+    name_layer(m, layer);
+    layer->index = m->n_layers;
+    m->layers[m->n_layers++] = layer;
+    return FMNN_OK;
+}
+
+/* glorot_uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
+static void init_params(fmnn_model *m, uint64_t seed)
+{
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, seed);
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        if (layer->n_kernel) {
+            float limit = sqrtf(6.0f / (float)(layer->fan_in + layer->fan_out));
+            for (size_t k = 0; k < layer->n_kernel; k++)
+                layer->kernel[k] = (2.0f * fmnn__rng_uniform(&rng) - 1.0f) * limit;
+        }
+        for (size_t k = 0; k < layer->n_bias; k++)
+            layer->bias[k] = 0.0f;
+    }
+}
+
+/* Folds a final softmax into cross-entropy (see loss.c). */
+static softmax_fusion find_fusion(const fmnn_model *m)
+{
+    if (m->loss == FMNN_LOSS_MSE || m->n_layers < 2)
+        return FUSE_NONE;
+    const fmnn_layer *last = m->layers[m->n_layers - 1];
+    if (last->activation != FMNN_SOFTMAX)
+        return FUSE_NONE;
+    return strcmp(last->ops->type, "Activation") == 0 ? FUSE_LAYER : FUSE_ACTIVATION;
+}
+
+/* Infers each layer's shapes in turn; stops at the first impossible one. */
+static int infer_shapes(fmnn_model *m, size_t *n_params)
+{
+    fmnn_shape shape = m->input;
+    *n_params = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        layer->in = shape;
+        int err = layer->ops->infer(layer);
+        if (err)
+            return err;
+        if (layer->n_kernel > SIZE_MAX / 4 - *n_params - layer->n_bias)
+            return fmnn__layer_error(layer, FMNN_ESHAPE, "too many parameters");
+        for (int d = 0; d < layer->out.rank; d++)
+            if (layer->out.dims[d] < 1)
+                return fmnn__layer_error(layer, FMNN_ESHAPE, "output dimension %d is empty", d);
+        if (fmnn__shape_size(&layer->out) > (size_t)1 << 31)
+            return fmnn__layer_error(layer, FMNN_ESHAPE, "output of %zu values per sample is too large",
+                                     fmnn__shape_size(&layer->out));
+        *n_params += layer->n_kernel + layer->n_bias;
+        shape = layer->out;
+    }
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *optimizer,
+                                uint64_t seed)
+{
+    if (!m)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_compile: model is NULL");
+    if (m->compiled)
+        return fmnn__error(FMNN_ESTATE, "fmnn_model_compile: the model is already compiled");
+    if (m->n_layers == 0)
+        return fmnn__error(FMNN_ESTATE, "fmnn_model_compile: the model has no layers");
+    if ((unsigned)loss > FMNN_LOSS_MSE)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_compile: unknown loss %d", (int)loss);
+    fmnn_optimizer opt = optimizer ? *optimizer : fmnn_adam();
+    int err = fmnn__optimizer_check(&opt);
+    if (err)
+        return err;
+    size_t n_params;
+    if ((err = infer_shapes(m, &n_params)))
+        return err;
+
+    /* params, grads, Adam's m and v: four arrays in one block. */
+    float *block = fmnn__alloc_array(n_params ? 4 * n_params : 4, sizeof(float), "the parameters");
+    if (!block)
+        return FMNN_ENOMEM;
+    memset(block, 0, (n_params ? 4 * n_params : 4) * sizeof(float));
+    m->params = block;
+    m->grads = block + n_params;
+    m->adam_m = block + 2 * n_params;
+    m->adam_v = block + 3 * n_params;
+    m->n_params = n_params;
+    size_t at = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        layer->kernel = m->params + at;
+        layer->kernel_grad = m->grads + at;
+        at += layer->n_kernel;
+        layer->bias = m->params + at;
+        layer->bias_grad = m->grads + at;
+        at += layer->n_bias;
+    }
+    m->loss = loss;
+    m->optimizer = opt;
+    m->step = 0;
+    const fmnn_layer *last = m->layers[m->n_layers - 1];
+    m->output_width = last->out.dims[last->out.rank - 1];
+    m->fusion = find_fusion(m);
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i]->activation_in_loss = 0;
+    if (m->fusion == FUSE_ACTIVATION) /* the softmax moves into the loss */
+        m->layers[m->n_layers - 1]->activation_in_loss = 1;
+    init_params(m, seed);
+    m->compiled = 1;
+    return FMNN_OK;
+}
+
+/* Rounds a float count up to whole cache lines, so every buffer in the
+ * arena starts aligned. */
+static size_t aligned_floats(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+int fmnn__model_plan(fmnn_model *m, int batch)
+{
+    if (batch <= m->capacity)
+        return FMNN_OK;
+    free_buffers(m);
+    const size_t b = (size_t)batch;
+    size_t total = 0, max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;
+    size_t out_size = fmnn__shape_size(&m->layers[m->n_layers - 1]->out);
+    total += aligned_floats(b * fmnn__shape_size(&m->input));
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        size_t size = fmnn__shape_size(&layer->out);
+        total += aligned_floats(b * size);
+        if (size > max_act)
+            max_act = size;
+        size_t w = layer->ops->workspace ? layer->ops->workspace(layer, batch) : 0;
+        if (w > work)
+            work = w;
+        if (layer->ops->saved)
+            saved += (layer->ops->saved(layer, batch) + 63) & ~(size_t)63;
+    }
+    total += 2 * aligned_floats(b * max_act);          /* delta[0], delta[1] */
+    total += aligned_floats(b * out_size);             /* targets */
+    total += aligned_floats(work);
+    if (m->fusion == FUSE_ACTIVATION)
+        total += aligned_floats(b * out_size);         /* probs */
+
+    m->arena = fmnn__alloc_array(total, sizeof(float), "the training buffers");
+    m->acts = fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list");
+    m->saved = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
+    if (!m->arena || !m->acts || (saved && !m->saved)) {
+        free_buffers(m);
+        return FMNN_ENOMEM;
+    }
+    float *p = m->arena;
+    m->acts[0] = p;
+    p += aligned_floats(b * fmnn__shape_size(&m->input));
+    unsigned char *s = m->saved;
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        m->acts[i + 1] = p;
+        p += aligned_floats(b * fmnn__shape_size(&layer->out));
+        layer->saved = NULL;
+        if (layer->ops->saved) {
+            layer->saved = s;
+            s += (layer->ops->saved(layer, batch) + 63) & ~(size_t)63;
+        }
+    }
+    m->delta[0] = p;
+    p += aligned_floats(b * max_act);
+    m->delta[1] = p;
+    p += aligned_floats(b * max_act);
+    m->targets = p;
+    p += aligned_floats(b * out_size);
+    m->workspace = p;
+    p += aligned_floats(work);
+    /* Where the model's answer is: FUSE_ACTIVATION leaves logits in the
+     * last layer's output and needs a separate buffer for the softmax. */
+    m->logits = m->fusion == FUSE_LAYER ? m->acts[m->n_layers - 1] : m->acts[m->n_layers];
+    m->probs = m->acts[m->n_layers];
+    if (m->fusion == FUSE_ACTIVATION)
+        m->probs = p;
+    m->capacity = batch;
+    return FMNN_OK;
+}
+
+/* ---- introspection --------------------------------------------------- */
+
+FMNN_API int fmnn_model_layer_count(const fmnn_model *m)
+{
+    return m ? m->n_layers : 0;
+}
+
+FMNN_API const fmnn_layer *fmnn_model_layer(const fmnn_model *m, int i)
+{
+    return m && i >= 0 && i < m->n_layers ? m->layers[i] : NULL;
+}
+
+FMNN_API int fmnn_model_output_shape(const fmnn_model *m, int i, int dims[FMNN_MAX_RANK])
+{
+    if (!m || !dims)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_output_shape: model or dims is NULL");
+    if (!m->compiled)
+        return fmnn__error(FMNN_ESTATE, "fmnn_model_output_shape: compile the model first");
+    if (i == -1)
+        i = m->n_layers - 1;
+    if (i < 0 || i >= m->n_layers)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_output_shape: layer %d is not in 0..%d", i,
+                           m->n_layers - 1);
+    const fmnn_shape *s = &m->layers[i]->out;
+    for (int d = 0; d < FMNN_MAX_RANK; d++)
+        dims[d] = d < s->rank ? s->dims[d] : 0;
+    return s->rank;
+}
+
+FMNN_API size_t fmnn_model_param_count(const fmnn_model *m)
+{
+    return m && m->compiled ? m->n_params : 0;
+}
+
+FMNN_API float *fmnn_model_weights(fmnn_model *m, size_t *count)
+{
+    if (count)
+        *count = m && m->compiled ? m->n_params : 0;
+    return m && m->compiled ? m->params : NULL;
+}
+
+/* 390054 -> "390,054" */
+static void with_commas(size_t n, char *buf, size_t size)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%zu", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < size)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+/* "1.49 MB", counting 4 bytes per float32 parameter, as Keras does. */
+static void human_bytes(size_t params, char *buf, size_t size)
+{
+    double bytes = (double)params * 4.0;
+    const char *unit[] = { "B", "KB", "MB", "GB" };
+    int u = 0;
+    while (bytes >= 1024.0 && u < 3) {
+        bytes /= 1024.0;
+        u++;
+    }
+    snprintf(buf, size, "%.2f %s", bytes, unit[u]);
+}
+
+FMNN_API int fmnn_model_summary(const fmnn_model *m, FILE *out)
+{
+    if (!m || !out)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_summary: model or out is NULL");
+    if (!m->compiled)
+        return fmnn__error(FMNN_ESTATE, "fmnn_model_summary: compile the model first (shapes are inferred then)");
+    const char *rule = "_______________________________________________________________________";
+    const char *thick = "=======================================================================";
+    char shape[64], params[32], size[32], name[80];
+    fprintf(out, "Model: \"sequential\"\n%s\n", rule);
+    fprintf(out, " %-33s %-24s %11s\n%s\n", "Layer (type)", "Output Shape", "Param #", thick);
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *layer = m->layers[i];
+        snprintf(name, sizeof name, "%s (%s)", layer->name, layer->ops->type);
+        fmnn__shape_format(&layer->out, shape, sizeof shape);
+        with_commas(layer->n_kernel + layer->n_bias, params, sizeof params);
+        fprintf(out, " %-33s %-24s %11s\n", name, shape, params);
+        if (i + 1 < m->n_layers)
+            fprintf(out, "\n");
+    }
+    with_commas(m->n_params, params, sizeof params);
+    human_bytes(m->n_params, size, sizeof size);
+    fprintf(out, "%s\nTotal params: %s (%s)\nTrainable params: %s (%s)\n"
+                 "Non-trainable params: 0 (0.00 B)\n%s\n",
+            thick, params, size, params, size, rule);
+    return ferror(out) ? fmnn__error(FMNN_EIO, "fmnn_model_summary: writing failed") : FMNN_OK;
+}

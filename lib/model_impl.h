@@ -1,0 +1,87 @@
+/*
+ * model_impl.h - the layout of fmnn_model, shared by model.c (building,
+ * compiling, summary), train.c (fit, evaluate, predict) and the loss and
+ * optimizer files.  Private to the library.
+ */
+#ifndef FMNN_MODEL_IMPL_H
+#define FMNN_MODEL_IMPL_H
+
+#include "layer_impl.h"
+
+/* How a final softmax meets a cross-entropy loss. */
+typedef enum softmax_fusion {
+    FUSE_NONE = 0,       /* the loss sees the output as it is */
+    FUSE_LAYER,          /* the last layer is Activation(softmax) */
+    FUSE_ACTIVATION      /* the last layer has activation=softmax */
+} softmax_fusion;
+
+struct fmnn_model {
+    fmnn_shape input;
+    fmnn_layer **layers;
+    int n_layers, cap_layers;
+
+    int compiled;
+    fmnn_loss loss;
+    fmnn_optimizer optimizer;
+    softmax_fusion fusion;
+    int output_width;       /* values per sample in the output */
+
+    /* Collated parameters: each array holds every layer's kernel and bias
+     * back to back, so the optimizer and regularizers are single loops. */
+    size_t n_params;
+    float *params, *grads;
+    float *adam_m, *adam_v; /* Adam's moments, or SGD's velocity in adam_m */
+    long step;              /* optimizer steps taken (Adam's t) */
+
+    /* Buffers for batches of up to `capacity` samples, sized by plan(). */
+    int capacity;
+    float *arena;           /* one block for everything below */
+    float **acts;           /* acts[0] = input batch, acts[i + 1] = layer i's output */
+    float *logits;          /* FUSE_ACTIVATION: the last layer's output before softmax */
+    float *probs;           /* the model's output as predict returns it */
+    float *delta[2];        /* gradients flowing backward, ping-pong */
+    float *targets;         /* the batch's y */
+    float *workspace;
+    unsigned char *saved;   /* per-layer state from forward for backward */
+};
+
+/* Sizes every buffer for batches of up to `batch` samples (model.c).
+ * Does nothing when the buffers are already large enough. */
+FMNN_INTERNAL int fmnn__model_plan(fmnn_model *model, int batch);
+
+/* The loss of one batch (loss.c).  Returns the sum of per-sample losses
+ * (without regularization); when grad is not NULL, writes the gradient
+ * of the batch's MEAN loss with respect to the logits (fused softmax) or
+ * the output.  *correct receives the number of right predictions. */
+typedef struct fmnn_loss_batch {
+    fmnn_loss kind;
+    int fused_softmax;
+    int batch, width;
+    const float *logits;   /* when fused_softmax */
+    const float *output;   /* probabilities, or whatever the model outputs */
+    const float *target;   /* (batch, width), or (batch) class indices */
+    float *grad;           /* (batch, width) or NULL */
+} fmnn_loss_batch;
+
+FMNN_INTERNAL double fmnn__loss(const fmnn_loss_batch *b, int *correct);
+
+/* Checks that targets fit the loss: widths, class indices in range. */
+FMNN_INTERNAL int fmnn__loss_check_targets(fmnn_loss kind, const float *y,
+                                           size_t count, int width,
+                                           const char *fn);
+
+/* Targets per sample the loss expects: width, or 1 for sparse labels. */
+FMNN_INTERNAL int fmnn__loss_target_width(fmnn_loss kind, int width);
+
+/* Regularization (regularizer.c): the penalty of all kernels, and its
+ * gradient added to grads. */
+FMNN_INTERNAL double fmnn__regularization_penalty(const fmnn_model *model);
+FMNN_INTERNAL void fmnn__regularization_gradient(fmnn_model *model);
+
+/* One optimizer update of all parameters (optimizer.c). */
+FMNN_INTERNAL void fmnn__optimizer_step(fmnn_model *model);
+
+/* Validates optimizer settings (optimizer.c). */
+FMNN_INTERNAL int fmnn__optimizer_check(const fmnn_optimizer *o);
+
+#endif /* FMNN_MODEL_IMPL_H */
