@@ -67,7 +67,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
         experiments quick-experiments
 .DELETE_ON_ERROR:
 
-all: lib examples
+all: lib examples bench
 
 lib: need-deps $(STATIC_LIB) $(B)/libfmnn.so
 
@@ -166,6 +166,21 @@ run-tests: all $(TEST_BINS)
 	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All test suites passed."
 
 test: check
+
+# ---- benchmark ------------------------------------------------------
+
+BENCH_ARGS ?= --threads 2
+
+.PHONY: bench bench-run
+bench: $(B)/bench/fmnn_bench
+
+$(B)/bench/fmnn_bench: bench/bench.c $(EXAMPLE_LIB_OBJS) $(STATIC_LIB) $(HEADERS) lib/model_impl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -Ilib -o $@ $< $(EXAMPLE_LIB_OBJS) $(APP_LIBS)
+
+# Prints the same figures as shared/bench/torch_ref.py, for a side-by-side run.
+bench-run: bench
+	$(B)/bench/fmnn_bench $(BENCH_ARGS)
 
 # ---- experiments ----------------------------------------------------
 

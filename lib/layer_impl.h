@@ -34,15 +34,38 @@ typedef struct fmnn_pass {
     uint64_t seed;      /* differs every training step: dropout masks */
 } fmnn_pass;
 
+/* A layer's own options as plain numbers, for the model file (save.c). */
+typedef struct fmnn_layer_config {
+    int32_t ints[6];
+    float rate;
+} fmnn_layer_config;
+
+/* Layer type codes in model files: never change or reuse one. */
+enum fmnn_layer_code {
+    FMNN_CODE_DENSE = 1,
+    FMNN_CODE_CONV2D = 2,
+    FMNN_CODE_MAXPOOL2D = 3,
+    FMNN_CODE_DROPOUT = 4,
+    FMNN_CODE_ACTIVATION = 5,
+    FMNN_CODE_FLATTEN = 6
+};
+
 struct fmnn_layer_ops {
     const char *type;       /* as Keras prints it: "Conv2D" */
+    uint32_t code;          /* enum fmnn_layer_code */
     const char *base_name;  /* Keras's automatic name: "conv2d", "conv2d_1" */
+    int fuses_activation;   /* can apply a following element-wise Activation itself */
+    int reshape_only;       /* output is the input under another shape (Flatten) */
 
     /*
      * From layer->in, checks the options and sets layer->out, n_kernel,
      * n_bias, fan_in and fan_out.  Errors name the layer.
      */
     int (*infer)(fmnn_layer *layer);
+
+    /* Its own options (activation and regularizer aside), for saving.
+     * May be NULL when there are none. */
+    void (*get_config)(const fmnn_layer *layer, fmnn_layer_config *config);
 
     /* Floats of shared scratch one pass needs at this batch size (may be NULL). */
     size_t (*workspace)(const fmnn_layer *layer, int batch);
@@ -75,6 +98,14 @@ struct fmnn_layer {
     /* Set by the model when a final softmax is folded into the loss: the
      * layer then outputs logits and its backward skips the softmax. */
     int activation_in_loss;
+    /* Set by the model when the next layer is an element-wise Activation:
+     * this layer applies it in the same pass over its output, and the
+     * Activation layer becomes a pass-through (see passthrough). */
+    fmnn_activation_kind fused_activation;
+    /* Set by the model: the layer does no work at run time.  Its output
+     * is its input buffer and its backward pass is skipped (a Flatten, or
+     * an Activation fused into the layer before it). */
+    int passthrough;
     fmnn_regularizer regularizer;
 
     /* Set by infer.  The kernel comes first in the collated arrays. */
@@ -86,6 +117,14 @@ struct fmnn_layer {
     float *kernel_grad, *bias_grad;
     void *saved;
 };
+
+/* The activation a Conv2D or Dense applies to its own output. */
+static inline fmnn_activation_kind fmnn__output_activation(const fmnn_layer *layer)
+{
+    if (layer->activation_in_loss)
+        return FMNN_LINEAR;
+    return layer->activation != FMNN_LINEAR ? layer->activation : layer->fused_activation;
+}
 
 /* Allocates a zeroed layer struct of `size` bytes with its ops (layers.c). */
 FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
@@ -118,13 +157,17 @@ FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
                                            const float *y, float *d,
                                            size_t rows, size_t cols);
 
-/* y[r, :] += bias for every row. */
-FMNN_INTERNAL void fmnn__add_bias(float *y, const float *bias, size_t rows,
-                                  size_t cols);
+/* y[r, :] = f(y[r, :] + bias) for every row, in one pass. */
+FMNN_INTERNAL void fmnn__bias_activate(fmnn_activation_kind kind, float *y,
+                                       const float *bias, size_t rows,
+                                       size_t cols);
 
-/* bias_grad[c] = sum over rows of d[r, c]. */
-FMNN_INTERNAL void fmnn__sum_rows(const float *d, float *bias_grad,
-                                  size_t rows, size_t cols);
+/* d *= f'(.) through the output y, then bias_grad[c] = sum over rows of
+ * d[r, c]; element-wise kinds in one pass. */
+FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
+                                                const float *y, float *d,
+                                                float *bias_grad,
+                                                size_t rows, size_t cols);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS. */
 FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,

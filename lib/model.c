@@ -53,6 +53,7 @@ FMNN_API void fmnn_model_free(fmnn_model *m)
         fmnn_layer_free(m->layers[i]);
     fmnn__free(m->layers);
     fmnn__free(m->params);
+    fmnn__free(m->profile_forward);
     free_buffers(m);
     fmnn__free(m);
 }
@@ -132,6 +133,32 @@ static softmax_fusion find_fusion(const fmnn_model *m)
     return strcmp(last->ops->type, "Activation") == 0 ? FUSE_LAYER : FUSE_ACTIVATION;
 }
 
+/*
+ * Work that can be skipped at run time: a Flatten is only a new shape for
+ * the same buffer, and an element-wise Activation right after a Conv2D or
+ * Dense is applied by that layer in the same pass over its output.  The
+ * skipped layers still show in the summary, as Keras has them.
+ */
+static void plan_fusions(fmnn_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i]->fused_activation = FMNN_LINEAR;
+        m->layers[i]->passthrough = 0;
+    }
+    for (int i = 1; i < m->n_layers; i++) { /* layer 0 reads the caller's x */
+        fmnn_layer *layer = m->layers[i], *prev = m->layers[i - 1];
+        int pointwise = layer->activation == FMNN_RELU || layer->activation == FMNN_SIGMOID ||
+                        layer->activation == FMNN_TANH;
+        if (layer->ops->reshape_only) {
+            layer->passthrough = 1;
+        } else if (strcmp(layer->ops->type, "Activation") == 0 && pointwise && prev->ops->fuses_activation &&
+                   fmnn__output_activation(prev) == FMNN_LINEAR) {
+            prev->fused_activation = layer->activation;
+            layer->passthrough = 1;
+        }
+    }
+}
+
 /* Infers each layer's shapes in turn; stops at the first impossible one. */
 static int infer_shapes(fmnn_model *m, size_t *n_params)
 {
@@ -206,6 +233,7 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
         m->layers[i]->activation_in_loss = 0;
     if (m->fusion == FUSE_ACTIVATION) /* the softmax moves into the loss */
         m->layers[m->n_layers - 1]->activation_in_loss = 1;
+    plan_fusions(m);
     init_params(m, seed);
     m->compiled = 1;
     return FMNN_OK;
@@ -230,7 +258,8 @@ int fmnn__model_plan(fmnn_model *m, int batch)
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
         size_t size = fmnn__shape_size(&layer->out);
-        total += aligned_floats(b * size);
+        if (!layer->passthrough)
+            total += aligned_floats(b * size);
         if (size > max_act)
             max_act = size;
         size_t w = layer->ops->workspace ? layer->ops->workspace(layer, batch) : 0;
@@ -258,8 +287,12 @@ int fmnn__model_plan(fmnn_model *m, int batch)
     unsigned char *s = m->saved;
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
-        m->acts[i + 1] = p;
-        p += aligned_floats(b * fmnn__shape_size(&layer->out));
+        if (layer->passthrough) { /* same buffer, new shape */
+            m->acts[i + 1] = m->acts[i];
+        } else {
+            m->acts[i + 1] = p;
+            p += aligned_floats(b * fmnn__shape_size(&layer->out));
+        }
         layer->saved = NULL;
         if (layer->ops->saved) {
             layer->saved = s;
@@ -281,6 +314,23 @@ int fmnn__model_plan(fmnn_model *m, int batch)
     if (m->fusion == FUSE_ACTIVATION)
         m->probs = p;
     m->capacity = batch;
+    return FMNN_OK;
+}
+
+int fmnn__model_profile(fmnn_model *m, int enable)
+{
+    fmnn__free(m->profile_forward);
+    m->profile_forward = m->profile_backward = NULL;
+    if (!enable)
+        return FMNN_OK;
+    size_t n = m->n_layers > 0 ? (size_t)m->n_layers : 1;
+    double *counters = fmnn__alloc_array(2 * n, sizeof *counters, "the profile counters");
+    if (!counters)
+        return FMNN_ENOMEM;
+    for (size_t i = 0; i < 2 * n; i++)
+        counters[i] = 0.0;
+    m->profile_forward = counters;
+    m->profile_backward = counters + n;
     return FMNN_OK;
 }
 

@@ -43,7 +43,15 @@ struct fmnn_model {
     float *targets;         /* the batch's y */
     float *workspace;
     unsigned char *saved;   /* per-layer state from forward for backward */
+
+    /* Seconds spent in each layer's forward and backward passes, when
+     * profiling is on (the benchmark turns it on); NULL otherwise. */
+    double *profile_forward, *profile_backward;
 };
+
+/* Turns per-layer timing on (allocating its counters) or off.  For the
+ * benchmark; the counters accumulate until profiling is turned off. */
+FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);
 
 /* Sizes every buffer for batches of up to `batch` samples (model.c).
  * Does nothing when the buffers are already large enough. */

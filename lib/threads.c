@@ -1,6 +1,7 @@
 /*
- * threads.c - one thread count for the whole library: our OpenMP loops
- * and OpenBLAS both follow it.
+ * threads.c - one thread count for the whole library.  Our OpenMP loops
+ * use it, and so do the GEMMs, which kernels/gemm.c splits over the same
+ * threads (OpenBLAS is told to use one thread per call).
  */
 #include <cblas.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@ FMNN_API int fmnn_set_num_threads(int n)
     if (n < 1)
         return fmnn__error(FMNN_EINVAL, "fmnn_set_num_threads: n must be >= 1, got %d", n);
     thread_count = n;
-    openblas_set_num_threads(n);
+    /* OpenBLAS itself stays single-threaded: kernels/gemm.c hands each of
+     * our n threads its own block of every large GEMM. */
+    openblas_set_num_threads(1);
     return FMNN_OK;
 }
 

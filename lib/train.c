@@ -66,7 +66,12 @@ static void forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
 {
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
+        if (layer->passthrough)
+            continue;
+        double start = m->profile_forward ? fmnn__now() : 0.0;
         layer->ops->forward(layer, pass, i == 0 ? input : m->acts[i], m->acts[i + 1]);
+        if (m->profile_forward)
+            m->profile_forward[i] += fmnn__now() - start;
     }
     if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
         size_t n = (size_t)pass->batch * (size_t)m->output_width;
@@ -99,8 +104,13 @@ static void backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
     int d = 0;
     for (int i = last; i >= 0; i--) {
         fmnn_layer *layer = m->layers[i];
+        if (layer->passthrough) /* the gradient passes through unchanged */
+            continue;
         float *din = i > 0 ? m->delta[1 - d] : NULL;
+        double start = m->profile_backward ? fmnn__now() : 0.0;
         layer->ops->backward(layer, pass, i == 0 ? input : m->acts[i], m->acts[i + 1], m->delta[d], din);
+        if (m->profile_backward)
+            m->profile_backward[i] += fmnn__now() - start;
         d = 1 - d;
     }
 }

@@ -884,7 +884,7 @@ int report_svg_line_chart(FILE *out, const report_chart *c,
     if (entries > 0) {
         const char *suffix = c->legend_suffix ? c->legend_suffix : "";
         double text_w = 0, row = fs * 1.2, w, h, cx, cy, pad = 0.5 * fs;
-        box cand[9], best;
+        box best = { 0, 0, 0, 0 };
         int best_bad = -1;
         for (int i = 0; i < count; i++) {
             double tw;
@@ -909,14 +909,12 @@ int report_svg_line_chart(FILE *out, const report_chart *c,
             for (int i = 0; i < 9; i++) {
                 box b = { xs[i], ys[i], xs[i] + w, ys[i] + h };
                 int bad = legend_badness(&b, &m, c, runs, count);
-                cand[i] = b;
                 if (best_bad < 0 || bad < best_bad) {
                     best_bad = bad;
                     best = b;
                 }
             }
         }
-        (void)cand;
         fprintf(out, "<g font-size=\"%.2f\">\n", fs);
         fprintf(out, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
                 "rx=\"%.2f\" fill=\"#ffffff\" fill-opacity=\"0.8\" "
@@ -1514,8 +1512,7 @@ static int emit_html(FILE *out, const void *arg)
         fprintf(out, "<td class=\"num\">%.1f</td></tr>\n", r->seconds);
     }
     fputs("</table>\n<p class=\"note\">Train and validation columns are the "
-          "last epoch's; the validation set is the last 20% of the training "
-          "images.</p>\n", out);
+          "last epoch's.</p>\n", out);
 
     /* ---- history ---- */
     fputs("<h2>History</h2>\n<table>\n<tr><th>Model</th><th>Epoch</th>"

@@ -181,6 +181,27 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *model, const fmnn_tensor *x,
 FMNN_API int fmnn_model_predict(fmnn_model *model, const fmnn_tensor *x,
                                 int batch_size, fmnn_tensor **out);
 
+/** fmnn_model_save flag: also save the optimizer's state, to resume training. */
+#define FMNN_SAVE_OPTIMIZER 1u
+
+/**
+ * Saves the architecture, loss, optimizer settings and weights (with
+ * FMNN_SAVE_OPTIMIZER, also Adam's moments and step count) to path, in
+ * the format of docs/FORMAT.md.  Atomic: the file is written under a
+ * temporary name in the same directory, synced, then renamed, so on any
+ * failure an existing file at path is left intact.  FMNN_EIO on failure.
+ */
+FMNN_API int fmnn_model_save(const fmnn_model *model, const char *path,
+                             unsigned flags);
+
+/**
+ * Loads a model saved by fmnn_model_save, compiled and ready to predict
+ * or to continue training.  Rejects a wrong magic number, an unknown
+ * version, truncation, a bad checksum, an impossible architecture and
+ * oversized counts with FMNN_EFORMAT and a message naming the file.
+ */
+FMNN_API int fmnn_model_load(fmnn_model **out, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

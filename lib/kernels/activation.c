@@ -99,24 +99,61 @@ void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d
     }
 }
 
-void fmnn__add_bias(float *y, const float *bias, size_t rows, size_t cols)
+/* f(x) of one element-wise kind; the compiler hoists the switch. */
+static inline float apply(fmnn_activation_kind kind, float x)
 {
+    switch (kind) {
+    case FMNN_RELU: return x > 0.0f ? x : 0.0f;
+    case FMNN_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case FMNN_TANH: return tanhf(x);
+    default: return x;
+    }
+}
+
+/* f'(x) written through y = f(x). */
+static inline float slope(fmnn_activation_kind kind, float y)
+{
+    switch (kind) {
+    case FMNN_RELU: return y > 0.0f ? 1.0f : 0.0f;
+    case FMNN_SIGMOID: return y * (1.0f - y);
+    case FMNN_TANH: return 1.0f - y * y;
+    default: return 1.0f;
+    }
+}
+
+void fmnn__bias_activate(fmnn_activation_kind kind, float *y, const float *bias, size_t rows, size_t cols)
+{
+    const fmnn_activation_kind pointwise = kind == FMNN_SOFTMAX ? FMNN_LINEAR : kind;
 #pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (rows * cols > PARALLEL_MIN)
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * cols;
-        for (size_t c = 0; c < cols; c++)
-            row[c] += bias[c];
+        if (pointwise == FMNN_RELU) { /* the hot case, kept branch-free */
+            for (size_t c = 0; c < cols; c++) {
+                float v = row[c] + bias[c];
+                row[c] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (size_t c = 0; c < cols; c++)
+                row[c] = apply(pointwise, row[c] + bias[c]);
+        }
     }
+    if (kind == FMNN_SOFTMAX)
+        softmax_rows(y, rows, cols);
 }
 
 /*
  * Each thread owns a block of columns and sums them over every row in
- * order, so the result does not depend on the thread count.
+ * order, so the bias gradient does not depend on the thread count.
  */
-void fmnn__sum_rows(const float *d, float *bias_grad, size_t rows, size_t cols)
+void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, float *d, float *bias_grad,
+                                  size_t rows, size_t cols)
 {
+    if (kind == FMNN_SOFTMAX) { /* row-wise: apply it first, then sum */
+        fmnn__activate_backward(kind, y, d, rows, cols);
+        kind = FMNN_LINEAR;
+    }
     int threads = fmnn__threads();
-    if (rows * cols <= PARALLEL_MIN || cols < 16)
+    if (rows * cols <= PARALLEL_MIN || cols < 32)
         threads = 1;
 #pragma omp parallel num_threads(threads)
     {
@@ -129,9 +166,21 @@ void fmnn__sum_rows(const float *d, float *bias_grad, size_t rows, size_t cols)
         for (size_t c = c0; c < c1; c++)
             bias_grad[c] = 0.0f;
         for (size_t r = 0; r < rows; r++) {
-            const float *row = d + r * cols;
-            for (size_t c = c0; c < c1; c++)
-                bias_grad[c] += row[c];
+            const float *yr = y + r * cols;
+            float *dr = d + r * cols;
+            if (kind == FMNN_RELU) {
+                for (size_t c = c0; c < c1; c++) {
+                    float g = yr[c] > 0.0f ? dr[c] : 0.0f;
+                    dr[c] = g;
+                    bias_grad[c] += g;
+                }
+            } else {
+                for (size_t c = c0; c < c1; c++) {
+                    float g = dr[c] * slope(kind, yr[c]);
+                    dr[c] = g;
+                    bias_grad[c] += g;
+                }
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ static void activation_backward(fmnn_layer *layer, const fmnn_pass *pass, const 
 
 static const struct fmnn_layer_ops activation_ops = {
     .type = "Activation",
+    .code = FMNN_CODE_ACTIVATION,
     .base_name = "activation",
     .infer = activation_infer,
     .forward = activation_forward,

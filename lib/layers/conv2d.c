@@ -174,8 +174,8 @@ static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float
         int rows = images * (int)pixels_out(c);
         fmnn__gemm(0, 0, rows, c->filters, width, 1.0f, col, width, layer->kernel,
                    c->filters, 0.0f, y, c->filters);
-        fmnn__add_bias(y, layer->bias, (size_t)rows, (size_t)c->filters);
-        fmnn__activate(layer->activation, y, (size_t)rows, (size_t)c->filters);
+        fmnn__bias_activate(fmnn__output_activation(layer), y, layer->bias, (size_t)rows,
+                            (size_t)c->filters);
     }
 }
 
@@ -189,8 +189,8 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     const int group = group_size(c, pass->batch);
     const size_t all_rows = (size_t)pass->batch * pixels_out(c);
 
-    fmnn__activate_backward(layer->activation, out, dout, all_rows, (size_t)c->filters);
-    fmnn__sum_rows(dout, layer->bias_grad, all_rows, (size_t)c->filters);
+    fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, all_rows,
+                                 (size_t)c->filters);
     for (int n0 = 0; n0 < pass->batch; n0 += group) {
         int images = pass->batch - n0 < group ? pass->batch - n0 : group;
         int rows = images * (int)pixels_out(c);
@@ -218,9 +218,19 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     }
 }
 
+static void conv2d_config(const fmnn_layer *layer, fmnn_layer_config *config)
+{
+    const conv2d *c = (const conv2d *)layer;
+    int32_t values[6] = { c->filters, c->kh, c->kw, c->sh, c->sw, (int32_t)c->padding };
+    memcpy(config->ints, values, sizeof values);
+}
+
 static const struct fmnn_layer_ops conv2d_ops = {
     .type = "Conv2D",
+    .code = FMNN_CODE_CONV2D,
     .base_name = "conv2d",
+    .fuses_activation = 1,
+    .get_config = conv2d_config,
     .infer = conv2d_infer,
     .workspace = conv2d_workspace,
     .forward = conv2d_forward,

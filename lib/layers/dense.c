@@ -41,9 +41,7 @@ static void dense_forward(fmnn_layer *layer, const fmnn_pass *pass, const float 
     int in_features = layer->fan_in;
     fmnn__gemm(0, 0, rows, d->units, in_features, 1.0f, in, in_features,
                layer->kernel, d->units, 0.0f, out, d->units);
-    fmnn__add_bias(out, layer->bias, (size_t)rows, (size_t)d->units);
-    if (!layer->activation_in_loss)
-        fmnn__activate(layer->activation, out, (size_t)rows, (size_t)d->units);
+    fmnn__bias_activate(fmnn__output_activation(layer), out, layer->bias, (size_t)rows, (size_t)d->units);
 }
 
 static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
@@ -52,20 +50,27 @@ static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float
     dense *d = (dense *)layer;
     int rows = dense_rows(layer, pass->batch);
     int in_features = layer->fan_in;
-    if (!layer->activation_in_loss)
-        fmnn__activate_backward(layer->activation, out, dout, (size_t)rows, (size_t)d->units);
-    /* dW = x^T dY, db = column sums of dY, dx = dY W^T */
+    /* dY through the activation, db = column sums of dY, dW = x^T dY, dx = dY W^T */
+    fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, (size_t)rows,
+                                 (size_t)d->units);
     fmnn__gemm(1, 0, in_features, d->units, rows, 1.0f, in, in_features, dout,
                d->units, 0.0f, layer->kernel_grad, d->units);
-    fmnn__sum_rows(dout, layer->bias_grad, (size_t)rows, (size_t)d->units);
     if (din)
         fmnn__gemm(0, 1, rows, in_features, d->units, 1.0f, dout, d->units,
                    layer->kernel, d->units, 0.0f, din, in_features);
 }
 
+static void dense_config(const fmnn_layer *layer, fmnn_layer_config *config)
+{
+    config->ints[0] = ((const dense *)layer)->units;
+}
+
 static const struct fmnn_layer_ops dense_ops = {
     .type = "Dense",
+    .code = FMNN_CODE_DENSE,
     .base_name = "dense",
+    .fuses_activation = 1,
+    .get_config = dense_config,
     .infer = dense_infer,
     .forward = dense_forward,
     .backward = dense_backward,

@@ -77,9 +77,16 @@ static void dropout_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
         din[i] = mask[i] ? dout[i] * scale : 0.0f;
 }
 
+static void dropout_config(const fmnn_layer *layer, fmnn_layer_config *config)
+{
+    config->rate = ((const dropout *)layer)->rate;
+}
+
 static const struct fmnn_layer_ops dropout_ops = {
     .type = "Dropout",
+    .code = FMNN_CODE_DROPOUT,
     .base_name = "dropout",
+    .get_config = dropout_config,
     .infer = dropout_infer,
     .saved = dropout_saved,
     .forward = dropout_forward,

@@ -29,7 +29,9 @@ static void flatten_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
 
 static const struct fmnn_layer_ops flatten_ops = {
     .type = "Flatten",
+    .code = FMNN_CODE_FLATTEN,
     .base_name = "flatten",
+    .reshape_only = 1,
     .infer = flatten_infer,
     .forward = flatten_forward,
     .backward = flatten_backward,

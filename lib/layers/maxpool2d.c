@@ -107,9 +107,18 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     }
 }
 
+static void maxpool2d_config(const fmnn_layer *layer, fmnn_layer_config *config)
+{
+    const maxpool2d *p = (const maxpool2d *)layer;
+    int32_t values[5] = { p->ph, p->pw, p->sh, p->sw, (int32_t)p->padding };
+    memcpy(config->ints, values, sizeof values);
+}
+
 static const struct fmnn_layer_ops maxpool2d_ops = {
     .type = "MaxPooling2D",
+    .code = FMNN_CODE_MAXPOOL2D,
     .base_name = "max_pooling2d",
+    .get_config = maxpool2d_config,
     .infer = maxpool2d_infer,
     .saved = maxpool2d_saved,
     .forward = maxpool2d_forward,

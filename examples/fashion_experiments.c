@@ -1,0 +1,528 @@
+/*
+ * fashion_experiments.c - the Keras notebook "Design and Implement the CNN
+ * with Regularization and Dropout on Fashion MNIST", with libfmnn.
+ *
+ * Trains the notebook's five CNNs (no regularization, L1, L2, Dropout,
+ * L2 + Dropout) on Fashion-MNIST with Adam and categorical cross-entropy,
+ * holding out the last 20% of the training images for validation, and
+ * evaluates each on the test set.  With the last model (L2 + Dropout when
+ * it was trained) it predicts the test set and builds the notebook's
+ * confusion matrix, classification report and prediction grid.
+ *
+ * It prints what the notebook prints, then a comparison table, and writes
+ * into --out: results.csv, history.csv, val_accuracy.svg, val_loss.svg,
+ * predictions.svg, confusion_matrix.svg, classification_report.txt and
+ * report.html (one page with all of them).
+ *
+ *     build/examples/fashion_experiments                   # the notebook
+ *     build/examples/fashion_experiments --epochs 1 --train-limit 2000 \
+ *         --test-limit 500 --models base,l2_dropout --quiet  # a quick look
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <fmnn.h>
+
+#include "support/models.h"
+#include "support/report.h"
+
+#define NUM_CLASSES 10
+#define GRID_IMAGES 15 /* the prediction grid: 3 rows of 5 */
+#define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
+
+static const char *const CLASS_NAMES[NUM_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+};
+
+/* ==== options ========================================================= */
+
+typedef struct options {
+    const char *data_dir;
+    const char *out_dir;
+    int epochs, batch, train_limit, test_limit, threads, quiet;
+    unsigned long long seed;
+    int models[STUDY_MODEL_COUNT]; /* indices into study_models, in training order */
+    int model_count;
+} options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: fashion_experiments [OPTION]...\n"
+        "Trains the notebook's five CNNs on Fashion-MNIST and writes a report.\n"
+        "\n"
+        "  --data DIR         the Fashion-MNIST .gz files (default: $FMNN_DATA,\n"
+        "                     else " DEFAULT_DATA ")\n"
+        "  --epochs N         epochs per model (default 5)\n"
+        "  --batch N          batch size (default 64)\n"
+        "  --train-limit N    use only the first N training images (0 = all)\n"
+        "  --test-limit N     use only the first N test images (0 = all)\n"
+        "  --models LIST      comma-separated from base,l1,l2,dropout,l2_dropout\n"
+        "                     (default: all five, in that order)\n"
+        "  --seed N           seed of the weights, shuffling and dropout (default 42)\n"
+        "  --threads N        threads to use (default: one per CPU)\n"
+        "  --out DIR          where the reports go, created if needed\n"
+        "                     (default fmnn-results)\n"
+        "  --quiet            no model summaries and no progress bars\n"
+        "  --help             show this help and exit\n");
+}
+
+/* A whole-string integer in [min, max]. */
+static int parse_int(const char *s, long min, long max, int *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_models(const char *list, options *opt)
+{
+    const char *p = list;
+    opt->model_count = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < STUDY_MODEL_COUNT; i++)
+            if (strlen(study_models[i].key) == len && strncmp(p, study_models[i].key, len) == 0)
+                found = i;
+        if (found < 0) {
+            fprintf(stderr, "fashion_experiments: unknown model '%.*s' in --models "
+                    "(choose from base,l1,l2,dropout,l2_dropout)\n", (int)len, p);
+            return -1;
+        }
+        for (int i = 0; i < opt->model_count; i++)
+            if (opt->models[i] == found) {
+                fprintf(stderr, "fashion_experiments: model '%s' named twice "
+                        "in --models\n", study_models[found].key);
+                return -1;
+            }
+        opt->models[opt->model_count++] = found;
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+/* 0: run; 1: --help was printed; 2: bad usage (already reported). */
+static int parse_args(int argc, char **argv, options *opt)
+{
+    const char *env = getenv("FMNN_DATA");
+
+    opt->data_dir = env && *env ? env : DEFAULT_DATA;
+    opt->out_dir = "fmnn-results";
+    opt->epochs = 5;
+    opt->batch = 64;
+    opt->train_limit = opt->test_limit = 0;
+    opt->threads = 0;
+    opt->quiet = 0;
+    opt->seed = 42;
+    opt->model_count = STUDY_MODEL_COUNT;
+    for (int i = 0; i < STUDY_MODEL_COUNT; i++)
+        opt->models[i] = i;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL, *eq;
+        char name[32];
+        int bad = 0;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(arg, "--quiet") == 0) {
+            opt->quiet = 1;
+            continue;
+        }
+        /* --name VALUE or --name=VALUE */
+        eq = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) != 0 || (eq ? (size_t)(eq - arg) : strlen(arg)) >= sizeof name) {
+            fprintf(stderr, "fashion_experiments: unknown argument '%s'\n", arg);
+            goto bad_usage;
+        }
+        if (eq) {
+            memcpy(name, arg, (size_t)(eq - arg));
+            name[eq - arg] = '\0';
+            value = eq + 1;
+        } else {
+            strcpy(name, arg);
+            if (i + 1 < argc)
+                value = argv[++i];
+        }
+        if (strcmp(name, "--data") == 0 || strcmp(name, "--epochs") == 0 ||
+            strcmp(name, "--batch") == 0 || strcmp(name, "--train-limit") == 0 ||
+            strcmp(name, "--test-limit") == 0 || strcmp(name, "--models") == 0 ||
+            strcmp(name, "--seed") == 0 || strcmp(name, "--threads") == 0 ||
+            strcmp(name, "--out") == 0) {
+            if (value == NULL) {
+                fprintf(stderr, "fashion_experiments: %s needs a value\n", name);
+                goto bad_usage;
+            }
+        } else {
+            fprintf(stderr, "fashion_experiments: unknown option '%s'\n", name);
+            goto bad_usage;
+        }
+
+        if (strcmp(name, "--data") == 0) {
+            bad = *value == '\0';
+            opt->data_dir = value;
+        } else if (strcmp(name, "--out") == 0) {
+            bad = *value == '\0';
+            opt->out_dir = value;
+        } else if (strcmp(name, "--epochs") == 0) {
+            bad = parse_int(value, 1, 100000, &opt->epochs);
+        } else if (strcmp(name, "--batch") == 0) {
+            bad = parse_int(value, 1, 1 << 20, &opt->batch);
+        } else if (strcmp(name, "--train-limit") == 0) {
+            bad = parse_int(value, 0, 1 << 30, &opt->train_limit);
+        } else if (strcmp(name, "--test-limit") == 0) {
+            bad = parse_int(value, 0, 1 << 30, &opt->test_limit);
+        } else if (strcmp(name, "--threads") == 0) {
+            bad = parse_int(value, 1, 4096, &opt->threads);
+        } else if (strcmp(name, "--seed") == 0) {
+            char *end;
+            errno = 0;
+            opt->seed = strtoull(value, &end, 10);
+            bad = errno != 0 || end == value || *end != '\0' || *value == '-';
+        } else if (strcmp(name, "--models") == 0) {
+            if (parse_models(value, opt) != 0)
+                goto bad_usage;
+        }
+        if (bad) {
+            fprintf(stderr, "fashion_experiments: invalid value '%s' for %s\n",
+                    value, name);
+            goto bad_usage;
+        }
+    }
+    return 0;
+
+bad_usage:
+    fputc('\n', stderr);
+    usage(stderr);
+    return 2;
+}
+
+/* ==== data, directories, time ========================================= */
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Loads "<dir>/<prefix>-images-idx3-ubyte.gz" and its labels. */
+static int load_split(fmnn_dataset **out, const char *dir, const char *prefix,
+                      int limit)
+{
+    char images[4096], labels[4096];
+    const char *paths[2] = { images, labels };
+
+    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    for (int i = 0; i < 2; i++)
+        if (!file_exists(paths[i])) {
+            fprintf(stderr,
+                "error: %s: no such file\n"
+                "The Fashion-MNIST data is not there.  Install it with `make deps`\n"
+                "(or `apt-get install dataset-fashion-mnist`), or point --data DIR or\n"
+                "FMNN_DATA at a folder holding train-images-idx3-ubyte.gz,\n"
+                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and\n"
+                "t10k-labels-idx1-ubyte.gz.\n", paths[i]);
+            return -1;
+        }
+    if (fmnn_dataset_load(out, images, labels, NUM_CLASSES, limit) != FMNN_OK) {
+        fprintf(stderr, "error: %s\n", fmnn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    size_t n = strlen(path);
+    char *p = malloc(n + 1);
+    struct stat st;
+    int rc = 0;
+
+    if (p == NULL)
+        return -1;
+    memcpy(p, path, n + 1);
+    for (char *s = p + 1; rc == 0 && *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            rc = -1;
+        *s = '/';
+    }
+    if (rc == 0 && mkdir(p, 0777) != 0 && errno != EEXIST)
+        rc = -1;
+    if (rc == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "error: cannot create the directory %s: %s\n", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The first index of the largest value, as np.argmax. */
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* ==== one experiment ================================================== */
+
+/* What the reports keep of a trained model. */
+typedef struct result {
+    fmnn_history *history;
+    float test_loss, test_accuracy;
+    double seconds;
+} result;
+
+/*
+ * Predicts the test set (the notebook's model_combi.predict(test_X)) into
+ * pred, and prints the notebook's check of test image 0.
+ */
+static int predict_test(fmnn_model *m, const fmnn_dataset *test,
+                        const char *model_name, int *pred)
+{
+    fmnn_tensor *probs;
+    const float *p;
+    float rounded[NUM_CLASSES];
+
+    if (fmnn_model_predict(m, test->images, 256, &probs) != FMNN_OK)
+        return -1;
+    p = fmnn_tensor_const_data(probs);
+    for (int i = 0; i < test->count; i++)
+        pred[i] = argmax(p + (size_t)i * NUM_CLASSES, NUM_CLASSES);
+
+    /* np.argmax(np.round(predictions[0])), rounding half to even */
+    for (int j = 0; j < NUM_CLASSES; j++)
+        rounded[j] = rintf(p[j]);
+    printf("--- Prediction on Test Image [0] using %s Model ---\n", model_name);
+    printf("Predicted Label: %d\n", argmax(rounded, NUM_CLASSES));
+    printf("Actual Label: %d\n", test->classes[0]);
+    fmnn_tensor_free(probs);
+    return 0;
+}
+
+/* Trains, evaluates and (for the report model) predicts with one model. */
+static int run_model(const study_model *spec, const options *opt,
+                     const fmnn_dataset *train, const fmnn_dataset *test,
+                     result *res, int *pred)
+{
+    fmnn_fit_options fit = FMNN_FIT_OPTIONS_INIT;
+    fmnn_model *m = NULL;
+    double start;
+    int err;
+
+    printf("--- Training %s Model ---\n", spec->title);
+    err = study_build(&m, spec);
+    if (err == FMNN_OK)
+        err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY,
+                                 NULL /* Adam, Keras's defaults */, opt->seed);
+    if (err == FMNN_OK && !opt->quiet)
+        err = fmnn_model_summary(m, stdout);
+    if (err != FMNN_OK)
+        goto fail;
+
+    fit.batch_size = opt->batch;
+    fit.epochs = opt->epochs;
+    fit.validation_split = 0.2f;
+    fit.shuffle = 1;
+    fit.seed = opt->seed;
+    fit.verbose = opt->quiet ? 0 : 1;
+
+    start = now_seconds();
+    err = fmnn_model_fit(m, train->images, train->labels, &fit, &res->history);
+    if (err == FMNN_ENUMERIC) {
+        /* the history and the last good weights are kept: report them */
+        fprintf(stderr, "warning: %s: %s\n", spec->title, fmnn_last_error());
+    } else if (err != FMNN_OK) {
+        goto fail;
+    }
+    err = fmnn_model_evaluate(m, test->images, test->labels, 64,
+                              &res->test_loss, &res->test_accuracy);
+    res->seconds = now_seconds() - start;
+    if (err != FMNN_OK)
+        goto fail;
+    printf("%s Model - Test loss: %.4f, Test accuracy: %.4f\n", spec->title,
+           res->test_loss, res->test_accuracy);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.fmnn", opt->out_dir, spec->key);
+    if ((err = fmnn_model_save(m, path, 0)) != FMNN_OK)
+        goto fail;
+    if (!opt->quiet)
+        printf("Saved %s\n", path);
+
+    if (pred != NULL && predict_test(m, test, spec->title, pred) != 0)
+        goto fail;
+    fmnn_model_free(m);
+    return 0;
+
+fail:
+    fprintf(stderr, "error: %s: %s\n", spec->title, fmnn_last_error());
+    fmnn_model_free(m);
+    return -1;
+}
+
+/* The history's last value, or NAN when there is none. */
+static float last(const float *values, int epochs)
+{
+    return values != NULL && epochs > 0 ? values[epochs - 1] : NAN;
+}
+
+static void print_comparison(const report_run *runs, int count)
+{
+    printf("\n--- Comparison ---\n");
+    printf("%-12s %10s %10s %10s %10s %9s\n", "Model", "Train acc",
+           "Val acc", "Test loss", "Test acc", "Seconds");
+    for (int i = 0; i < count; i++) {
+        const report_run *r = &runs[i];
+        printf("%-12s %10.4f %10.4f %10.4f %10.4f %9.1f\n", r->name,
+               last(r->accuracy, r->epochs), last(r->val_accuracy, r->epochs),
+               r->test_loss, r->test_accuracy, r->seconds);
+    }
+}
+
+/* ==== main ============================================================ */
+
+int main(int argc, char **argv)
+{
+    options opt;
+    fmnn_dataset *train = NULL, *test = NULL;
+    result results[STUDY_MODEL_COUNT] = { { 0 } };
+    report_run runs[STUDY_MODEL_COUNT];
+    report_metrics metrics = { 0 };
+    long confusion[NUM_CLASSES * NUM_CLASSES];
+    int *y_true = NULL, *y_pred = NULL, report_model, status = 1;
+    char *text;
+
+    switch (parse_args(argc, argv, &opt)) {
+    case 1: return 0;
+    case 2: return 2;
+    }
+    if (opt.threads > 0 && fmnn_set_num_threads(opt.threads) != FMNN_OK) {
+        fprintf(stderr, "error: %s\n", fmnn_last_error());
+        return 1;
+    }
+    if (make_dirs(opt.out_dir) != 0)
+        return 1;
+
+    /* ---- data ---- */
+    printf("libfmnn %s, %d threads, data from %s\n", fmnn_version_string(),
+           fmnn_get_num_threads(), opt.data_dir);
+    if (load_split(&train, opt.data_dir, "train", opt.train_limit) != 0 ||
+        load_split(&test, opt.data_dir, "t10k", opt.test_limit) != 0)
+        goto done;
+    printf("Data loaded and preprocessed successfully.\n");
+    printf("Training shape: (%d, %d, %d, %d), Test shape: (%d, %d, %d, %d)\n",
+           train->count, fmnn_tensor_dim(train->images, 1),
+           fmnn_tensor_dim(train->images, 2), fmnn_tensor_dim(train->images, 3),
+           test->count, fmnn_tensor_dim(test->images, 1),
+           fmnn_tensor_dim(test->images, 2), fmnn_tensor_dim(test->images, 3));
+
+    y_true = malloc(sizeof *y_true * (size_t)test->count);
+    y_pred = malloc(sizeof *y_pred * (size_t)test->count);
+    if (y_true == NULL || y_pred == NULL) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < test->count; i++)
+        y_true[i] = test->classes[i];
+
+    /* ---- the models; the report is on L2+Dropout, else the last one ---- */
+    report_model = opt.model_count - 1;
+    for (int i = 0; i < opt.model_count; i++)
+        if (strcmp(study_models[opt.models[i]].key, "l2_dropout") == 0)
+            report_model = i;
+    for (int i = 0; i < opt.model_count; i++) {
+        if (i > 0)
+            printf("\n");
+        if (run_model(&study_models[opt.models[i]], &opt, train, test, &results[i],
+                      i == report_model ? y_pred : NULL) != 0)
+            goto done;
+    }
+    fmnn_dataset_free(train); /* only the test set is needed from here on */
+    train = NULL;
+
+    /* ---- comparison and reports ---- */
+    for (int i = 0; i < opt.model_count; i++) {
+        const fmnn_history *h = results[i].history;
+        runs[i] = (report_run){
+            study_models[opt.models[i]].title, h ? h->epochs : 0,
+            h ? h->loss : NULL, h ? h->accuracy : NULL,
+            h ? h->val_loss : NULL, h ? h->val_accuracy : NULL,
+            results[i].test_loss, results[i].test_accuracy, results[i].seconds
+        };
+    }
+    print_comparison(runs, opt.model_count);
+
+    if (report_confusion_matrix(confusion, NUM_CLASSES, y_true, y_pred,
+                                (size_t)test->count) != 0 ||
+        report_metrics_compute(&metrics, confusion, NUM_CLASSES) != 0) {
+        perror("error: metrics");
+        goto done;
+    }
+    text = report_classification_text(&metrics, CLASS_NAMES, 2);
+    if (text == NULL) {
+        perror("error: classification report");
+        goto done;
+    }
+    printf("\n--- Detailed Classification Report ---\n%s\n", text);
+    free(text);
+
+    {
+        report_data data = {
+            runs, opt.model_count, NUM_CLASSES, CLASS_NAMES,
+            study_models[opt.models[report_model]].title, confusion, &metrics,
+            { test->count < GRID_IMAGES ? test->count : GRID_IMAGES,
+              fmnn_tensor_dim(test->images, 1), fmnn_tensor_dim(test->images, 2),
+              fmnn_tensor_const_data(test->images), y_true, y_pred }
+        };
+        if (report_write_all(opt.out_dir, &data) != 0)
+            goto done;
+    }
+    printf("Reports written to %s/: results.csv, history.csv, val_accuracy.svg,\n"
+           "val_loss.svg, predictions.svg, confusion_matrix.svg,\n"
+           "classification_report.txt and report.html\n", opt.out_dir);
+    status = 0;
+
+done:
+    report_metrics_free(&metrics);
+    for (int i = 0; i < STUDY_MODEL_COUNT; i++)
+        fmnn_history_free(results[i].history);
+    free(y_true);
+    free(y_pred);
+    fmnn_dataset_free(train);
+    fmnn_dataset_free(test);
+    return status;
+}
