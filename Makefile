@@ -66,6 +66,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 .PHONY: all lib examples check test deps need-deps install uninstall clean \
         experiments quick-experiments
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: lib examples bench
 

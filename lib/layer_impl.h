@@ -102,6 +102,13 @@ struct fmnn_layer {
      * this layer applies it in the same pass over its output, and the
      * Activation layer becomes a pass-through (see passthrough). */
     fmnn_activation_kind fused_activation;
+    /* Set by the model for Conv2D -> relu -> MaxPool2D: the conv leaves
+     * its raw GEMM output, and the pool that follows applies the conv's
+     * bias and relu after pooling (exact: max(x) + b rounds the same as
+     * max(x + b), and relu is monotone) and computes the conv's bias
+     * gradient.  bias_from on the pool points at the conv. */
+    int defer_bias_activation;
+    fmnn_layer *bias_from;
     /* Set by the model: the layer does no work at run time.  Its output
      * is its input buffer and its backward pass is skipped (a Flatten, or
      * an Activation fused into the layer before it). */

@@ -125,12 +125,16 @@ static void init_params(fmnn_model *m, uint64_t seed)
 /* Folds a final softmax into cross-entropy (see loss.c). */
 static softmax_fusion find_fusion(const fmnn_model *m)
 {
-    if (m->loss == FMNN_LOSS_MSE || m->n_layers < 2)
+    if (m->loss == FMNN_LOSS_MSE)
         return FUSE_NONE;
     const fmnn_layer *last = m->layers[m->n_layers - 1];
     if (last->activation != FMNN_SOFTMAX)
         return FUSE_NONE;
-    return strcmp(last->ops->type, "Activation") == 0 ? FUSE_LAYER : FUSE_ACTIVATION;
+    if (strcmp(last->ops->type, "Activation") != 0)
+        return FUSE_ACTIVATION;
+    /* The logits are the previous layer's output; a lone softmax layer
+     * has none of its own, so it stays unfused. */
+    return m->n_layers >= 2 ? FUSE_LAYER : FUSE_NONE;
 }
 
 /*
@@ -144,6 +148,8 @@ static void plan_fusions(fmnn_model *m)
     for (int i = 0; i < m->n_layers; i++) {
         m->layers[i]->fused_activation = FMNN_LINEAR;
         m->layers[i]->passthrough = 0;
+        m->layers[i]->defer_bias_activation = 0;
+        m->layers[i]->bias_from = NULL;
     }
     for (int i = 1; i < m->n_layers; i++) { /* layer 0 reads the caller's x */
         fmnn_layer *layer = m->layers[i], *prev = m->layers[i - 1];
@@ -155,6 +161,16 @@ static void plan_fusions(fmnn_model *m)
                    fmnn__output_activation(prev) == FMNN_LINEAR) {
             prev->fused_activation = layer->activation;
             layer->passthrough = 1;
+        }
+    }
+    /* Conv2D -> relu -> MaxPool2D: pool first, then add the bias and
+     * apply relu to the pooled values only (see layer_impl.h). */
+    for (int i = 2; i < m->n_layers; i++) {
+        fmnn_layer *conv = m->layers[i - 2], *relu = m->layers[i - 1], *pool = m->layers[i];
+        if (strcmp(conv->ops->type, "Conv2D") == 0 && conv->fused_activation == FMNN_RELU &&
+            conv->activation == FMNN_LINEAR && relu->passthrough && strcmp(pool->ops->type, "MaxPooling2D") == 0) {
+            conv->defer_bias_activation = 1;
+            pool->bias_from = conv;
         }
     }
 }
@@ -202,6 +218,7 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
     size_t n_params;
     if ((err = infer_shapes(m, &n_params)))
         return err;
+    const fmnn_layer *last = m->layers[m->n_layers - 1];
 
     /* params, grads, Adam's m and v: four arrays in one block. */
     float *block = fmnn__alloc_array(n_params ? 4 * n_params : 4, sizeof(float), "the parameters");
@@ -226,8 +243,9 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
     m->loss = loss;
     m->optimizer = opt;
     m->step = 0;
-    const fmnn_layer *last = m->layers[m->n_layers - 1];
-    m->output_width = last->out.dims[last->out.rank - 1];
+    size_t out_size = fmnn__shape_size(&last->out);
+    m->output_width = loss == FMNN_LOSS_MSE ? (int)out_size : last->out.dims[last->out.rank - 1];
+    m->output_rows = (int)(out_size / (size_t)m->output_width);
     m->fusion = find_fusion(m);
     for (int i = 0; i < m->n_layers; i++)
         m->layers[i]->activation_in_loss = 0;

@@ -24,7 +24,12 @@ struct fmnn_model {
     fmnn_loss loss;
     fmnn_optimizer optimizer;
     softmax_fusion fusion;
-    int output_width;       /* values per sample in the output */
+    /* How the loss sees the output: output_rows rows of output_width
+     * values per sample.  Cross-entropy takes a row of class scores per
+     * position (one row for a flat output, h*w rows for a convolutional
+     * one, as Keras averages over them); MSE takes all values as one row. */
+    int output_width;
+    int output_rows;
 
     /* Collated parameters: each array holds every layer's kernel and bias
      * back to back, so the optimizer and regularizers are single loops. */
@@ -86,8 +91,9 @@ FMNN_INTERNAL int fmnn__loss_target_width(fmnn_loss kind, int width);
 FMNN_INTERNAL double fmnn__regularization_penalty(const fmnn_model *model);
 FMNN_INTERNAL void fmnn__regularization_gradient(fmnn_model *model);
 
-/* One optimizer update of all parameters (optimizer.c). */
-FMNN_INTERNAL void fmnn__optimizer_step(fmnn_model *model);
+/* One optimizer update of all parameters (optimizer.c).  Returns
+ * FMNN_ENUMERIC, changing nothing, when any new value would not be finite. */
+FMNN_INTERNAL int fmnn__optimizer_step(fmnn_model *model);
 
 /* Validates optimizer settings (optimizer.c). */
 FMNN_INTERNAL int fmnn__optimizer_check(const fmnn_optimizer *o);

@@ -44,49 +44,81 @@ int fmnn__optimizer_check(const fmnn_optimizer *o)
     return fmnn__error(FMNN_EINVAL, "fmnn_model_compile: unknown optimizer kind %d", (int)o->kind);
 }
 
-static void adam_step(fmnn_model *model)
+/*
+ * Each optimizer runs its loop twice over the parameters: first only to
+ * check that every new value would be finite, then to store them.  An
+ * update that would overflow is refused whole, so the model keeps the
+ * weights of its last good step (see fmnn_model_fit).
+ */
+typedef struct adam_step_size {
+    float alpha, b1, b2, eps;
+} adam_step_size;
+
+static inline int adam_update(const adam_step_size *k, float *w, float g, float *m, float *v, int store)
+{
+    float m2 = k->b1 * *m + (1.0f - k->b1) * g;
+    float v2 = k->b2 * *v + (1.0f - k->b2) * g * g;
+    float w2 = *w - k->alpha * m2 / (sqrtf(v2) + k->eps);
+    if (store) {
+        *m = m2;
+        *v = v2;
+        *w = w2;
+    }
+    return !isfinite(w2) || !isfinite(v2) || !isfinite(m2);
+}
+
+static int adam_pass(fmnn_model *model, int store)
 {
     const fmnn_optimizer *o = &model->optimizer;
-    const double t = (double)model->step;
-    const float alpha = (float)(o->learning_rate * sqrt(1.0 - pow(o->beta_2, t)) /
-                                (1.0 - pow(o->beta_1, t)));
-    const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
+    const double t = (double)model->step + 1.0;
+    const adam_step_size k = {
+        (float)(o->learning_rate * sqrt(1.0 - pow(o->beta_2, t)) / (1.0 - pow(o->beta_1, t))),
+        o->beta_1, o->beta_2, o->epsilon
+    };
     float *w = model->params, *m = model->adam_m, *v = model->adam_v;
     const float *g = model->grads;
     const size_t n = model->n_params;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
-    }
+    int bad = 0;
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) reduction(| : bad) if (n > 32768)
+    for (size_t i = 0; i < n; i++)
+        bad |= adam_update(&k, &w[i], g[i], &m[i], &v[i], store);
+    return bad;
 }
 
 /* keras.optimizers.SGD: velocity = momentum * velocity - lr * g; then
  * w += velocity (or, Nesterov, w += momentum * velocity - lr * g). */
-static void sgd_step(fmnn_model *model)
+static inline int sgd_update(const fmnn_optimizer *o, float *w, float g, float *vel, int store)
 {
-    const fmnn_optimizer *o = &model->optimizer;
-    const float lr = o->learning_rate, mu = o->momentum;
+    float vel2 = o->momentum * *vel - o->learning_rate * g;
+    float w2 = o->momentum == 0.0f ? *w - o->learning_rate * g
+             : o->nesterov ? *w + o->momentum * vel2 - o->learning_rate * g
+                           : *w + vel2;
+    if (store) {
+        *vel = o->momentum == 0.0f ? *vel : vel2;
+        *w = w2;
+    }
+    return !isfinite(w2) || !isfinite(vel2);
+}
+
+static int sgd_pass(fmnn_model *model, int store)
+{
+    const fmnn_optimizer o = model->optimizer;
     float *w = model->params, *vel = model->adam_m;
     const float *g = model->grads;
     const size_t n = model->n_params;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        if (mu == 0.0f) {
-            w[i] -= lr * g[i];
-            continue;
-        }
-        vel[i] = mu * vel[i] - lr * g[i];
-        w[i] += o->nesterov ? mu * vel[i] - lr * g[i] : vel[i];
-    }
+    int bad = 0;
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) reduction(| : bad) if (n > 32768)
+    for (size_t i = 0; i < n; i++)
+        bad |= sgd_update(&o, &w[i], g[i], &vel[i], store);
+    return bad;
 }
 
-void fmnn__optimizer_step(fmnn_model *model)
+int fmnn__optimizer_step(fmnn_model *model)
 {
+    int (*pass)(fmnn_model *, int) = model->optimizer.kind == FMNN_OPTIMIZER_SGD ? sgd_pass : adam_pass;
+    if (pass(model, 0))
+        return FMNN_ENUMERIC;
+    pass(model, 1);
     model->step++;
-    if (model->optimizer.kind == FMNN_OPTIMIZER_SGD)
-        sgd_step(model);
-    else
-        adam_step(model);
+    return FMNN_OK;
 }

@@ -54,6 +54,8 @@ FMNN_API int fmnn_tensor_new(fmnn_tensor **out, int rank, const int *dims)
 
 FMNN_API int fmnn_tensor_wrap(fmnn_tensor **out, float *data, int rank, const int *dims)
 {
+    if (out)
+        *out = NULL;
     if (!data)
         return fmnn__error(FMNN_EINVAL, "fmnn_tensor_wrap: data is NULL");
     return make(out, "fmnn_tensor_wrap", data, rank, dims);

@@ -48,12 +48,12 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
         return fmnn__error(FMNN_EINVAL, "%s: y is NULL", fn);
     if (y->dims[0] != x->dims[0])
         return fmnn__error(FMNN_ESHAPE, "%s: x has %d samples but y has %d", fn, x->dims[0], y->dims[0]);
-    int want = fmnn__loss_target_width(m->loss, m->output_width);
+    int want = m->output_rows * fmnn__loss_target_width(m->loss, m->output_width);
     int width = (int)(y->size / (size_t)y->dims[0]);
     if (width != want) {
         if (m->loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
-            return fmnn__error(FMNN_ESHAPE, "%s: the sparse loss takes one class index per sample, y has %d",
-                               fn, width);
+            return fmnn__error(FMNN_ESHAPE, "%s: the sparse loss takes %d class index(es) per sample, y has %d",
+                               fn, want, width);
         return fmnn__error(FMNN_ESHAPE, "%s: y has %d values per sample but the model outputs %d (%s)",
                            fn, width, want, m->layers[m->n_layers - 1]->name);
     }
@@ -74,19 +74,21 @@ static void forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
             m->profile_forward[i] += fmnn__now() - start;
     }
     if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
-        size_t n = (size_t)pass->batch * (size_t)m->output_width;
-        memcpy(m->probs, m->logits, n * sizeof *m->probs);
-        fmnn__activate(FMNN_SOFTMAX, m->probs, (size_t)pass->batch, (size_t)m->output_width);
+        size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
+        memcpy(m->probs, m->logits, rows * (size_t)m->output_width * sizeof *m->probs);
+        fmnn__activate(FMNN_SOFTMAX, m->probs, rows, (size_t)m->output_width);
     }
 }
 
-/* Sum of the per-sample losses of the batch; the gradient goes to delta[0]. */
+/* Sum of the per-row losses of the batch (a row per sample, or per
+ * position of a convolutional output); the gradient of their mean goes to
+ * delta[0], and *correct counts the rows predicted right. */
 static double loss(fmnn_model *m, int batch, const float *targets, int with_grad, int *correct)
 {
     fmnn_loss_batch b = {
         .kind = m->loss,
         .fused_softmax = m->fusion != FUSE_NONE,
-        .batch = batch,
+        .batch = batch * m->output_rows,
         .width = m->output_width,
         .logits = m->logits,
         .output = m->probs,
@@ -155,10 +157,11 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
         total += loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
         right += correct;
     }
+    const double rows = (double)count * m->output_rows;
     if (loss_out)
-        *loss_out = (float)(total / count + fmnn__regularization_penalty(m));
+        *loss_out = (float)(total / rows + fmnn__regularization_penalty(m));
     if (accuracy_out)
-        *accuracy_out = (float)((double)right / count);
+        *accuracy_out = (float)((double)right / rows);
     return FMNN_OK;
 }
 
@@ -244,16 +247,22 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         gather(m, x, y, order + first, pass.batch);
         forward(m, &pass, m->acts[0]);
         int correct;
-        double batch_loss = loss(m, pass.batch, m->targets, 1, &correct) / pass.batch +
+        const int rows = pass.batch * m->output_rows;
+        double batch_loss = loss(m, pass.batch, m->targets, 1, &correct) / rows +
                             fmnn__regularization_penalty(m);
-        if (!isfinite(batch_loss))
+        /* Checked as the float it is reported as; and an update that would
+         * overflow a weight is refused, so the weights stay the last good ones. */
+        int bad_loss = !isfinite((float)batch_loss);
+        if (!bad_loss) {
+            backward(m, &pass, m->acts[0]);
+            fmnn__regularization_gradient(m);
+        }
+        if (bad_loss || fmnn__optimizer_step(m) != FMNN_OK)
             return fmnn__error(FMNN_ENUMERIC,
-                               "fmnn_model_fit: the loss became %s at epoch %d, batch %d; the weights "
+                               "fmnn_model_fit: the %s became %s at epoch %d, batch %d; the weights "
                                "are those of the last good step",
-                               isnan(batch_loss) ? "NaN" : "Inf", p->epoch + 1, p->batch + 1);
-        backward(m, &pass, m->acts[0]);
-        fmnn__regularization_gradient(m);
-        fmnn__optimizer_step(m);
+                               bad_loss ? "loss" : "update", bad_loss && isnan(batch_loss) ? "NaN" : "Inf",
+                               p->epoch + 1, p->batch + 1);
 
         /* Keras reports running means over the epoch, weighted by batch size. */
         loss_sum += batch_loss * pass.batch;
@@ -262,7 +271,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         p->event = FMNN_EVENT_BATCH_END;
         p->batch++;
         p->loss = (float)(loss_sum / seen);
-        p->accuracy = (float)((double)right / seen);
+        p->accuracy = (float)((double)right / ((double)seen * m->output_rows));
         p->seconds = fmnn__now() - start;
         int err = notify(o, bar, p);
         if (err)

@@ -6,7 +6,16 @@
  * reimplemented on the model's own buffers).
  *
  * Helpers are in gradcheck.c; GC_VERBOSE=1 prints every check's worst
- * error as a fraction of its tolerance.
+ * error as a fraction of its tolerance.  The suite runs the library on
+ * one thread (GC_THREADS=n to change that); layers_threads compares the
+ * parallel loops with two threads against one.
+ *
+ * Tolerances: |analytic - numeric| <= atol + rtol * max(|a|, |n|) with
+ * layers h = 1e-2, rtol = 1e-2, atol = 1e-3; losses h = 1e-3, 1e-3, 1e-5;
+ * regularizers h = 1e-3, 1e-4, 1e-6; whole models h = 1e-3, 1e-2, 2e-4.
+ * The forward passes of Conv2D and MaxPool2D are also compared with
+ * TensorFlow's definition, since a gradient check alone cannot see a
+ * forward pass that is consistently wrong.
  *
  * Every check also asserts that the gradient is not trivially zero, and
  * that backward overwrote every entry (outputs hold a sentinel before).

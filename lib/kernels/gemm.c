@@ -1,44 +1,251 @@
 /*
- * gemm.c - the one place that calls OpenBLAS.
+ * gemm.c - C = alpha * op(A) * op(B) + beta * C, row-major, for every
+ * layer: a packed, cache-blocked SGEMM in the manner of BLIS, with
+ * micro-kernels for AVX-512 (gemm_avx512.c) and AVX2 + FMA (gemm_avx2.c)
+ * chosen once from the CPU, and OpenBLAS for every other CPU.
  *
- * OpenBLAS runs single-threaded; we split each large GEMM into blocks
- * of rows (or columns) and give one block to each of our OpenMP threads.
- * Then a single pool of threads does all the work: OpenBLAS's own pool
- * would otherwise spin while ours runs the element-wise loops and the
- * two would fight over the cores.  The split depends only on the thread
- * count, so results are reproducible for a given count.
+ * Blocking.  For the micro-kernel's MR x NR tiles (14 x 32 or 6 x 16):
+ *
+ *   for each k block of at most KC_MAX (its bounds depend on k alone)
+ *     for each block of NC columns of C
+ *       pack op(B)[k block, columns] into NR-wide panels   (L2: b_block)
+ *       for each MR rows of C
+ *         pack op(A)[rows, k block] into one MR-tall panel  (L1: a_panel)
+ *         for each NR-wide panel of the B block
+ *           micro-kernel: the MR x NR tile of C += A panel x B panel
+ *
+ * The A panel (MR x KC floats, 21 KB for 14 x 384) stays in L1 while
+ * the B panels stream from the B block, sized to about 1.2 MB of the
+ * 2 MB L2.  The first k block applies beta to C (and so never reads C
+ * when beta is 0); the later ones add to it.
+ *
+ * Threads.  Each OpenMP thread takes a band of rows of C, or a band of
+ * columns when that balances better (see split_by_rows), and runs the
+ * loops above on it with its own pack buffers; no two threads write the
+ * same element and k is never split.
+ *
+ * Determinism.  Every element of C is one FMA chain per k block in
+ * increasing k, the k blocks in increasing order, through the same
+ * instructions for full and edge tiles.  So its value depends on the
+ * inputs and k alone: not on m, n, its place in a tile, or the threads.
  */
 #include <cblas.h>
+#include <string.h>
 
+#include "gemm_impl.h"
 #include "layer_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+/* Longest run of k summed by one micro-kernel call. */
+#define KC_MAX 384
+
+/* Floats in a packed block of B, ~1.2 MB: KC_MAX x 768 columns, or more
+ * columns when k is shorter. */
+#define B_BLOCK_FLOATS (KC_MAX * 768)
+
+/* The largest tile of any micro-kernel. */
+#define MR_MAX 14
+#define NR_MAX 32
+
 /* Below this many multiply-adds one thread is faster than a split. */
 #define SPLIT_MIN_WORK 2000000.0
 
-static void sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                  const float *b, int ldb, float beta, float *c, int ldc)
+/* Cost of packing one float, in multiply-adds, for split_by_rows. */
+#define PACK_COST 16
+
+/* Each thread's block of B: static, so the hot path never allocates. */
+static _Thread_local _Alignas(64) float b_block[B_BLOCK_FLOATS];
+
+typedef struct gemm_problem {
+    int trans_a, trans_b;
+    int m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+} gemm_problem;
+
+/* ---- choosing the micro-kernel ----------------------------------------- */
+
+static const fmnn_gemm_kernel *cpu_kernel; /* the best this CPU runs, or NULL */
+static const fmnn_gemm_kernel *active;     /* NULL: OpenBLAS */
+
+static int cpu_has_avx512(void)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
 }
 
-void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                const float *b, int ldb, float beta, float *c, int ldc)
+static int cpu_has_avx2(void)
 {
-    int threads = fmnn__threads();
-    if (threads == 1 || (double)m * n * k < SPLIT_MIN_WORK) {
-        sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+__attribute__((constructor)) static void choose_kernel(void)
+{
+    __builtin_cpu_init();
+    cpu_kernel = cpu_has_avx512() ? &fmnn__gemm_avx512 : cpu_has_avx2() ? &fmnn__gemm_avx2 : NULL;
+    active = cpu_kernel;
+}
+
+const char *fmnn__gemm_path(void)
+{
+    return active ? active->name : "openblas";
+}
+
+int fmnn__gemm_select(const char *name)
+{
+    if (!name)
+        active = cpu_kernel;
+    else if (strcmp(name, "openblas") == 0)
+        active = NULL;
+    else if (strcmp(name, "avx512") == 0 && cpu_has_avx512())
+        active = &fmnn__gemm_avx512;
+    else if (strcmp(name, "avx2") == 0 && cpu_has_avx2())
+        active = &fmnn__gemm_avx2;
+    else
+        return 0;
+    return 1;
+}
+
+/* ---- packing --------------------------------------------------------- */
+
+/*
+ * Fills a panel of kc rows x width floats from count <= width vectors of
+ * the source, zero beyond count.  k_rows: row p of the panel is
+ * contiguous at src + p * ld; otherwise column i is, at src + i * ld.
+ */
+static void pack_portable(const float *src, int ld, int k_rows, int count, int kc, int width, float *panel)
+{
+    for (int p = 0; p < kc; p++) {
+        float *row = panel + (size_t)p * width;
+        if (k_rows)
+            memcpy(row, src + (size_t)p * ld, (size_t)count * sizeof *row);
+        else
+            for (int i = 0; i < count; i++)
+                row[i] = src[(size_t)i * ld + p];
+        for (int i = count; i < width; i++)
+            row[i] = 0.0f;
+    }
+}
+
+static void pack(const fmnn_gemm_kernel *kern, const float *src, int ld, int k_rows, int count, int kc,
+                 int width, float *panel)
+{
+    if (kern->pack)
+        kern->pack(src, ld, k_rows, count, kc, width, panel);
+    else
+        pack_portable(src, ld, k_rows, count, kc, width, panel);
+}
+
+/* a_panel[p * MR + i] = op(A)[row0 + i][p0 + p] */
+static void pack_a_panel(const fmnn_gemm_kernel *kern, const gemm_problem *g, int row0, int rows, int p0,
+                         int kc, float *a_panel)
+{
+    const float *src = g->trans_a ? g->a + (size_t)p0 * g->lda + row0 : g->a + (size_t)row0 * g->lda + p0;
+    pack(kern, src, g->lda, g->trans_a, rows, kc, kern->mr, a_panel);
+}
+
+/* The NR-wide panels of op(B)[p0.., col0..]: panel j starts at j * NR * kc. */
+static void pack_b_block(const fmnn_gemm_kernel *kern, const gemm_problem *g, int p0, int kc, int col0,
+                         int cols, float *block)
+{
+    const int nr = kern->nr;
+    for (int j = 0; j < cols; j += nr) {
+        const int col = col0 + j;
+        const float *src = g->trans_b ? g->b + (size_t)col * g->ldb + p0 : g->b + (size_t)p0 * g->ldb + col;
+        pack(kern, src, g->ldb, !g->trans_b, cols - j < nr ? cols - j : nr, kc, nr, block + (size_t)j * kc);
+    }
+}
+
+/* ---- one thread's share ---------------------------------------------- */
+
+/* The k blocks: as few as KC_MAX allows, of sizes differing by at most one. */
+static int k_block_count(int k)
+{
+    return (k + KC_MAX - 1) / KC_MAX;
+}
+
+static int k_block_start(int k, int blocks, int index)
+{
+    return (int)((long)k * index / blocks);
+}
+
+/* Rows m0..m1 by columns n0..n1 of C, by the loops at the top of the file. */
+static void multiply_region(const fmnn_gemm_kernel *kern, const gemm_problem *g, int m0, int m1, int n0, int n1)
+{
+    _Alignas(64) float a_panel[MR_MAX * KC_MAX];
+    const int mr = kern->mr, nr = kern->nr;
+    const int blocks = k_block_count(g->k);
+    const int kc_max = (g->k + blocks - 1) / blocks;
+    const int nc_max = B_BLOCK_FLOATS / kc_max / nr * nr;
+
+    for (int jc = n0; jc < n1; jc += nc_max) {
+        const int nc = n1 - jc < nc_max ? n1 - jc : nc_max;
+        for (int kb = 0; kb < blocks; kb++) {
+            const int p0 = k_block_start(g->k, blocks, kb);
+            const int kc = k_block_start(g->k, blocks, kb + 1) - p0;
+            const float beta = kb == 0 ? g->beta : 1.0f;
+            pack_b_block(kern, g, p0, kc, jc, nc, b_block);
+            for (int ir = m0; ir < m1; ir += mr) {
+                const int rows = m1 - ir < mr ? m1 - ir : mr;
+                pack_a_panel(kern, g, ir, rows, p0, kc, a_panel);
+                float *c_row = g->c + (size_t)ir * g->ldc + jc;
+                for (int jr = 0; jr < nc; jr += nr)
+                    kern->tile(kc, a_panel, b_block + (size_t)jr * kc, c_row + jr, g->ldc, rows,
+                               nc - jr < nr ? nc - jr : nr, g->alpha, beta);
+            }
+        }
+    }
+}
+
+/* ---- splitting over threads ------------------------------------------ */
+
+static long ceil_div(long a, long b)
+{
+    return (a + b - 1) / b;
+}
+
+/*
+ * Whether bands of rows beat bands of columns for `parts` threads: each
+ * thread's multiply-adds (whole tiles) plus its packing, for the busiest
+ * thread.  A band of rows packs its rows of A and all of B; a band of
+ * columns packs all of A and its columns of B.
+ */
+static int split_by_rows(const gemm_problem *g, int mr, int nr, int parts)
+{
+    const long rows = ceil_div(g->m, mr) * mr, cols = ceil_div(g->n, nr) * nr;
+    const long band_rows = ceil_div(ceil_div(g->m, mr), parts) * mr;
+    const long band_cols = ceil_div(ceil_div(g->n, nr), parts) * nr;
+    const long by_rows = band_rows * cols + PACK_COST * (band_rows + cols);
+    const long by_cols = rows * band_cols + PACK_COST * (rows + band_cols);
+    return by_rows <= by_cols;
+}
+
+/* Part `part` of `parts` of 0..length, in whole tiles. */
+static void band(int length, int tile, int part, int parts, int *first, int *last)
+{
+    const long tiles = ceil_div(length, tile);
+    *first = (int)(tiles * part / parts) * tile;
+    *last = (int)(tiles * (part + 1) / parts) * tile;
+    if (*first > length)
+        *first = length;
+    if (*last > length)
+        *last = length;
+}
+
+static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
+{
+    const int threads = fmnn__threads();
+    if (threads == 1 || (double)g->m * g->n * g->k < SPLIT_MIN_WORK) {
+        multiply_region(kern, g, 0, g->m, 0, g->n);
         return;
     }
-    /* Split the longer side of C, in multiples of 16 to keep the
-     * micro-kernels on full tiles. */
-    const int split_rows = m >= n;
-    const int length = split_rows ? m : n;
-    const int tiles = (length + 15) / 16;
+    const int rows = split_by_rows(g, kern->mr, kern->nr, threads);
 #pragma omp parallel num_threads(threads)
     {
         int t = 0, nt = 1;
@@ -46,18 +253,82 @@ void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
         t = omp_get_thread_num();
         nt = omp_get_num_threads();
 #endif
-        int first = (int)((long)tiles * t / nt) * 16;
-        int last = (int)((long)tiles * (t + 1) / nt) * 16;
-        if (last > length)
-            last = length;
+        int first, last;
+        band(rows ? g->m : g->n, rows ? kern->mr : kern->nr, t, nt, &first, &last);
         if (first < last) {
-            int size = last - first;
-            if (split_rows) /* rows first..last of op(A) and C */
-                sgemm(trans_a, trans_b, size, n, k, alpha, trans_a ? a + first : a + (size_t)first * lda,
-                      lda, b, ldb, beta, c + (size_t)first * ldc, ldc);
-            else /* columns first..last of op(B) and C */
-                sgemm(trans_a, trans_b, m, size, k, alpha, a, lda,
-                      trans_b ? b + (size_t)first * ldb : b + first, ldb, beta, c + first, ldc);
+            if (rows)
+                multiply_region(kern, g, first, last, 0, g->n);
+            else
+                multiply_region(kern, g, 0, g->m, first, last);
         }
     }
+}
+
+/* ---- OpenBLAS, for CPUs without AVX2 --------------------------------- */
+
+static void sgemm(const gemm_problem *g, int m, int n, const float *a, const float *b, float *c)
+{
+    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans, m,
+                n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->ldc);
+}
+
+/* OpenBLAS runs single-threaded (see threads.c): each of our threads
+ * gives it a band of rows or columns of C, in multiples of 16. */
+static void multiply_openblas(const gemm_problem *g)
+{
+    const int threads = fmnn__threads();
+    if (threads == 1 || (double)g->m * g->n * g->k < SPLIT_MIN_WORK) {
+        sgemm(g, g->m, g->n, g->a, g->b, g->c);
+        return;
+    }
+    const int rows = g->m >= g->n;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        int first, last;
+        band(rows ? g->m : g->n, 16, t, nt, &first, &last);
+        if (first < last && rows)
+            sgemm(g, last - first, g->n, g->trans_a ? g->a + first : g->a + (size_t)first * g->lda, g->b,
+                  g->c + (size_t)first * g->ldc);
+        else if (first < last)
+            sgemm(g, g->m, last - first, g->a, g->trans_b ? g->b + (size_t)first * g->ldb : g->b + first,
+                  g->c + first);
+    }
+}
+
+/* ---- the entry point ------------------------------------------------- */
+
+/* C = beta * C, for k == 0 or alpha == 0, where A and B are not read. */
+static void scale(int m, int n, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        float *row = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++)
+            row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+    }
+}
+
+void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0.0f) {
+        if (beta != 1.0f)
+            scale(m, n, beta, c, ldc);
+        return;
+    }
+    const gemm_problem g = {
+        .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+        .a = a, .b = b, .c = c, .lda = lda, .ldb = ldb, .ldc = ldc,
+    };
+    const fmnn_gemm_kernel *kern = active;
+    if (kern)
+        multiply_packed(kern, &g);
+    else
+        multiply_openblas(&g);
 }

@@ -174,8 +174,9 @@ static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float
         int rows = images * (int)pixels_out(c);
         fmnn__gemm(0, 0, rows, c->filters, width, 1.0f, col, width, layer->kernel,
                    c->filters, 0.0f, y, c->filters);
-        fmnn__bias_activate(fmnn__output_activation(layer), y, layer->bias, (size_t)rows,
-                            (size_t)c->filters);
+        if (!layer->defer_bias_activation)
+            fmnn__bias_activate(fmnn__output_activation(layer), y, layer->bias, (size_t)rows,
+                                (size_t)c->filters);
     }
 }
 
@@ -189,8 +190,9 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     const int group = group_size(c, pass->batch);
     const size_t all_rows = (size_t)pass->batch * pixels_out(c);
 
-    fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, all_rows,
-                                 (size_t)c->filters);
+    if (!layer->defer_bias_activation) /* else the pool after us did this */
+        fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, all_rows,
+                                     (size_t)c->filters);
     for (int n0 = 0; n0 < pass->batch; n0 += group) {
         int images = pass->batch - n0 < group ? pass->batch - n0 : group;
         int rows = images * (int)pixels_out(c);

@@ -50,6 +50,7 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
     const int oh = layer->out.dims[0], ow = layer->out.dims[1];
     const size_t in_image = fmnn__shape_size(&layer->in);
     int32_t *argmax = layer->saved;
+    const float *bias = layer->bias_from ? layer->bias_from->bias : NULL;
 #pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
     for (int n = 0; n < pass->batch; n++)
         for (int y = 0; y < oh; y++) {
@@ -80,6 +81,11 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
                             }
                         }
                     }
+                if (bias) /* the conv before us deferred its bias and relu */
+                    for (int k = 0; k < ch; k++) {
+                        float v = best[k] + bias[k];
+                        best[k] = v > 0.0f ? v : 0.0f;
+                    }
             }
         }
 }
@@ -88,11 +94,14 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
                                const float *out, float *dout, float *din)
 {
     (void)in;
-    (void)out;
-    if (!din)
-        return;
     const size_t in_image = fmnn__shape_size(&layer->in);
     const size_t out_image = fmnn__shape_size(&layer->out);
+    if (layer->bias_from) /* relu's mask and the conv's bias gradient, on pooled values */
+        fmnn__bias_activate_backward(FMNN_RELU, out, dout, layer->bias_from->bias_grad,
+                                     out_image / (size_t)layer->out.dims[2] * (size_t)pass->batch,
+                                     (size_t)layer->out.dims[2]);
+    if (!din)
+        return;
     const int32_t *argmax = layer->saved;
     /* One image per thread at a time: overlapping windows add into the
      * same input value, but never across images. */

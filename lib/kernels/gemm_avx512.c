@@ -1,0 +1,172 @@
+/*
+ * gemm_avx512.c - the AVX-512 micro-kernel of kernels/gemm.c: a 14 x 32
+ * tile of C held in 28 zmm registers, and the packing of its panels.
+ *
+ * Each step p of the kernel loads one row of the B panel (32 floats, two
+ * zmm) and, for each of the 14 rows of the tile, broadcasts A[i][p] and
+ * issues two FMAs: 28 FMAs for 2 loads and 14 broadcasts, so the two FMA
+ * ports stay busy.  The functions are compiled for AVX-512 whatever the
+ * library's flags; gemm.c calls them only on a CPU that has it.
+ */
+#include <immintrin.h>
+
+#include "gemm_impl.h"
+
+#define MR FMNN_GEMM_AVX512_MR
+#define NR FMNN_GEMM_AVX512_NR
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+
+/* The lanes of the two zmm halves of a tile row that hold valid columns. */
+AVX512 static inline __mmask16 lanes_below(int count)
+{
+    if (count >= 16)
+        return (__mmask16)0xFFFF;
+    return count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u);
+}
+
+AVX512 static void tile_14x32(int kc, const float *a_panel, const float *b_panel, float *c, int ldc,
+                              int rows, int cols, float alpha, float beta)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+        if (i < rows) { /* C is written at the end: start bringing it in */
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+        }
+    }
+
+    for (int p = 0; p < kc; p++) {
+        const __m512 b_lo = _mm512_load_ps(b_panel);
+        const __m512 b_hi = _mm512_load_ps(b_panel + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            const __m512 a_ip = _mm512_set1_ps(a_panel[i]);
+            acc[i][0] = _mm512_fmadd_ps(a_ip, b_lo, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a_ip, b_hi, acc[i][1]);
+        }
+        a_panel += MR;
+        b_panel += NR;
+    }
+
+    /* c = alpha * acc + beta * c, the same arithmetic for full and edge
+     * tiles; beta == 0 never reads c. */
+    const __m512 va = _mm512_set1_ps(alpha);
+    const __m512 vb = _mm512_set1_ps(beta);
+    if (rows == MR && cols == NR) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            float *row = c + (size_t)i * ldc;
+            __m512 lo = _mm512_mul_ps(va, acc[i][0]);
+            __m512 hi = _mm512_mul_ps(va, acc[i][1]);
+            if (beta != 0.0f) {
+                lo = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), lo);
+                hi = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), hi);
+            }
+            _mm512_storeu_ps(row, lo);
+            _mm512_storeu_ps(row + 16, hi);
+        }
+        return;
+    }
+    const __mmask16 mask_lo = lanes_below(cols);
+    const __mmask16 mask_hi = lanes_below(cols - 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i >= rows)
+            break;
+        float *row = c + (size_t)i * ldc;
+        __m512 lo = _mm512_mul_ps(va, acc[i][0]);
+        __m512 hi = _mm512_mul_ps(va, acc[i][1]);
+        if (beta != 0.0f) {
+            lo = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask_lo, row), lo);
+            hi = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask_hi, row + 16), hi);
+        }
+        _mm512_mask_storeu_ps(row, mask_lo, lo);
+        _mm512_mask_storeu_ps(row + 16, mask_hi, hi);
+    }
+}
+
+/* Transposes the 16 x 16 block r[0..15] in place: r[q] becomes column q. */
+AVX512 static inline void transpose_16x16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) { /* interleave rows in 32-bit pairs */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* then in 64-bit pairs */
+        for (int j = 0; j < 2; j++) {
+            __m512d x = _mm512_castps_pd(t[i + j]), y = _mm512_castps_pd(t[i + j + 2]);
+            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+    }
+    for (int i = 0; i < 16; i += 8) { /* then 128-bit lanes of 8 rows */
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+        }
+    }
+    for (int j = 0; j < 8; j++) { /* then 128-bit lanes of all 16 */
+        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+    }
+}
+
+/* Row p of the panel is at src + p * ld: masked loads and stores. */
+AVX512 static void pack_copy(const float *src, int ld, int count, int kc, int width, float *panel)
+{
+    const __mmask16 load_lo = lanes_below(count), load_hi = lanes_below(count - 16);
+    const __mmask16 store_lo = lanes_below(width), store_hi = lanes_below(width - 16);
+    for (int p = 0; p < kc; p++) {
+        const float *from = src + (size_t)p * ld;
+        float *to = panel + (size_t)p * width;
+        _mm512_mask_storeu_ps(to, store_lo, _mm512_maskz_loadu_ps(load_lo, from));
+        if (width > 16)
+            _mm512_mask_storeu_ps(to + 16, store_hi, _mm512_maskz_loadu_ps(load_hi, from + 16));
+    }
+}
+
+/* Column i of the panel is at src + i * ld: 16 x 16 transposes of 16
+ * columns by 16 rows, rows past count zero. */
+AVX512 static void pack_transpose(const float *src, int ld, int count, int kc, int width, float *panel)
+{
+    for (int i0 = 0; i0 < width; i0 += 16) {
+        const __mmask16 store_mask = lanes_below(width - i0);
+        for (int p = 0; p < kc; p += 16) {
+            const int steps = kc - p < 16 ? kc - p : 16;
+            const __mmask16 load_mask = lanes_below(steps);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i0 + i < count ? _mm512_maskz_loadu_ps(load_mask, src + (size_t)(i0 + i) * ld + p)
+                                      : _mm512_setzero_ps();
+            transpose_16x16(r);
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++) {
+                if (q >= steps)
+                    break;
+                _mm512_mask_storeu_ps(panel + (size_t)(p + q) * width + i0, store_mask, r[q]);
+            }
+        }
+    }
+}
+
+AVX512 static void pack_panel(const float *src, int ld, int k_rows, int count, int kc, int width,
+                              float *panel)
+{
+    if (k_rows)
+        pack_copy(src, ld, count, kc, width, panel);
+    else
+        pack_transpose(src, ld, count, kc, width, panel);
+}
+
+const fmnn_gemm_kernel fmnn__gemm_avx512 = {
+    .name = "avx512",
+    .mr = MR,
+    .nr = NR,
+    .tile = tile_14x32,
+    .pack = pack_panel,
+};
