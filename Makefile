@@ -8,9 +8,11 @@
 #
 # Every output goes to build/.
 
-VERSION_MAJOR := 0
-VERSION_MINOR := 1
-VERSION_PATCH := 0
+# The version lives in include/fmnn/version.h alone.
+version_part = $(shell sed -n 's/^\#define FMNN_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/fmnn/version.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION_MINOR := $(call version_part,MINOR)
+VERSION_PATCH := $(call version_part,PATCH)
 VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
 PREFIX     ?= /usr/local
@@ -164,6 +166,7 @@ run-tests: all $(TEST_BINS)
 	echo "== symbols"; sh tests/symbols.sh $(B)/libfmnn.so.$(VERSION) || failed=1; \
 	echo "== headers"; sh tests/headers.sh "$(CC)" || failed=1; \
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
+	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
 	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All test suites passed."
 
 test: check
@@ -214,3 +217,85 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# ---- reliability: sanitizers, valgrind, fuzzing -------------------------
+# (tests/check_save.c, tests/check_alloc.c, tests/fuzz/, tests/valgrind.supp)
+#
+#   make check-asan      builds the library, examples and tests with
+#                        AddressSanitizer + UBSan into build/asan/, then runs
+#                        every Check suite; any report fails it
+#   make check-valgrind  every Check suite under valgrind's memcheck
+#   make fuzz            libFuzzer targets (clang) in build/fuzz/
+#   make fuzz-run        runs each fuzz target FUZZ_SECONDS (600) in turn
+#   make fuzz-corpus     rewrites the seed corpora in tests/fuzz/
+
+ASAN_B      := build/asan
+ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+ASAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+VALGRIND    := valgrind --quiet --error-exitcode=1 --leak-check=full \
+               --errors-for-leak-kinds=definite,indirect \
+               --suppressions=$(CURDIR)/tests/valgrind.supp
+SUITE_RUNNER ?=
+
+.PHONY: check-asan check-valgrind run-check-suites fuzz fuzz-run fuzz-corpus
+
+# Only the Check suites (not symbols.sh, headers.sh, downstream.sh, which
+# install and link a normal build), each through $(SUITE_RUNNER).
+run-check-suites: $(TEST_BINS)
+	@failed=0; for t in $(TEST_BINS); do \
+	  echo "== $$t"; \
+	  FMNN_SOURCE_DIR=$(CURDIR) CK_DEFAULT_TIMEOUT=600 $(SUITE_RUNNER) $$t || failed=1; \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All Check suites passed."
+
+check-asan: deps
+	@$(ASAN_ENV) $(MAKE) --no-print-directory B=$(ASAN_B) OPTFLAGS="$(ASAN_CFLAGS)" \
+	  LDFLAGS="-fsanitize=address,undefined" lib examples run-check-suites
+
+check-valgrind: deps
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends valgrind; }
+	@CK_FORK=no FMNN_TEST_QUICK=1 $(MAKE) --no-print-directory run-check-suites SUITE_RUNNER="$(VALGRIND)"
+
+# The fuzzers compile the library's sources themselves, with clang's
+# coverage instrumentation and sanitizers (not the gcc archive).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_ARGS    ?=
+FUZZ_B        = $(B)/fuzz
+FUZZ_TARGETS := idx model
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp \
+                -Wall -Wextra -DFMNN_BUILDING -Iinclude -Ilib -Itests/fuzz
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(LIB_SRCS) $(HEADERS) \
+                  $(wildcard lib/*.h lib/*/*.h) | need-deps
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	  echo "error: $(FUZZ_CC) is missing (apt-get install clang)" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
+
+# New inputs go to build/fuzz/corpus_*, crashes to build/fuzz/artifacts/;
+# the seeds in tests/fuzz/corpus_* are only read.
+fuzz-run: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_B)/corpus_$$t $(FUZZ_B)/artifacts; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_B)/artifacts/$$t- $(FUZZ_ARGS) \
+	    $(FUZZ_B)/corpus_$$t tests/fuzz/corpus_$$t || exit 1; \
+	done
+
+fuzz-corpus: $(B)/fuzz/gen_corpus
+	@mkdir -p tests/fuzz/corpus_idx tests/fuzz/corpus_model
+	$(B)/fuzz/gen_corpus tests/fuzz
+
+$(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -o $@ $< $(APP_LIBS)

@@ -91,6 +91,7 @@ struct fmnn_layer {
     const struct fmnn_layer_ops *ops;
     char name[32];
     int index;            /* position in the model, from 0 */
+    int in_model;         /* owned by a model: cannot be added again */
     fmnn_shape in, out;
 
     /* Keras's activation= argument of Conv2D and Dense, applied in place. */

@@ -83,9 +83,8 @@ FMNN_API int fmnn_model_add(fmnn_model *m, fmnn_layer *layer)
         fmnn_layer_free(layer);
         return err;
     }
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i] == layer)
-            return fmnn__error(FMNN_EINVAL, "fmnn_model_add: %s is already in this model", layer->name);
+    if (layer->in_model) /* another model frees it: we must not */
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_add: %s already belongs to a model", layer->name);
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 16;
         fmnn_layer **grown = fmnn__alloc_array((size_t)cap, sizeof *grown, "the layer list");
@@ -100,6 +99,7 @@ FMNN_API int fmnn_model_add(fmnn_model *m, fmnn_layer *layer)
         m->cap_layers = cap;
     }
     name_layer(m, layer);
+    layer->in_model = 1;
     layer->index = m->n_layers;
     m->layers[m->n_layers++] = layer;
     return FMNN_OK;
@@ -182,6 +182,14 @@ static int infer_shapes(fmnn_model *m, size_t *n_params)
     *n_params = 0;
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
+        fmnn_regularizer r = layer->regularizer;
+        if ((unsigned)layer->activation > FMNN_TANH)
+            return fmnn__layer_error(layer, FMNN_EINVAL, "unknown activation %d", (int)layer->activation);
+        if (!(r.l1 >= 0.0f && r.l2 >= 0.0f && isfinite(r.l1) && isfinite(r.l2)))
+            return fmnn__layer_error(layer, FMNN_EINVAL, "regularizer factors must be finite and >= 0, got l1 %g, l2 %g",
+                                     (double)r.l1, (double)r.l2);
+        if ((r.l1 != 0.0f || r.l2 != 0.0f) && !layer->ops->fuses_activation)
+            return fmnn__layer_error(layer, FMNN_EINVAL, "has no kernel to regularize");
         layer->in = shape;
         int err = layer->ops->infer(layer);
         if (err)
@@ -362,6 +370,15 @@ FMNN_API int fmnn_model_layer_count(const fmnn_model *m)
 FMNN_API const fmnn_layer *fmnn_model_layer(const fmnn_model *m, int i)
 {
     return m && i >= 0 && i < m->n_layers ? m->layers[i] : NULL;
+}
+
+FMNN_API int fmnn_model_input_shape(const fmnn_model *m, int dims[FMNN_MAX_RANK])
+{
+    if (!m || !dims)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_input_shape: model or dims is NULL");
+    for (int d = 0; d < FMNN_MAX_RANK; d++)
+        dims[d] = d < m->input.rank ? m->input.dims[d] : 0;
+    return m->input.rank;
 }
 
 FMNN_API int fmnn_model_output_shape(const fmnn_model *m, int i, int dims[FMNN_MAX_RANK])

@@ -4,6 +4,7 @@
  * threads (OpenBLAS is told to use one thread per call).
  */
 #include <cblas.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -27,10 +28,17 @@ FMNN_API int fmnn_set_num_threads(int n)
     return FMNN_OK;
 }
 
-FMNN_API int fmnn_get_num_threads(void)
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void set_default(void)
 {
     if (thread_count == 0)
         fmnn_set_num_threads(default_threads());
+}
+
+FMNN_API int fmnn_get_num_threads(void)
+{
+    pthread_once(&default_once, set_default); /* safe if threads race to be first */
     return thread_count;
 }
 

@@ -701,6 +701,56 @@ START_TEST(test_determinism)
 }
 END_TEST
 
+/* ---- the training loop does not allocate -------------------------------- */
+
+static long allocations;
+
+static void *counting_malloc(size_t size, void *user)
+{
+    (void)user;
+    allocations++;
+    return malloc(size);
+}
+
+static void counting_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+/* Allocations made by one fit of `epochs` epochs on a planned model. */
+static long fit_allocations(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, int epochs)
+{
+    fmnn_fit_options fo = quiet_options(8, epochs, 1);
+    fo.validation_split = 0.25f;
+    fmnn_history *h;
+    fmnn_allocator counting = { counting_malloc, counting_free, NULL };
+    allocations = 0;
+    fmnn_set_allocator(&counting);
+    int err = fmnn_model_fit(m, x, y, &fo, &h);
+    fmnn_set_allocator(NULL);
+    EXPECT_OK(err);
+    fmnn_history_free(h);
+    return allocations;
+}
+
+START_TEST(test_training_loop_does_not_allocate)
+{
+    rng_seed(107);
+    fmnn_tensor *x = tensor(4, (int[]){ 64, 16, 16, 1 }), *y = random_one_hot(64, 3);
+    fill_normal(x, 1.0);
+    fmnn_model *m = conv_dropout_model(5);
+    fit_allocations(m, x, y, 1); /* the first fit sizes the buffers */
+    long one = fit_allocations(m, x, y, 1), five = fit_allocations(m, x, y, 5);
+    /* Per call: the shuffle order and the history, never per step. */
+    ck_assert_msg(one == five, "fit allocated %ld times for 1 epoch but %ld for 5", one, five);
+    ck_assert_msg(one > 0 && one <= 4, "fit allocated %ld times outside its loop", one);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(m);
+}
+END_TEST
+
 /* ---- learning ----------------------------------------------------------- */
 
 /* Three Gaussian blobs in the plane, 6 standard deviations apart. */
@@ -1304,6 +1354,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_regularization_in_the_loss);
     tcase_add_test(tc, test_regularization_gradient);
     tcase_add_loop_test(tc, test_determinism, 0, 2);
+    tcase_add_test(tc, test_training_loop_does_not_allocate);
     tcase_add_test(tc, test_learns_blobs);
     tcase_add_test(tc, test_learns_bars);
     suite_add_tcase(s, tc);

@@ -20,7 +20,9 @@ fail() { echo "symbols: FAIL: $*" >&2; exit 1; }
 syms=$(nm -D --defined-only "$so") || fail "nm could not read $so"
 names=$(printf '%s\n' "$syms" | awk 'NF >= 2 && $(NF-1) != "A" { print $NF }')
 count=$(printf '%s\n' "$names" | grep -c '^fmnn_' || true)
+# fmnn__ (two underscores) marks the library's internal functions.
 bad=$(printf '%s\n' "$names" | grep -v -e '^fmnn_' -e '^$' || true)
+bad="$bad$(printf '%s\n' "$names" | grep -e '^fmnn__' || true)"
 if [ -n "$bad" ]; then
     echo "symbols: FAIL: $so exports symbols without the fmnn_ prefix:" >&2
     printf '%s\n' "$bad" | sed 's/^/  /' >&2

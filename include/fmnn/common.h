@@ -59,9 +59,11 @@ FMNN_API int fmnn_set_num_threads(int n);
 FMNN_API int fmnn_get_num_threads(void);
 
 /**
- * Replaces the allocator libfmnn uses for everything it allocates.
- * Passing NULLs restores malloc/realloc/free.  Call it only while no
- * libfmnn object exists.  The realloc_fn may be NULL (it is not used).
+ * Replaces the allocator libfmnn uses for everything it allocates
+ * (tests use it to make the k-th allocation fail).  NULL, or a struct
+ * with a NULL function, restores malloc and free.  Call it only while no
+ * libfmnn object exists: a block must be freed by the allocator that
+ * made it.
  */
 typedef struct fmnn_allocator {
     void *(*malloc_fn)(size_t size, void *user);

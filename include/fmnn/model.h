@@ -91,6 +91,13 @@ FMNN_API int fmnn_model_layer_count(const fmnn_model *model);
 FMNN_API const fmnn_layer *fmnn_model_layer(const fmnn_model *model, int i);
 
 /**
+ * The shape of one input sample (without the batch axis), as given to
+ * fmnn_model_new: {28, 28, 1}.  Returns the rank (> 0) or a status.
+ */
+FMNN_API int fmnn_model_input_shape(const fmnn_model *model,
+                                    int dims[FMNN_MAX_RANK]);
+
+/**
  * The output shape of layer i without the batch axis, after compile;
  * i = -1 means the model's output.  Returns the rank (> 0) or a status.
  */

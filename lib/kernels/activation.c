@@ -34,71 +34,6 @@ static void softmax_rows(float *x, size_t rows, size_t cols)
     }
 }
 
-void fmnn__activate(fmnn_activation_kind kind, float *x, size_t rows, size_t cols)
-{
-    size_t n = rows * cols;
-    switch (kind) {
-    case FMNN_LINEAR:
-        break;
-    case FMNN_RELU:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case FMNN_SIGMOID:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            x[i] = 1.0f / (1.0f + expf(-x[i]));
-        break;
-    case FMNN_TANH:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
-        break;
-    case FMNN_SOFTMAX:
-        softmax_rows(x, rows, cols);
-        break;
-    }
-}
-
-void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d,
-                             size_t rows, size_t cols)
-{
-    size_t n = rows * cols;
-    switch (kind) {
-    case FMNN_LINEAR:
-        break;
-    case FMNN_RELU:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            d[i] = y[i] > 0.0f ? d[i] : 0.0f;
-        break;
-    case FMNN_SIGMOID:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            d[i] *= y[i] * (1.0f - y[i]);
-        break;
-    case FMNN_TANH:
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            d[i] *= 1.0f - y[i] * y[i];
-        break;
-    case FMNN_SOFTMAX:
-        /* d_i <- y_i * (d_i - sum_j d_j y_j), row by row. */
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t r = 0; r < rows; r++) {
-            const float *yr = y + r * cols;
-            float *dr = d + r * cols;
-            float dot = 0.0f;
-            for (size_t c = 0; c < cols; c++)
-                dot += dr[c] * yr[c];
-            for (size_t c = 0; c < cols; c++)
-                dr[c] = yr[c] * (dr[c] - dot);
-        }
-        break;
-    }
-}
-
 /* f(x) of one element-wise kind; the compiler hoists the switch. */
 static inline float apply(fmnn_activation_kind kind, float x)
 {
@@ -119,6 +54,51 @@ static inline float slope(fmnn_activation_kind kind, float y)
     case FMNN_TANH: return 1.0f - y * y;
     default: return 1.0f;
     }
+}
+
+/* The gradient through an element-wise kind, given its output y.  relu
+ * selects rather than multiplies, so that 0 * Inf cannot make a NaN. */
+static inline float back(fmnn_activation_kind kind, float y, float d)
+{
+    return kind == FMNN_RELU ? (y > 0.0f ? d : 0.0f) : d * slope(kind, y);
+}
+
+void fmnn__activate(fmnn_activation_kind kind, float *x, size_t rows, size_t cols)
+{
+    const size_t n = rows * cols;
+    if (kind == FMNN_SOFTMAX) {
+        softmax_rows(x, rows, cols);
+        return;
+    }
+    if (kind == FMNN_LINEAR)
+        return;
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        x[i] = apply(kind, x[i]);
+}
+
+void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d, size_t rows, size_t cols)
+{
+    const size_t n = rows * cols;
+    if (kind == FMNN_SOFTMAX) {
+        /* d_i <- y_i * (d_i - sum_j d_j y_j), row by row. */
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+        for (size_t r = 0; r < rows; r++) {
+            const float *yr = y + r * cols;
+            float *dr = d + r * cols;
+            float dot = 0.0f;
+            for (size_t c = 0; c < cols; c++)
+                dot += dr[c] * yr[c];
+            for (size_t c = 0; c < cols; c++)
+                dr[c] = yr[c] * (dr[c] - dot);
+        }
+        return;
+    }
+    if (kind == FMNN_LINEAR)
+        return;
+#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        d[i] = back(kind, y[i], d[i]);
 }
 
 void fmnn__bias_activate(fmnn_activation_kind kind, float *y, const float *bias, size_t rows, size_t cols)
@@ -176,7 +156,7 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
                 }
             } else {
                 for (size_t c = c0; c < c1; c++) {
-                    float g = dr[c] * slope(kind, yr[c]);
+                    float g = back(kind, yr[c], dr[c]);
                     dr[c] = g;
                     bias_grad[c] += g;
                 }
