@@ -245,8 +245,9 @@ SUITE_RUNNER ?=
 # install and link a normal build), each through $(SUITE_RUNNER).
 run-check-suites: $(TEST_BINS)
 	@failed=0; for t in $(TEST_BINS); do \
-	  echo "== $$t"; \
+	  echo "== $$t"; start=$$(date +%s); \
 	  FMNN_SOURCE_DIR=$(CURDIR) CK_DEFAULT_TIMEOUT=600 $(SUITE_RUNNER) $$t || failed=1; \
+	  echo "   ($$(( $$(date +%s) - start )) s)"; \
 	done; \
 	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All Check suites passed."
 

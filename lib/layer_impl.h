@@ -177,7 +177,7 @@ FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
                                                 float *bias_grad,
                                                 size_t rows, size_t cols);
 
-/* C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS. */
+/* C = alpha * op(A) * op(B) + beta * C, row-major (kernels/gemm.c). */
 FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,
                               float alpha, const float *a, int lda,
                               const float *b, int ldb, float beta, float *c,

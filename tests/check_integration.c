@@ -33,6 +33,10 @@ static int load(fmnn_dataset **out, const char *prefix, int limit)
 START_TEST(base_learns_fashion_mnist)
 {
     fmnn_dataset *train = NULL, *test = NULL;
+    if (getenv("FMNN_TEST_QUICK")) { /* under valgrind a real training run takes an hour */
+        printf("SKIP base_learns_fashion_mnist: FMNN_TEST_QUICK is set\n");
+        return;
+    }
     if (load(&train, "train", 2000) || load(&test, "t10k", 1000)) {
         printf("SKIP base_learns_fashion_mnist: the Fashion-MNIST files are not in %s "
                "(run 'make deps', or set FMNN_DATA)\n", data_dir());

@@ -6,28 +6,33 @@
  *
  * Blocking.  For the micro-kernel's MR x NR tiles (14 x 32 or 6 x 16):
  *
- *   for each k block of at most KC_MAX (its bounds depend on k alone)
- *     for each block of NC columns of C
+ *   for each block of up to NC columns of C
+ *     for each k block of up to KC = 384 (its bounds depend on k alone)
  *       pack op(B)[k block, columns] into NR-wide panels   (L2: b_block)
  *       for each MR rows of C
- *         pack op(A)[rows, k block] into one MR-tall panel  (L1: a_panel)
+ *         find op(A)[rows, k block]                          (L1: A panel)
  *         for each NR-wide panel of the B block
- *           micro-kernel: the MR x NR tile of C += A panel x B panel
+ *           micro-kernel: the MR x NR tile of C (+)= A panel x B panel
  *
- * The A panel (MR x KC floats, 21 KB for 14 x 384) stays in L1 while
- * the B panels stream from the B block, sized to about 1.2 MB of the
- * 2 MB L2.  The first k block applies beta to C (and so never reads C
- * when beta is 0); the later ones add to it.
+ * The A panel (MR x KC floats, 21 KB for 14 x 384) stays in L1 while the
+ * B panels stream from the B block, which fills about 1.2 MB of the 2 MB
+ * L2 (NC = 768 columns at KC = 384, more for a shorter k).  A needs no
+ * transposing copy: a transposed A is read in place (its rows are the
+ * panel's steps of k), and the rows of an A that is not transposed are
+ * copied whole (see prepare_a).  B is packed, transposing when op(B) =
+ * B^T.  The first k block applies beta to C (and so never reads C when
+ * beta is 0); the later ones add to it.
  *
  * Threads.  Each OpenMP thread takes a band of rows of C, or a band of
  * columns when that balances better (see split_by_rows), and runs the
- * loops above on it with its own pack buffers; no two threads write the
- * same element and k is never split.
+ * loops above on it with its own buffers; no two threads write the same
+ * element and k is never split.
  *
  * Determinism.  Every element of C is one FMA chain per k block in
  * increasing k, the k blocks in increasing order, through the same
- * instructions for full and edge tiles.  So its value depends on the
- * inputs and k alone: not on m, n, its place in a tile, or the threads.
+ * instructions for full and edge tiles and either layout of A.  So its
+ * value depends on the inputs and k alone: not on m, n, its place in a
+ * tile, or the number of threads.
  */
 #include <cblas.h>
 #include <string.h>
@@ -40,15 +45,16 @@
 #endif
 
 /* Longest run of k summed by one micro-kernel call. */
-#define KC_MAX 384
+#define KC_MAX FMNN_GEMM_KC
 
-/* Floats in a packed block of B, ~1.2 MB: KC_MAX x 768 columns, or more
+/* Floats in a packed block of B: KC_MAX x 768 columns (1.2 MB), or more
  * columns when k is shorter. */
 #define B_BLOCK_FLOATS (KC_MAX * 768)
 
-/* The largest tile of any micro-kernel. */
+/* The most rows of any micro-kernel's tile. */
 #define MR_MAX 14
-#define NR_MAX 32
+_Static_assert(FMNN_GEMM_AVX512_MR <= MR_MAX && FMNN_GEMM_AVX2_MR <= MR_MAX, "MR_MAX is too small");
+_Static_assert(FMNN_GEMM_AVX512_NR <= 32 && FMNN_GEMM_AVX2_NR <= 32, "packing handles NR <= 32");
 
 /* Below this many multiply-adds one thread is faster than a split. */
 #define SPLIT_MIN_WORK 2000000.0
@@ -56,7 +62,7 @@
 /* Cost of packing one float, in multiply-adds, for split_by_rows. */
 #define PACK_COST 16
 
-/* Each thread's block of B: static, so the hot path never allocates. */
+/* Each thread's packed block of B: static, so the hot path never allocates. */
 static _Thread_local _Alignas(64) float b_block[B_BLOCK_FLOATS];
 
 typedef struct gemm_problem {
@@ -114,52 +120,75 @@ int fmnn__gemm_select(const char *name)
 
 /* ---- packing --------------------------------------------------------- */
 
-/*
- * Fills a panel of kc rows x width floats from count <= width vectors of
- * the source, zero beyond count.  k_rows: row p of the panel is
- * contiguous at src + p * ld; otherwise column i is, at src + i * ld.
- */
-static void pack_portable(const float *src, int ld, int k_rows, int count, int kc, int width, float *panel)
+/* What fmnn_gemm_pack (gemm_impl.h) does, in portable C. */
+static void pack_portable(const float *src, int ld, int k_rows, int count, int kc, int width, float *panels)
 {
-    for (int p = 0; p < kc; p++) {
-        float *row = panel + (size_t)p * width;
-        if (k_rows)
-            memcpy(row, src + (size_t)p * ld, (size_t)count * sizeof *row);
-        else
-            for (int i = 0; i < count; i++)
-                row[i] = src[(size_t)i * ld + p];
-        for (int i = count; i < width; i++)
-            row[i] = 0.0f;
+    for (int q0 = 0; q0 < count; q0 += width) {
+        const int n = count - q0 < width ? count - q0 : width;
+        float *panel = panels + (size_t)q0 * kc;
+        for (int p = 0; p < kc; p++) {
+            float *row = panel + (size_t)p * width;
+            if (k_rows)
+                memcpy(row, src + (size_t)p * ld + q0, (size_t)n * sizeof *row);
+            else
+                for (int i = 0; i < n; i++)
+                    row[i] = src[(size_t)(q0 + i) * ld + p];
+            for (int i = n; i < width; i++)
+                row[i] = 0.0f;
+        }
     }
 }
 
 static void pack(const fmnn_gemm_kernel *kern, const float *src, int ld, int k_rows, int count, int kc,
-                 int width, float *panel)
+                 int width, float *panels)
 {
     if (kern->pack)
-        kern->pack(src, ld, k_rows, count, kc, width, panel);
+        kern->pack(src, ld, k_rows, count, kc, width, panels);
     else
-        pack_portable(src, ld, k_rows, count, kc, width, panel);
+        pack_portable(src, ld, k_rows, count, kc, width, panels);
 }
 
-/* a_panel[p * MR + i] = op(A)[row0 + i][p0 + p] */
-static void pack_a_panel(const fmnn_gemm_kernel *kern, const gemm_problem *g, int row0, int rows, int p0,
-                         int kc, float *a_panel)
+/* Where a micro-kernel finds op(A)[row0 .., p0 ..], and which kernel reads it. */
+typedef struct a_operand {
+    const float *a;
+    int step;
+    fmnn_gemm_microkernel *tile;
+} a_operand;
+
+/*
+ * A transposed: op(A)[i][p] = a[p * lda + i] is read in place, by k; only
+ * a short last panel is copied, zero-padded to MR.  A not transposed: its
+ * rows are copied whole (memcpy) into a panel of rows FMNN_GEMM_KC apart,
+ * the rows past `rows` zero.  Neither needs a transposing copy.
+ */
+static a_operand prepare_a(const fmnn_gemm_kernel *kern, const gemm_problem *g, int row0, int rows, int p0,
+                           int kc, float *a_panel)
 {
-    const float *src = g->trans_a ? g->a + (size_t)p0 * g->lda + row0 : g->a + (size_t)row0 * g->lda + p0;
-    pack(kern, src, g->lda, g->trans_a, rows, kc, kern->mr, a_panel);
+    const int mr = kern->mr;
+    if (g->trans_a) {
+        const float *src = g->a + (size_t)p0 * g->lda + row0;
+        if (rows == mr)
+            return (a_operand){ src, g->lda, kern->tile_a_by_k };
+        pack(kern, src, g->lda, 1, rows, kc, mr, a_panel);
+        return (a_operand){ a_panel, mr, kern->tile_a_by_k };
+    }
+    const float *src = g->a + (size_t)row0 * g->lda + p0;
+    for (int i = 0; i < mr; i++) {
+        float *row = a_panel + (size_t)i * FMNN_GEMM_KC;
+        if (i < rows)
+            memcpy(row, src + (size_t)i * g->lda, (size_t)kc * sizeof *row);
+        else
+            memset(row, 0, (size_t)kc * sizeof *row);
+    }
+    return (a_operand){ a_panel, 0, kern->tile_a_by_row };
 }
 
-/* The NR-wide panels of op(B)[p0.., col0..]: panel j starts at j * NR * kc. */
+/* op(B)[p0 .. p0 + kc, col0 .. col0 + cols] as NR-wide panels. */
 static void pack_b_block(const fmnn_gemm_kernel *kern, const gemm_problem *g, int p0, int kc, int col0,
                          int cols, float *block)
 {
-    const int nr = kern->nr;
-    for (int j = 0; j < cols; j += nr) {
-        const int col = col0 + j;
-        const float *src = g->trans_b ? g->b + (size_t)col * g->ldb + p0 : g->b + (size_t)p0 * g->ldb + col;
-        pack(kern, src, g->ldb, !g->trans_b, cols - j < nr ? cols - j : nr, kc, nr, block + (size_t)j * kc);
-    }
+    const float *src = g->trans_b ? g->b + (size_t)col0 * g->ldb + p0 : g->b + (size_t)p0 * g->ldb + col0;
+    pack(kern, src, g->ldb, !g->trans_b, cols, kc, kern->nr, block);
 }
 
 /* ---- one thread's share ---------------------------------------------- */
@@ -193,11 +222,11 @@ static void multiply_region(const fmnn_gemm_kernel *kern, const gemm_problem *g,
             pack_b_block(kern, g, p0, kc, jc, nc, b_block);
             for (int ir = m0; ir < m1; ir += mr) {
                 const int rows = m1 - ir < mr ? m1 - ir : mr;
-                pack_a_panel(kern, g, ir, rows, p0, kc, a_panel);
+                const a_operand a = prepare_a(kern, g, ir, rows, p0, kc, a_panel);
                 float *c_row = g->c + (size_t)ir * g->ldc + jc;
                 for (int jr = 0; jr < nc; jr += nr)
-                    kern->tile(kc, a_panel, b_block + (size_t)jr * kc, c_row + jr, g->ldc, rows,
-                               nc - jr < nr ? nc - jr : nr, g->alpha, beta);
+                    a.tile(kc, a.a, a.step, b_block + (size_t)jr * kc, c_row + jr, g->ldc, rows,
+                           nc - jr < nr ? nc - jr : nr, g->alpha, beta);
             }
         }
     }

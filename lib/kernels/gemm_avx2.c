@@ -22,8 +22,14 @@ AVX2 static inline __m256i lanes_below(int count)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
 }
 
-AVX2 static void tile_6x16(int kc, const float *a_panel, const float *b_panel, float *c, int ldc,
-                           int rows, int cols, float alpha, float beta)
+/* The kernel for both layouts of A: element (i, p) at a[p * step_p +
+ * i * step_i].  Inlined into the two below.  by_k reads A in place, one
+ * row of A per step, so it asks for the row PREFETCH_STEPS ahead. */
+#define PREFETCH_STEPS 4
+
+AVX2 static inline __attribute__((always_inline)) void
+tile_6x16(int kc, const float *a, size_t step_p, size_t step_i, int prefetch_a, const float *b_panel, float *c,
+          int ldc, int rows, int cols, float alpha, float beta)
 {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -37,13 +43,15 @@ AVX2 static void tile_6x16(int kc, const float *a_panel, const float *b_panel, f
     for (int p = 0; p < kc; p++) {
         const __m256 b_lo = _mm256_load_ps(b_panel);
         const __m256 b_hi = _mm256_load_ps(b_panel + 8);
+        if (prefetch_a)
+            _mm_prefetch((const char *)(a + PREFETCH_STEPS * step_p), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            const __m256 a_ip = _mm256_broadcast_ss(a_panel + i);
+            const __m256 a_ip = _mm256_broadcast_ss(a + i * step_i);
             acc[i][0] = _mm256_fmadd_ps(a_ip, b_lo, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(a_ip, b_hi, acc[i][1]);
         }
-        a_panel += MR;
+        a += step_p;
         b_panel += NR;
     }
 
@@ -84,10 +92,24 @@ AVX2 static void tile_6x16(int kc, const float *a_panel, const float *b_panel, f
     }
 }
 
+AVX2 static void tile_a_by_k(int kc, const float *a, int a_step, const float *b_panel, float *c, int ldc,
+                             int rows, int cols, float alpha, float beta)
+{
+    tile_6x16(kc, a, (size_t)a_step, 1, 1, b_panel, c, ldc, rows, cols, alpha, beta);
+}
+
+AVX2 static void tile_a_by_row(int kc, const float *a, int a_step, const float *b_panel, float *c, int ldc,
+                               int rows, int cols, float alpha, float beta)
+{
+    (void)a_step;
+    tile_6x16(kc, a, 1, FMNN_GEMM_KC, 0, b_panel, c, ldc, rows, cols, alpha, beta);
+}
+
 const fmnn_gemm_kernel fmnn__gemm_avx2 = {
     .name = "avx2",
     .mr = MR,
     .nr = NR,
-    .tile = tile_6x16,
+    .tile_a_by_k = tile_a_by_k,
+    .tile_a_by_row = tile_a_by_row,
     .pack = NULL,
 };

@@ -24,8 +24,16 @@ AVX512 static inline __mmask16 lanes_below(int count)
     return count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u);
 }
 
-AVX512 static void tile_14x32(int kc, const float *a_panel, const float *b_panel, float *c, int ldc,
-                              int rows, int cols, float alpha, float beta)
+/* The kernel for both layouts of A: element (i, p) at a[p * step_p +
+ * i * step_i].  Inlined into the two below, each with constant strides
+ * where it can.  by_k reads A in place, one row of A per step, so it asks
+ * for the row PREFETCH_STEPS ahead (rows of a large A are 4 KB or more
+ * apart, where the hardware prefetchers do not follow). */
+#define PREFETCH_STEPS 4
+
+AVX512 static inline __attribute__((always_inline)) void
+tile_14x32(int kc, const float *a, size_t step_p, size_t step_i, int prefetch_a, const float *b_panel,
+           float *c, int ldc, int rows, int cols, float alpha, float beta)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 14
@@ -41,13 +49,15 @@ AVX512 static void tile_14x32(int kc, const float *a_panel, const float *b_panel
     for (int p = 0; p < kc; p++) {
         const __m512 b_lo = _mm512_load_ps(b_panel);
         const __m512 b_hi = _mm512_load_ps(b_panel + 16);
+        if (prefetch_a)
+            _mm_prefetch((const char *)(a + PREFETCH_STEPS * step_p), _MM_HINT_T0);
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
-            const __m512 a_ip = _mm512_set1_ps(a_panel[i]);
+            const __m512 a_ip = _mm512_set1_ps(a[i * step_i]);
             acc[i][0] = _mm512_fmadd_ps(a_ip, b_lo, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(a_ip, b_hi, acc[i][1]);
         }
-        a_panel += MR;
+        a += step_p;
         b_panel += NR;
     }
 
@@ -88,6 +98,19 @@ AVX512 static void tile_14x32(int kc, const float *a_panel, const float *b_panel
     }
 }
 
+AVX512 static void tile_a_by_k(int kc, const float *a, int a_step, const float *b_panel, float *c, int ldc,
+                               int rows, int cols, float alpha, float beta)
+{
+    tile_14x32(kc, a, (size_t)a_step, 1, 1, b_panel, c, ldc, rows, cols, alpha, beta);
+}
+
+AVX512 static void tile_a_by_row(int kc, const float *a, int a_step, const float *b_panel, float *c,
+                                 int ldc, int rows, int cols, float alpha, float beta)
+{
+    (void)a_step;
+    tile_14x32(kc, a, 1, FMNN_GEMM_KC, 0, b_panel, c, ldc, rows, cols, alpha, beta);
+}
+
 /* Transposes the 16 x 16 block r[0..15] in place: r[q] becomes column q. */
 AVX512 static inline void transpose_16x16(__m512 r[16])
 {
@@ -115,58 +138,68 @@ AVX512 static inline void transpose_16x16(__m512 r[16])
     }
 }
 
-/* Row p of the panel is at src + p * ld: masked loads and stores. */
-AVX512 static void pack_copy(const float *src, int ld, int count, int kc, int width, float *panel)
+/* k_rows: row p of every panel is a run of the source row src + p * ld,
+ * copied with masked loads and stores. */
+AVX512 static void pack_copy(const float *src, int ld, int count, int kc, int width, float *panels)
 {
-    const __mmask16 load_lo = lanes_below(count), load_hi = lanes_below(count - 16);
     const __mmask16 store_lo = lanes_below(width), store_hi = lanes_below(width - 16);
     for (int p = 0; p < kc; p++) {
         const float *from = src + (size_t)p * ld;
-        float *to = panel + (size_t)p * width;
-        _mm512_mask_storeu_ps(to, store_lo, _mm512_maskz_loadu_ps(load_lo, from));
-        if (width > 16)
-            _mm512_mask_storeu_ps(to + 16, store_hi, _mm512_maskz_loadu_ps(load_hi, from + 16));
+        for (int q0 = 0; q0 < count; q0 += width) {
+            const int n = count - q0;
+            float *to = panels + (size_t)q0 * kc + (size_t)p * width;
+            _mm512_mask_storeu_ps(to, store_lo, _mm512_maskz_loadu_ps(lanes_below(n), from + q0));
+            if (width > 16)
+                _mm512_mask_storeu_ps(to + 16, store_hi,
+                                      _mm512_maskz_loadu_ps(lanes_below(n - 16), from + q0 + 16));
+        }
     }
 }
 
-/* Column i of the panel is at src + i * ld: 16 x 16 transposes of 16
- * columns by 16 rows, rows past count zero. */
-AVX512 static void pack_transpose(const float *src, int ld, int count, int kc, int width, float *panel)
+/* Otherwise vector i is the source row src + i * ld: 16 x 16 transposes
+ * of 16 vectors by 16 steps of k, the vectors past count zero. */
+AVX512 static void pack_transpose(const float *src, int ld, int count, int kc, int width, float *panels)
 {
-    for (int i0 = 0; i0 < width; i0 += 16) {
-        const __mmask16 store_mask = lanes_below(width - i0);
-        for (int p = 0; p < kc; p += 16) {
-            const int steps = kc - p < 16 ? kc - p : 16;
-            const __mmask16 load_mask = lanes_below(steps);
-            __m512 r[16];
+    for (int q0 = 0; q0 < count; q0 += width) {
+        float *panel = panels + (size_t)q0 * kc;
+        for (int h = 0; h < width; h += 16) {
+            const __mmask16 store_mask = lanes_below(width - h);
+            const int first = q0 + h; /* the vector in lane 0 */
+            for (int p = 0; p < kc; p += 16) {
+                const int steps = kc - p < 16 ? kc - p : 16;
+                const __mmask16 load_mask = lanes_below(steps);
+                __m512 r[16];
 #pragma GCC unroll 16
-            for (int i = 0; i < 16; i++)
-                r[i] = i0 + i < count ? _mm512_maskz_loadu_ps(load_mask, src + (size_t)(i0 + i) * ld + p)
-                                      : _mm512_setzero_ps();
-            transpose_16x16(r);
+                for (int i = 0; i < 16; i++)
+                    r[i] = first + i < count && h + i < width
+                               ? _mm512_maskz_loadu_ps(load_mask, src + (size_t)(first + i) * ld + p)
+                               : _mm512_setzero_ps();
+                transpose_16x16(r);
 #pragma GCC unroll 16
-            for (int q = 0; q < 16; q++) {
-                if (q >= steps)
-                    break;
-                _mm512_mask_storeu_ps(panel + (size_t)(p + q) * width + i0, store_mask, r[q]);
+                for (int q = 0; q < 16; q++) {
+                    if (q >= steps)
+                        break;
+                    _mm512_mask_storeu_ps(panel + (size_t)(p + q) * width + h, store_mask, r[q]);
+                }
             }
         }
     }
 }
 
-AVX512 static void pack_panel(const float *src, int ld, int k_rows, int count, int kc, int width,
-                              float *panel)
+AVX512 static void pack_panels(const float *src, int ld, int k_rows, int count, int kc, int width,
+                               float *panels)
 {
     if (k_rows)
-        pack_copy(src, ld, count, kc, width, panel);
+        pack_copy(src, ld, count, kc, width, panels);
     else
-        pack_transpose(src, ld, count, kc, width, panel);
+        pack_transpose(src, ld, count, kc, width, panels);
 }
 
 const fmnn_gemm_kernel fmnn__gemm_avx512 = {
     .name = "avx512",
     .mr = MR,
     .nr = NR,
-    .tile = tile_14x32,
-    .pack = pack_panel,
+    .tile_a_by_k = tile_a_by_k,
+    .tile_a_by_row = tile_a_by_row,
+    .pack = pack_panels,
 };

@@ -2,43 +2,60 @@
  * gemm_impl.h - what gemm.c shares with its micro-kernels (gemm_avx512.c,
  * gemm_avx2.c) and with tests/check_gemm.c.  Not installed.
  *
- * A micro-kernel computes one MR x NR tile of C from two packed panels:
+ * A micro-kernel computes one MR x NR tile of C from kc steps of A and a
+ * packed panel of B:
  *
- *     a_panel: kc x MR floats, a_panel[p * MR + i] = op(A)[i][p]
- *     b_panel: kc x NR floats, b_panel[p * NR + j] = op(B)[p][j]
+ *     b_panel[p * NR + j] = op(B)[p][j]     (64-byte aligned, zero-padded)
  *
- * both 64-byte aligned and zero-padded past the valid rows and columns.
+ * and, for A, one of two layouts, one kernel each:
+ *
+ *     tile_a_by_k:    op(A)[i][p] = a[p * a_step + i]
+ *                     (op(A) read in place when A is transposed, a_step =
+ *                     lda; or a panel packed by k, a_step = MR)
+ *     tile_a_by_row:  op(A)[i][p] = a[i * FMNN_GEMM_KC + p]
+ *                     (rows of A copied into a panel; a_step is unused)
+ *
  * It sums over p = 0, 1, ..., kc - 1 in that order, one FMA chain per
  * element of C, then writes only the valid rows x cols of the tile:
  *
  *     c[i][j] = alpha * sum + beta * c[i][j]    (beta != 0)
  *     c[i][j] = alpha * sum                     (beta == 0: c is not read)
  *
- * Every element of C goes through the same instructions whether its tile
- * is full or an edge, so its value does not depend on where it lies.
+ * The rows of A past `rows` are read (they must exist, and are best zero)
+ * but do not reach C.  Every element of C goes through the same
+ * instructions whether its tile is full or an edge, and whichever layout
+ * A has, so its value does not depend on where it lies.
  */
 #ifndef FMNN_GEMM_IMPL_H
 #define FMNN_GEMM_IMPL_H
 
 #include "internal.h"
 
-typedef void fmnn_gemm_microkernel(int kc, const float *a_panel, const float *b_panel, float *c,
+/* The longest run of k a micro-kernel sums (kc <= FMNN_GEMM_KC), and the
+ * row stride of the A panels of tile_a_by_row. */
+#define FMNN_GEMM_KC 384
+
+typedef void fmnn_gemm_microkernel(int kc, const float *a, int a_step, const float *b_panel, float *c,
                                    int ldc, int rows, int cols, float alpha, float beta);
 
 /*
- * Fills a panel of kc rows x width floats (width <= 32) from count <=
- * width vectors of a row-major matrix, zero beyond count.  k_rows: row p
- * of the panel is contiguous at src + p * ld (a plain copy); otherwise
- * column i is, at src + i * ld (a transposing copy).  The panel is
- * 64-byte aligned.
+ * Packs count vectors of kc floats into ceil(count / width) panels of kc
+ * x width floats (width <= 32), one after another, the last zero-padded:
+ *
+ *     panels[(i / width) * kc * width + p * width + i % width] = vector i [p]
+ *
+ * Element p of vector i is src[p * ld + i] when k_rows (a plain copy of
+ * rows), else src[i * ld + p] (a transposing copy).  panels is 64-byte
+ * aligned.
  */
 typedef void fmnn_gemm_pack(const float *src, int ld, int k_rows, int count, int kc, int width,
-                            float *panel);
+                            float *panels);
 
 typedef struct fmnn_gemm_kernel {
     const char *name;
     int mr, nr;                       /* the tile of C it computes */
-    fmnn_gemm_microkernel *tile;
+    fmnn_gemm_microkernel *tile_a_by_k;
+    fmnn_gemm_microkernel *tile_a_by_row;
     fmnn_gemm_pack *pack;             /* NULL: gemm.c's portable one */
 } fmnn_gemm_kernel;
 

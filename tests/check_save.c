@@ -1,0 +1,936 @@
+/*
+ * check_save.c - model files (lib/save.c, docs/FORMAT.md).
+ *
+ * Round trips (architecture, options, weights, predictions), resuming
+ * training from a file with the optimizer's state, every kind of corrupt
+ * file the loader must refuse, and atomic saving: a save that fails
+ * halfway (a file size limit in a child process) leaves the existing
+ * file intact and no temporary file behind.  Every file goes into a
+ * temporary directory made in main() and removed at the end.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "fmnn.h"
+#include "model_impl.h" /* to compare the models' insides */
+
+static char tmpdir[] = "/tmp/fmnn_check_save_XXXXXX";
+
+/* The thousands of corrupt files go to memory when /dev/shm exists:
+ * rewriting a file on disk costs milliseconds each. */
+static char shmdir[] = "/dev/shm/fmnn_check_save_XXXXXX";
+static const char *corruptdir = tmpdir;
+
+/* Something *out is set to before a call that must fail and clear it. */
+static int sentinel;
+#define NOT_NULL ((void *)&sentinel)
+
+/* Offsets in a file of a model with a rank-3 input (docs/FORMAT.md). */
+#define HEADER 32
+#define RECORDS (HEADER + 52)
+#define RECORD 44
+#define AT_RECORD(i) (RECORDS + RECORD * (i))
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static const char *tpath(char *buf, size_t cap, const char *name)
+{
+    int n = snprintf(buf, cap, "%s/%s", tmpdir, name);
+    ck_assert(n > 0 && (size_t)n < cap);
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Reads a whole file into a malloc'd buffer (with 64 spare bytes). */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_ge(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size + 64);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void wr64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void wrf(unsigned char *p, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    wr32(p, v);
+}
+
+/* Makes the header agree with an edited payload: its size and CRC-32. */
+static void fix_header(unsigned char *buf, size_t n)
+{
+    ck_assert_uint_ge(n, HEADER);
+    wr64(buf + 16, n - HEADER);
+    wr32(buf + 24, (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf + HEADER, (uInt)(n - HEADER)));
+}
+
+/* Count of the largest allocation the library asks for, to prove that
+ * oversized counts in a file are refused before anything is allocated. */
+static size_t largest_request;
+
+static void *watching_malloc(size_t size, void *user)
+{
+    (void)user;
+    if (size > largest_request)
+        largest_request = size;
+    return malloc(size);
+}
+
+static void watching_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+/*
+ * Loads the n bytes as a file and expects status, *out NULL, a message
+ * naming the file and containing word, and no allocation larger than
+ * 4 times the file (the payload copy and the four parameter arrays).
+ */
+static void expect_load_error_named(const char *name, const unsigned char *bytes, size_t n, int status,
+                                    const char *word)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", corruptdir, name);
+    write_bytes(path, bytes, n);
+    const fmnn_allocator watch = { watching_malloc, watching_free, NULL };
+    largest_request = 0;
+    fmnn_set_allocator(&watch);
+    fmnn_model *m = NOT_NULL;
+    fmnn_clear_error();
+    int st = fmnn_model_load(&m, path);
+    fmnn_set_allocator(NULL);
+    const char *msg = fmnn_last_error();
+    ck_assert_msg(st == status, "%s (%zu bytes): status %d, expected %d: %s", name, n, st, status, msg);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(msg, path) != NULL, "message \"%s\" does not name %s", msg, path);
+    ck_assert_msg(word == NULL || strstr(msg, word) != NULL, "message \"%s\" does not contain \"%s\"", msg, word);
+    ck_assert_msg(largest_request <= 4 * n + 4096, "%s: allocated %zu bytes for a %zu-byte file", name,
+                  largest_request, n);
+}
+
+static void expect_load_error(const unsigned char *bytes, size_t n, int status, const char *word)
+{
+    expect_load_error_named("corrupt.fmnn", bytes, n, status, word);
+}
+
+/* Fills a tensor with reproducible values in [-1, 1). */
+static void fill(fmnn_tensor *t, uint64_t seed)
+{
+    float *d = fmnn_tensor_data(t);
+    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (size_t i = 0; i < fmnn_tensor_size(t); i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        d[i] = (float)(s >> 40) / 8388608.0f - 1.0f;
+    }
+}
+
+static fmnn_tensor *images(int n, uint64_t seed)
+{
+    fmnn_tensor *x;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 4, (int[]){ n, 8, 8, 1 }), FMNN_OK);
+    fill(x, seed);
+    return x;
+}
+
+/* Targets for 5 classes: one-hot (N, 5), or class indices (N). */
+static fmnn_tensor *targets(int n, fmnn_loss loss)
+{
+    fmnn_tensor *y;
+    if (loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
+        ck_assert_int_eq(fmnn_tensor_new(&y, 1, (int[]){ n }), FMNN_OK);
+        for (int i = 0; i < n; i++)
+            fmnn_tensor_data(y)[i] = (float)((i * 3) % 5);
+    } else {
+        ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ n, 5 }), FMNN_OK);
+        for (int i = 0; i < n; i++)
+            fmnn_tensor_data(y)[i * 5 + (i * 3) % 5] = 1.0f;
+    }
+    return y;
+}
+
+static void add(fmnn_model *m, fmnn_layer *layer)
+{
+    ck_assert_msg(fmnn_model_add(m, layer) == FMNN_OK, "%s", fmnn_last_error());
+}
+
+/* The small model: 8x8x1 -> Conv2D(4, 3x3) -> relu -> MaxPool 2 ->
+ * Dropout 0.25 -> Flatten -> Dense(5, l2) -> softmax.  7 layers. */
+static fmnn_model *small_model(fmnn_loss loss, const fmnn_optimizer *opt, uint64_t seed)
+{
+    fmnn_model *m;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }), FMNN_OK);
+    add(m, fmnn_conv2d(4, 3, 3, NULL));
+    add(m, fmnn_activation(FMNN_RELU));
+    add(m, fmnn_maxpool2d(2, 2, NULL));
+    add(m, fmnn_dropout(0.25f));
+    add(m, fmnn_flatten());
+    add(m, fmnn_dense(5, &(fmnn_dense_options){ FMNN_LINEAR, fmnn_l2(0.01f) }));
+    add(m, fmnn_activation(FMNN_SOFTMAX));
+    ck_assert_msg(fmnn_model_compile(m, loss, opt, seed) == FMNN_OK, "%s", fmnn_last_error());
+    return m;
+}
+
+/* Every layer type and option: strides, both paddings, fused and
+ * separate activations, l1, l2 and l1_l2, a dropout rate.  8 layers. */
+static fmnn_model *full_model(fmnn_loss loss, const fmnn_optimizer *opt, uint64_t seed)
+{
+    fmnn_model *m;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }), FMNN_OK);
+    add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ 1, 1, FMNN_PADDING_SAME, FMNN_RELU, fmnn_l1(0.001f) }));
+    add(m, fmnn_conv2d(3, 2, 2, &(fmnn_conv2d_options){ 2, 1, FMNN_PADDING_VALID, FMNN_LINEAR, fmnn_l2(0.002f) }));
+    add(m, fmnn_activation(FMNN_TANH));
+    add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ 1, 2, FMNN_PADDING_SAME }));
+    add(m, fmnn_dropout(0.375f));
+    add(m, fmnn_flatten());
+    add(m, fmnn_dense(6, &(fmnn_dense_options){ FMNN_SIGMOID, fmnn_l1_l2(0.001f, 0.002f) }));
+    add(m, fmnn_dense(5, &(fmnn_dense_options){ FMNN_SOFTMAX, fmnn_l2(0.01f) }));
+    ck_assert_msg(fmnn_model_compile(m, loss, opt, seed) == FMNN_OK, "%s", fmnn_last_error());
+    return m;
+}
+
+static void save_ok(const fmnn_model *m, const char *path, unsigned flags)
+{
+    ck_assert_msg(fmnn_model_save(m, path, flags) == FMNN_OK, "%s", fmnn_last_error());
+}
+
+static fmnn_model *load_ok(const char *path)
+{
+    fmnn_model *m = NULL;
+    ck_assert_msg(fmnn_model_load(&m, path) == FMNN_OK, "%s", fmnn_last_error());
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+static void fit_ok(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const fmnn_fit_options *o)
+{
+    ck_assert_msg(fmnn_model_fit(m, x, y, o, NULL) == FMNN_OK, "%s", fmnn_last_error());
+}
+
+/* Same architecture, options, loss, optimizer settings and weights. */
+static void assert_same_model(fmnn_model *a, fmnn_model *b)
+{
+    ck_assert_int_eq(fmnn_model_layer_count(a), fmnn_model_layer_count(b));
+    ck_assert_uint_eq(fmnn_model_param_count(a), fmnn_model_param_count(b));
+    ck_assert_int_eq(a->input.rank, b->input.rank);
+    ck_assert_mem_eq(a->input.dims, b->input.dims, sizeof a->input.dims);
+    ck_assert_int_eq(a->loss, b->loss);
+    ck_assert_int_eq(a->optimizer.kind, b->optimizer.kind);
+    ck_assert(a->optimizer.learning_rate == b->optimizer.learning_rate);
+    ck_assert(a->optimizer.beta_1 == b->optimizer.beta_1);
+    ck_assert(a->optimizer.beta_2 == b->optimizer.beta_2);
+    ck_assert(a->optimizer.epsilon == b->optimizer.epsilon);
+    ck_assert(a->optimizer.momentum == b->optimizer.momentum);
+    ck_assert_int_eq(a->optimizer.nesterov, b->optimizer.nesterov);
+    for (int i = 0; i < fmnn_model_layer_count(a); i++) {
+        const fmnn_layer *la = fmnn_model_layer(a, i), *lb = fmnn_model_layer(b, i);
+        ck_assert_str_eq(fmnn_layer_name(la), fmnn_layer_name(lb));
+        ck_assert_str_eq(fmnn_layer_type(la), fmnn_layer_type(lb));
+        int da[FMNN_MAX_RANK], db[FMNN_MAX_RANK];
+        ck_assert_int_eq(fmnn_model_output_shape(a, i, da), fmnn_model_output_shape(b, i, db));
+        ck_assert_mem_eq(da, db, sizeof da);
+        ck_assert_int_eq(la->activation, lb->activation);
+        ck_assert(la->regularizer.l1 == lb->regularizer.l1);
+        ck_assert(la->regularizer.l2 == lb->regularizer.l2);
+        ck_assert_uint_eq(la->n_kernel, lb->n_kernel);
+        ck_assert_uint_eq(la->n_bias, lb->n_bias);
+        fmnn_layer_config ca = { { 0 }, 0.0f }, cb = { { 0 }, 0.0f };
+        if (la->ops->get_config) {
+            la->ops->get_config(la, &ca);
+            lb->ops->get_config(lb, &cb);
+        }
+        ck_assert_mem_eq(ca.ints, cb.ints, sizeof ca.ints);
+        ck_assert(ca.rate == cb.rate);
+    }
+    size_t na, nb;
+    const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(wa, wb, na * sizeof *wa);
+}
+
+static void assert_same_predictions(fmnn_model *a, fmnn_model *b, const fmnn_tensor *x)
+{
+    fmnn_tensor *pa, *pb;
+    ck_assert_int_eq(fmnn_model_predict(a, x, 0, &pa), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_predict(b, x, 0, &pb), FMNN_OK);
+    ck_assert_uint_eq(fmnn_tensor_size(pa), fmnn_tensor_size(pb));
+    ck_assert_mem_eq(fmnn_tensor_const_data(pa), fmnn_tensor_const_data(pb), fmnn_tensor_size(pa) * sizeof(float));
+    fmnn_tensor_free(pa);
+    fmnn_tensor_free(pb);
+}
+
+/* The file of the small model after a little training, with its
+ * optimizer's state: the base of the corruption tests. */
+static unsigned char *good_file(size_t *n, unsigned flags)
+{
+    fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 5);
+    fmnn_tensor *x = images(8, 1), *y = targets(8, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 4;
+    o.verbose = 0;
+    fit_ok(m, x, y, &o);
+    char path[512];
+    save_ok(m, tpath(path, sizeof path, "good.fmnn"), flags);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(m);
+    return slurp(path, n);
+}
+
+/* Names the files in the temporary directory other than keep (NULL when
+ * there are none), so tests can check that no temporary file is left. */
+static char *stray_file(const char *dir, const char *keep)
+{
+    static char name[256];
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char *found = NULL;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, keep) == 0)
+            continue;
+        snprintf(name, sizeof name, "%s", e->d_name);
+        found = name;
+        break;
+    }
+    closedir(d);
+    return found;
+}
+
+/* ---- round trips ------------------------------------------------------- */
+
+/* _i: the loss.  Architecture, options, weights, predictions survive. */
+START_TEST(test_round_trip)
+{
+    fmnn_loss loss = (fmnn_loss)_i;
+    fmnn_optimizer sgd = fmnn_sgd(0.05f, 0.9f);
+    sgd.nesterov = 1;
+    fmnn_model *a = full_model(loss, _i == 1 ? &sgd : NULL, 11);
+    char path[512];
+    tpath(path, sizeof path, "round.fmnn");
+    for (int flags = 0; flags <= 1; flags++) {
+        save_ok(a, path, (unsigned)flags);
+        fmnn_model *b = load_ok(path);
+        assert_same_model(a, b);
+        fmnn_tensor *x = images(7, 2);
+        assert_same_predictions(a, b, x);
+        if (loss != FMNN_LOSS_MSE) { /* MSE would need 5 targets per sample: same code path */
+            fmnn_tensor *y = targets(7, loss);
+            float la, lb, aa, ab;
+            ck_assert_int_eq(fmnn_model_evaluate(a, x, y, 0, &la, &aa), FMNN_OK);
+            ck_assert_int_eq(fmnn_model_evaluate(b, x, y, 0, &lb, &ab), FMNN_OK);
+            ck_assert(la == lb && aa == ab);
+            fmnn_tensor_free(y);
+        }
+        fmnn_tensor_free(x);
+        /* Saved again, the loaded model gives the very same bytes. */
+        char again[512];
+        save_ok(b, tpath(again, sizeof again, "again.fmnn"), (unsigned)flags);
+        size_t n1, n2;
+        unsigned char *f1 = slurp(path, &n1), *f2 = slurp(again, &n2);
+        ck_assert_uint_eq(n1, n2);
+        ck_assert_mem_eq(f1, f2, n1);
+        free(f1);
+        free(f2);
+        fmnn_model_free(b);
+    }
+    fmnn_model_free(a);
+}
+END_TEST
+
+/* The small model after training; and a model without parameters. */
+START_TEST(test_round_trip_trained)
+{
+    fmnn_model *a = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 3);
+    fmnn_tensor *x = images(16, 3), *y = targets(16, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 8;
+    o.verbose = 0;
+    fit_ok(a, x, y, &o);
+    char path[512];
+    save_ok(a, tpath(path, sizeof path, "trained.fmnn"), 0);
+    fmnn_model *b = load_ok(path);
+    assert_same_model(a, b);
+    assert_same_predictions(a, b, x);
+    ck_assert_int_eq(b->step, 0); /* no optimizer state in the file */
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+
+    /* No parameters at all: Flatten and softmax, MSE. */
+    ck_assert_int_eq(fmnn_model_new(&a, 2, (int[]){ 2, 3 }), FMNN_OK);
+    add(a, fmnn_flatten());
+    add(a, fmnn_activation(FMNN_SOFTMAX));
+    ck_assert_int_eq(fmnn_model_compile(a, FMNN_LOSS_MSE, NULL, 0), FMNN_OK);
+    save_ok(a, path, FMNN_SAVE_OPTIMIZER);
+    b = load_ok(path);
+    assert_same_model(a, b);
+    ck_assert_uint_eq(fmnn_model_param_count(b), 0);
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+}
+END_TEST
+
+/* Saving over an existing file replaces it. */
+START_TEST(test_overwrite)
+{
+    char path[512];
+    tpath(path, sizeof path, "overwrite.fmnn");
+    fmnn_model *a = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1);
+    fmnn_model *b = small_model(FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, NULL, 2);
+    save_ok(a, path, 0);
+    save_ok(b, path, FMNN_SAVE_OPTIMIZER);
+    fmnn_model *c = load_ok(path);
+    assert_same_model(b, c);
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+    fmnn_model_free(c);
+}
+END_TEST
+
+/* ---- resuming training --------------------------------------------------- */
+
+/*
+ * _i: 0 Adam, 1 SGD with momentum.  A trains, is saved with its
+ * optimizer's state, trains on; B, loaded from the file, trains the same
+ * way and must end with A's weights bit for bit.  C, loaded from a file
+ * without the state, must not (or the test could not fail).
+ */
+START_TEST(test_resume)
+{
+    fmnn_optimizer sgd = fmnn_sgd(0.05f, 0.9f);
+    fmnn_model *a = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, _i ? &sgd : NULL, 7);
+    fmnn_tensor *x = images(24, 4), *y = targets(24, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 8;
+    o.verbose = 0;
+    o.seed = 3;
+    fit_ok(a, x, y, &o); /* 3 steps */
+    char with[512], without[512];
+    save_ok(a, tpath(with, sizeof with, "resume-with.fmnn"), FMNN_SAVE_OPTIMIZER);
+    save_ok(a, tpath(without, sizeof without, "resume-without.fmnn"), 0);
+
+    fmnn_fit_options more = o;
+    more.epochs = 2; /* 6 more steps, shuffled, with dropout */
+    more.seed = 4;
+    fit_ok(a, x, y, &more);
+
+    fmnn_model *b = load_ok(with);
+    ck_assert_int_eq(b->step, 3);
+    fit_ok(b, x, y, &more);
+    ck_assert_int_eq(b->step, a->step);
+    size_t na, nb;
+    const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(wa, wb, na * sizeof *wa);
+    ck_assert_mem_eq(a->adam_m, b->adam_m, na * sizeof *wa);
+    ck_assert_mem_eq(a->adam_v, b->adam_v, na * sizeof *wa);
+
+    fmnn_model *c = load_ok(without);
+    ck_assert_int_eq(c->step, 0);
+    fit_ok(c, x, y, &more);
+    const float *wc = fmnn_model_weights(c, NULL);
+    ck_assert_msg(memcmp(wa, wc, na * sizeof *wa) != 0, "training without the optimizer state gave the same weights");
+
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+    fmnn_model_free(c);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+END_TEST
+
+/* ---- corrupt files ------------------------------------------------------- */
+
+START_TEST(test_bad_header)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    unsigned char *b = malloc(n + 64);
+    ck_assert_ptr_nonnull(b);
+
+    memcpy(b, good, n);
+    b[1] = 'G';
+    expect_load_error(b, n, FMNN_EFORMAT, "magic");
+    memcpy(b, "\x1f\x8b\x08\x00", 4); /* a gzip file is not a model file */
+    expect_load_error(b, n, FMNN_EFORMAT, "magic");
+
+    memcpy(b, good, n);
+    wr32(b + 8, 2);
+    expect_load_error(b, n, FMNN_EFORMAT, "version 2");
+    wr32(b + 8, 0);
+    expect_load_error(b, n, FMNN_EFORMAT, "version 0");
+
+    memcpy(b, good, n);
+    wr32(b + 12, 3);
+    expect_load_error(b, n, FMNN_EFORMAT, "flags");
+    wr32(b + 12, 0x80000001u);
+    expect_load_error(b, n, FMNN_EFORMAT, "flags");
+
+    memcpy(b, good, n);
+    wr32(b + 28, 1);
+    expect_load_error(b, n, FMNN_EFORMAT, "reserved");
+
+    /* The flag says there is no optimizer state: then bytes are left over. */
+    memcpy(b, good, n);
+    wr32(b + 12, 0);
+    expect_load_error(b, n, FMNN_EFORMAT, "follow");
+
+    /* A payload size larger and smaller than the file. */
+    memcpy(b, good, n);
+    wr64(b + 16, n);
+    expect_load_error(b, n, FMNN_EFORMAT, "truncated");
+    wr64(b + 16, UINT64_MAX);
+    expect_load_error(b, n, FMNN_EFORMAT, "truncated");
+    wr64(b + 16, n - HEADER - 1);
+    expect_load_error(b, n, FMNN_EFORMAT, "corrupt");
+    free(b);
+    free(good);
+}
+END_TEST
+
+/* Every prefix of a file, as it is and with a header made to agree. */
+START_TEST(test_truncated)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, _i ? FMNN_SAVE_OPTIMIZER : 0);
+    unsigned char *b = malloc(n + 64);
+    ck_assert_ptr_nonnull(b);
+    for (size_t len = 0; len < n; len++) {
+        expect_load_error(good, len, FMNN_EFORMAT, NULL);
+        if (len >= HEADER) {
+            memcpy(b, good, len);
+            fix_header(b, len);
+            expect_load_error(b, len, FMNN_EFORMAT, "corrupt");
+        }
+    }
+    free(b);
+    free(good);
+}
+END_TEST
+
+START_TEST(test_trailing_garbage)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, _i ? FMNN_SAVE_OPTIMIZER : 0);
+    for (size_t extra = 1; extra <= 9; extra += 4) {
+        memset(good + n, 0, extra);
+        expect_load_error(good, n + extra, FMNN_EFORMAT, "the header announces");
+        unsigned char *b = malloc(n + extra);
+        ck_assert_ptr_nonnull(b);
+        memcpy(b, good, n + extra);
+        fix_header(b, n + extra);
+        expect_load_error(b, n + extra, FMNN_EFORMAT, "follow");
+        free(b);
+    }
+    free(good);
+}
+END_TEST
+
+/* A single changed byte anywhere in the payload: a checksum mismatch. */
+START_TEST(test_bad_checksum)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    for (size_t at = HEADER; at < n; at++) {
+        unsigned char saved = good[at];
+        good[at] ^= (unsigned char)(1u << (at % 8));
+        expect_load_error(good, n, FMNN_EFORMAT, "checksum");
+        good[at] = saved;
+    }
+    wr32(good + 24, rd32(good + 24) ^ 1u); /* or in the stored CRC */
+    expect_load_error(good, n, FMNN_EFORMAT, "checksum");
+    free(good);
+}
+END_TEST
+
+/* Edits to a copy of good at offset `at`, then the header made to agree. */
+typedef struct edit {
+    const char *what;
+    size_t at;       /* offset in the file */
+    int is_float;
+    uint32_t u;      /* a 32-bit value to write */
+    float f;
+    const char *word; /* expected in the message */
+} edit;
+
+/* A valid checksum but an impossible architecture or value. */
+START_TEST(test_impossible_architecture)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    /* Layers: 0 conv2d 4 3x3, 1 relu, 2 maxpool 2x2, 3 dropout, 4 flatten,
+     * 5 dense 5, 6 softmax.  Record fields: +0 code, +4 activation, +8 l1,
+     * +12 l2, +16 six ints, +40 rate. */
+    const size_t params = AT_RECORD(7);
+    const edit edits[] = {
+        { "unknown loss", HEADER + 0, 0, 3, 0, "loss" },
+        { "input rank 0", HEADER + 4, 0, 0, 0, "rank" },
+        { "input rank 4", HEADER + 4, 0, 4, 0, "rank" },
+        { "input height 0", HEADER + 8, 0, 0, 0, "input dimension" },
+        { "input height 2^31", HEADER + 8, 0, 0x80000000u, 0, "input dimension" },
+        { "input height 2^24: 5e8 parameters", HEADER + 8, 0, 1u << 24, 0, "parameters" },
+        { "unknown optimizer", HEADER + 20, 0, 2, 0, "optimizer" },
+        { "negative learning rate", HEADER + 24, 1, 0, -1.0f, "learning_rate" },
+        { "NaN learning rate", HEADER + 24, 1, 0, NAN, "learning_rate" },
+        { "beta_1 of 1", HEADER + 28, 1, 0, 1.0f, "beta" },
+        { "layer count 0", HEADER + 48, 0, 0, 0, "layer count" },
+        { "layer count 1e9", HEADER + 48, 0, 1000000000u, 0, "layer count" },
+        { "layer count 8", HEADER + 48, 0, 8, 0, "layer" },
+        { "unknown layer code", AT_RECORD(1), 0, 99, 0, "unknown type code" },
+        { "layer code 0", AT_RECORD(1), 0, 0, 0, "unknown type code" },
+        { "conv kernel larger than the input", AT_RECORD(0) + 20, 0, 9, 0, "larger" },
+        { "conv with 0 filters", AT_RECORD(0) + 16, 0, 0, 0, "option 0" },
+        { "conv with 2^30 filters", AT_RECORD(0) + 16, 0, 1u << 30, 0, "option 0" },
+        { "conv with more filters", AT_RECORD(0) + 16, 0, 5, 0, "parameters" },
+        { "conv stride 0", AT_RECORD(0) + 28, 0, 0, 0, "option 3" },
+        { "conv stride -1", AT_RECORD(0) + 28, 0, 0xffffffffu, 0, "option 3" },
+        { "conv padding 2", AT_RECORD(0) + 36, 0, 2, 0, "padding" },
+        { "conv activation 5", AT_RECORD(0) + 4, 0, 5, 0, "activation" },
+        { "negative regularizer", AT_RECORD(0) + 8, 1, 0, -0.5f, "regularizer" },
+        { "NaN regularizer", AT_RECORD(5) + 12, 1, 0, NAN, "regularizer" },
+        { "infinite regularizer", AT_RECORD(5) + 12, 1, 0, INFINITY, "regularizer" },
+        { "regularizer on a pooling layer", AT_RECORD(2) + 12, 1, 0, 0.1f, "regularizer" },
+        { "activation on a pooling layer", AT_RECORD(2) + 4, 0, 1, 0, "activation" },
+        { "rate on a dense layer", AT_RECORD(5) + 40, 1, 0, 0.5f, "rate" },
+        { "unused option on a dense layer", AT_RECORD(5) + 20, 0, 7, 0, "unused" },
+        { "unused option on a flatten layer", AT_RECORD(4) + 16, 0, 1, 0, "unused" },
+        { "pool larger than the input", AT_RECORD(2) + 16, 0, 7, 0, "larger" },
+        { "pool stride 0", AT_RECORD(2) + 24, 0, 0, 0, "option 2" },
+        { "dropout rate 2", AT_RECORD(3) + 40, 1, 0, 2.0f, "rate" },
+        { "dropout rate 1", AT_RECORD(3) + 40, 1, 0, 1.0f, "rate" },
+        { "dropout rate -0.1", AT_RECORD(3) + 40, 1, 0, -0.1f, "rate" },
+        { "dropout rate NaN", AT_RECORD(3) + 40, 1, 0, NAN, "rate" },
+        { "dense with 0 units", AT_RECORD(5) + 16, 0, 0, 0, "option 0" },
+        { "dense with 2^24 units", AT_RECORD(5) + 16, 0, 1u << 24, 0, "parameters" },
+        { "dense with 2^24+1 units", AT_RECORD(5) + 16, 0, (1u << 24) + 1, 0, "option 0" },
+        { "activation kind 9", AT_RECORD(6) + 4, 0, 9, 0, "activation" },
+        { "a Flatten with an activation", AT_RECORD(1), 0, 6, 0, "activation" },
+        { "parameter count + 1", params, 0, 225 + 1, 0, "parameters" },
+        { "parameter count 2^32", params + 4, 0, 1, 0, "parameters" },
+        { "step count 2^63", params + 8 + 4 * 225 + 4, 0, 0x80000000u, 0, "step" },
+        { "NaN weight", params + 8, 1, 0, NAN, "NaN" },
+        { "infinite weight", params + 8 + 4 * 224, 1, 0, -INFINITY, "NaN or Inf" },
+        { "NaN first moment", params + 16 + 4 * 225, 1, 0, NAN, "optimizer state" },
+        { "negative second moment", params + 16 + 8 * 225 + 8, 1, 0, -1.0f, "second moment" },
+    };
+    ck_assert_uint_eq(rd32(good + params), 225); /* 40 + 185 parameters */
+    ck_assert_uint_eq(n, params + 16 + 12 * 225);
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        const edit *e = &edits[i];
+        memcpy(b, good, n);
+        if (e->is_float)
+            wrf(b + e->at, e->f);
+        else
+            wr32(b + e->at, e->u);
+        fix_header(b, n);
+        char name[128];
+        snprintf(name, sizeof name, "impossible-%zu.fmnn", i);
+        expect_load_error_named(name, b, n, FMNN_EFORMAT, e->word);
+    }
+    free(b);
+    free(good);
+}
+END_TEST
+
+/* A kernel so large that its size would overflow an int inside compile. */
+START_TEST(test_oversized_kernel)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, 0);
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, good, n);
+    wr32(b + AT_RECORD(0) + 20, 1u << 24); /* kh */
+    wr32(b + AT_RECORD(0) + 24, 1u << 24); /* kw */
+    wr32(b + AT_RECORD(0) + 36, FMNN_PADDING_SAME);
+    fix_header(b, n);
+    expect_load_error(b, n, FMNN_EFORMAT, "too large");
+    /* 2^16 x 2^15 with 4 filters: over INT_MAX only with the filters. */
+    memcpy(b, good, n);
+    wr32(b + AT_RECORD(0) + 20, 1u << 16);
+    wr32(b + AT_RECORD(0) + 24, 1u << 15);
+    wr32(b + AT_RECORD(0) + 36, FMNN_PADDING_SAME);
+    fix_header(b, n);
+    expect_load_error(b, n, FMNN_EFORMAT, "too large");
+    free(b);
+    free(good);
+}
+END_TEST
+
+START_TEST(test_not_a_file)
+{
+    char path[512];
+    fmnn_model *m = NOT_NULL;
+    tpath(path, sizeof path, "missing.fmnn");
+    fmnn_clear_error();
+    ck_assert_int_eq(fmnn_model_load(&m, path), FMNN_EIO);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), path));
+
+    tpath(path, sizeof path, "a-directory");
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    m = NOT_NULL;
+    ck_assert_int_eq(fmnn_model_load(&m, path), FMNN_EIO);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), path));
+    ck_assert_int_eq(rmdir(path), 0);
+
+    /* An empty file, and a file that is something else entirely. */
+    expect_load_error_named("empty.fmnn", (const unsigned char *)"", 0, FMNN_EFORMAT, "only 0 bytes");
+    const char text[] = "This is not a model file, only some text that is long enough.\n";
+    expect_load_error_named("text.fmnn", (const unsigned char *)text, sizeof text - 1, FMNN_EFORMAT, "magic");
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+    char path[512];
+    tpath(path, sizeof path, "args.fmnn");
+    fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1);
+    ck_assert_int_eq(fmnn_model_save(NULL, path, 0), FMNN_EINVAL);
+    ck_assert_int_eq(fmnn_model_save(m, NULL, 0), FMNN_EINVAL);
+    ck_assert_int_eq(fmnn_model_save(m, path, 2), FMNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "flags"));
+    ck_assert_int_eq(fmnn_model_save(m, path, ~0u), FMNN_EINVAL);
+    ck_assert_int_eq(access(path, F_OK), -1); /* nothing was written */
+    save_ok(m, path, 0);
+    ck_assert_int_eq(fmnn_model_load(NULL, path), FMNN_EINVAL);
+    fmnn_model *out = NOT_NULL;
+    ck_assert_int_eq(fmnn_model_load(&out, NULL), FMNN_EINVAL);
+    ck_assert_ptr_null(out);
+    fmnn_model_free(m);
+
+    /* Saving before compile. */
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 4 }), FMNN_OK);
+    add(m, fmnn_dense(2, NULL));
+    tpath(path, sizeof path, "uncompiled.fmnn");
+    ck_assert_int_eq(fmnn_model_save(m, path, 0), FMNN_ESTATE);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "compile"));
+    ck_assert_int_eq(access(path, F_OK), -1);
+    fmnn_model_free(m);
+}
+END_TEST
+
+/* ---- atomic saving ------------------------------------------------------- */
+
+/*
+ * A save that fails halfway: in a child, a file size limit of a few
+ * hundred bytes (SIGXFSZ ignored, so write() fails with EFBIG) makes
+ * saving a larger model fail.  The child reports through its exit status:
+ * 0 for FMNN_EIO with the path in the message.  The first file must
+ * still load with its weights, and no temporary file may be left.
+ */
+START_TEST(test_failed_save_keeps_file)
+{
+    char dir[512], path[512];
+    tpath(dir, sizeof dir, "atomic");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    tpath(path, sizeof path, "atomic/model.fmnn");
+    fmnn_model *first = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1);
+    save_ok(first, path, 0);
+    size_t n_first;
+    unsigned char *bytes_first = slurp(path, &n_first);
+
+    for (rlim_t limit = 100; limit <= 1100; limit += 500) {
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            signal(SIGXFSZ, SIG_IGN);
+            struct rlimit rl = { limit, limit };
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(10);
+            fmnn_model *second = small_model(FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, NULL, 2);
+            int st = fmnn_model_save(second, path, FMNN_SAVE_OPTIMIZER);
+            int named = strstr(fmnn_last_error(), path) != NULL;
+            fmnn_model_free(second);
+            fmnn_model_free(first); /* the parent's copies: nothing leaks here */
+            free(bytes_first);
+            _exit(st == FMNN_EIO ? (named ? 0 : 3) : st == FMNN_OK ? 1 : 2);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "limit %d: the child's save returned exit status %d (0 = FMNN_EIO naming the file)",
+                      (int)limit, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fmnn_model *back = load_ok(path);
+        assert_same_model(first, back);
+        fmnn_model_free(back);
+        size_t n;
+        unsigned char *bytes = slurp(path, &n);
+        ck_assert_uint_eq(n, n_first);
+        ck_assert_mem_eq(bytes, bytes_first, n);
+        free(bytes);
+        char *stray = stray_file(dir, "model.fmnn");
+        ck_assert_msg(stray == NULL, "a failed save left %s behind", stray ? stray : "");
+    }
+    free(bytes_first);
+    fmnn_model_free(first);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+START_TEST(test_save_io_errors)
+{
+    fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1);
+    char path[512];
+
+    /* A directory that does not exist. */
+    tpath(path, sizeof path, "no-such-dir/model.fmnn");
+    fmnn_clear_error();
+    ck_assert_int_eq(fmnn_model_save(m, path, 0), FMNN_EIO);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), path));
+
+    /* The target is a directory: the rename fails, the directory stays,
+     * and the temporary file is removed. */
+    char dir[512];
+    tpath(dir, sizeof dir, "target-is-dir");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    tpath(path, sizeof path, "target-is-dir/model.fmnn");
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    fmnn_clear_error();
+    ck_assert_int_eq(fmnn_model_save(m, path, 0), FMNN_EIO);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), path));
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    char *stray = stray_file(dir, "model.fmnn");
+    ck_assert_msg(stray == NULL, "a failed save left %s behind", stray ? stray : "");
+    ck_assert_int_eq(rmdir(path), 0);
+
+    /* A read-only directory (meaningless for root, who may write anyway). */
+    if (geteuid() != 0) {
+        ck_assert_int_eq(chmod(dir, 0555), 0);
+        ck_assert_int_eq(fmnn_model_save(m, path, 0), FMNN_EIO);
+        ck_assert_ptr_nonnull(strstr(fmnn_last_error(), path));
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+    fmnn_model_free(m);
+}
+END_TEST
+
+/* ---- the suite ------------------------------------------------------------- */
+
+static Suite *save_suite(void)
+{
+    Suite *s = suite_create("save");
+
+    TCase *tc = tcase_create("round trip");
+    tcase_add_loop_test(tc, test_round_trip, 0, 3);
+    tcase_add_test(tc, test_round_trip_trained);
+    tcase_add_test(tc, test_overwrite);
+    tcase_add_loop_test(tc, test_resume, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("corrupt files");
+    tcase_set_timeout(tc, 120); /* thousands of loads; slow under valgrind */
+    tcase_add_test(tc, test_bad_header);
+    tcase_add_loop_test(tc, test_truncated, 0, 2);
+    tcase_add_loop_test(tc, test_trailing_garbage, 0, 2);
+    tcase_add_test(tc, test_bad_checksum);
+    tcase_add_test(tc, test_impossible_architecture);
+    tcase_add_test(tc, test_oversized_kernel);
+    tcase_add_test(tc, test_not_a_file);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("atomic saving");
+    tcase_add_test(tc, test_failed_save_keeps_file);
+    tcase_add_test(tc, test_save_io_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* Removes the temporary directory and everything the tests left in it. */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[1024];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("check_save: mkdtemp");
+        return 1;
+    }
+    if (mkdtemp(shmdir))
+        corruptdir = shmdir;
+    SRunner *sr = srunner_create(save_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    remove_tree(tmpdir);
+    if (corruptdir == shmdir)
+        remove_tree(shmdir);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,181 @@
+/*
+ * gen_corpus.c - writes the fuzzers' seed corpora: small valid IDX files
+ * (images and labels, plain and gzip) and model files (with and without
+ * the optimizer's state), plus a few broken ones.
+ *
+ *   make fuzz-corpus    (rewrites tests/fuzz/corpus_idx and corpus_model)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "fmnn.h"
+
+static const char *root;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "gen_corpus: %s: %s\n", what, fmnn_last_error());
+    exit(1);
+}
+
+static void write_raw(const char *dir, const char *name, const void *data, size_t n, int gz)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", root, dir, name);
+    if (gz) {
+        gzFile f = gzopen(path, "wb9");
+        if (!f || (n && gzwrite(f, data, (unsigned)n) != (int)n) || gzclose(f) != Z_OK)
+            die(path);
+    } else {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0)
+            die(path);
+    }
+}
+
+static size_t idx(unsigned char *buf, int rank, const unsigned *dims, const unsigned char *data, size_t n)
+{
+    size_t len = 0;
+    buf[len++] = 0;
+    buf[len++] = 0;
+    buf[len++] = 8;
+    buf[len++] = (unsigned char)rank;
+    for (int i = 0; i < rank; i++)
+        for (int s = 24; s >= 0; s -= 8)
+            buf[len++] = (unsigned char)(dims[i] >> s);
+    memcpy(buf + len, data, n);
+    return len + n;
+}
+
+static void idx_corpus(void)
+{
+    unsigned char buf[256], pixels[3 * 4 * 4], labels[3] = { 2, 0, 1 };
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (unsigned char)(i * 17);
+    size_t n = idx(buf, 3, (unsigned[]){ 3, 4, 4 }, pixels, sizeof pixels);
+    write_raw("corpus_idx", "images", buf, n, 0);
+    write_raw("corpus_idx", "images.gz", buf, n, 1);
+    write_raw("corpus_idx", "broken-truncated", buf, n - 5, 0);
+    write_raw("corpus_idx", "broken-truncated.gz", buf, n - 5, 1);
+    buf[n] = 0x42;
+    write_raw("corpus_idx", "broken-trailing", buf, n + 1, 0);
+    n = idx(buf, 1, (unsigned[]){ 3 }, labels, 3);
+    write_raw("corpus_idx", "labels", buf, n, 0);
+    write_raw("corpus_idx", "labels.gz", buf, n, 1);
+    n = idx(buf, 4, (unsigned[]){ 1, 2, 2, 2 }, pixels, 8);
+    write_raw("corpus_idx", "rank4", buf, n, 0);
+    buf[2] = 0x0D; /* float: unsupported */
+    write_raw("corpus_idx", "broken-type", buf, n, 0);
+    buf[0] = 0x1f;
+    buf[1] = 0x8b; /* a gzip magic followed by garbage */
+    write_raw("corpus_idx", "broken-gzip", buf, n, 0);
+}
+
+static void save(fmnn_model *m, const char *name, unsigned flags)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/corpus_model/%s", root, name);
+    if (fmnn_model_save(m, path, flags) != FMNN_OK)
+        die(path);
+}
+
+/* Trains two steps on tiny data, so the optimizer's state is not zero. */
+static void train(fmnn_model *m, int rank, const int *dims, int classes, int sparse)
+{
+    int xd[4] = { 4 }, n = 4;
+    size_t per = 1;
+    for (int d = 0; d < rank; d++) {
+        xd[d + 1] = dims[d];
+        per *= (size_t)dims[d];
+    }
+    fmnn_tensor *x, *y;
+    if (fmnn_tensor_new(&x, rank + 1, xd) || fmnn_tensor_new(&y, sparse ? 1 : 2, (int[]){ n, classes }))
+        die("tensor");
+    for (size_t i = 0; i < per * (size_t)n; i++)
+        fmnn_tensor_data(x)[i] = (float)((i * 7) % 13) / 13.0f;
+    for (int i = 0; i < n; i++) {
+        if (sparse)
+            fmnn_tensor_data(y)[i] = (float)(i % classes);
+        else
+            fmnn_tensor_data(y)[i * classes + i % classes] = 1.0f;
+    }
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 2;
+    o.verbose = 0;
+    if (fmnn_model_fit(m, x, y, &o, NULL))
+        die("fit");
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
+static void model_corpus(void)
+{
+    /* Dense only: input 4, sparse loss, SGD with Nesterov momentum. */
+    fmnn_model *m;
+    if (fmnn_model_new(&m, 1, (int[]){ 4 }) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_RELU, fmnn_l1(0.01f) })) ||
+        fmnn_model_add(m, fmnn_dense(2, NULL)) || fmnn_model_add(m, fmnn_activation(FMNN_SOFTMAX)))
+        die("dense model");
+    fmnn_optimizer sgd = fmnn_sgd(0.1f, 0.9f);
+    sgd.nesterov = 1;
+    if (fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, &sgd, 1))
+        die("compile");
+    save(m, "dense", 0);
+    train(m, 1, (int[]){ 4 }, 2, 1);
+    save(m, "dense-optimizer", FMNN_SAVE_OPTIMIZER);
+    fmnn_model_free(m);
+
+    /* The small CNN: every layer type, 8x8x1, Adam, categorical. */
+    if (fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }) ||
+        fmnn_model_add(m, fmnn_conv2d(2, 3, 3, &(fmnn_conv2d_options){ 1, 1, FMNN_PADDING_SAME, FMNN_LINEAR,
+                                                                        fmnn_l2(0.001f) })) ||
+        fmnn_model_add(m, fmnn_activation(FMNN_RELU)) ||
+        fmnn_model_add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ 2, 1, FMNN_PADDING_VALID })) ||
+        fmnn_model_add(m, fmnn_dropout(0.25f)) || fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, fmnn_l1_l2(0.01f, 0.01f) })))
+        die("conv model");
+    if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 2))
+        die("compile");
+    save(m, "cnn", 0);
+    train(m, 3, (int[]){ 8, 8, 1 }, 3, 0);
+    save(m, "cnn-optimizer", FMNN_SAVE_OPTIMIZER);
+    fmnn_model_free(m);
+
+    /* Rank-2 input, MSE, tanh and sigmoid. */
+    if (fmnn_model_new(&m, 2, (int[]){ 2, 3 }) ||
+        fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ FMNN_TANH, { 0, 0 } })) ||
+        fmnn_model_add(m, fmnn_activation(FMNN_SIGMOID)))
+        die("mse model");
+    if (fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 3))
+        die("compile");
+    save(m, "mse", 0);
+    fmnn_model_free(m);
+
+    /* Broken copies of the dense model. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/corpus_model/dense", root);
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (!f || n == 0)
+        die(path);
+    fclose(f);
+    write_raw("corpus_model", "broken-truncated", buf, n / 2, 0);
+    buf[n] = 0;
+    write_raw("corpus_model", "broken-trailing", buf, n + 1, 0);
+    buf[n - 1] ^= 0x10; /* a weight bit: the checksum no longer matches */
+    write_raw("corpus_model", "broken-checksum", buf, n, 0);
+    buf[1] = 'X';
+    write_raw("corpus_model", "broken-magic", buf, n, 0);
+}
+
+int main(int argc, char **argv)
+{
+    root = argc > 1 ? argv[1] : "tests/fuzz";
+    idx_corpus();
+    model_corpus();
+    return 0;
+}
