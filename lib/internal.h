@@ -56,6 +56,14 @@ static inline int fmnn__mul_ok(size_t a, size_t b, size_t *out)
 /* The thread count from fmnn_set_num_threads(), for OpenMP loops. */
 FMNN_INTERNAL int fmnn__threads(void);
 
+/*
+ * Inside an OpenMP parallel region: the calling thread's share
+ * [*first, *last) of 0..length, cut in whole tiles (the last may be
+ * short).  The cut depends only on the thread count, so results computed
+ * per share are the same on every run.
+ */
+FMNN_INTERNAL void fmnn__thread_band(int length, int tile, int *first, int *last);
+
 /* ---- random numbers (rng.h is header-only: see below) --------------- */
 
 /*

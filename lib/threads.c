@@ -9,6 +9,10 @@
 
 #include "internal.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static int thread_count; /* 0 until first asked: then the CPU count */
 
 static int default_threads(void)
@@ -45,4 +49,20 @@ FMNN_API int fmnn_get_num_threads(void)
 int fmnn__threads(void)
 {
     return fmnn_get_num_threads();
+}
+
+void fmnn__thread_band(int length, int tile, int *first, int *last)
+{
+    int part = 0, parts = 1;
+#ifdef _OPENMP
+    part = omp_get_thread_num();
+    parts = omp_get_num_threads();
+#endif
+    const long tiles = ((long)length + tile - 1) / tile;
+    *first = (int)(tiles * part / parts) * tile;
+    *last = (int)(tiles * (part + 1) / parts) * tile;
+    if (*first > length)
+        *first = length;
+    if (*last > length)
+        *last = length;
 }

@@ -8,9 +8,6 @@
 
 #include "layer_impl.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Below this many values a parallel region costs more than it saves. */
 #define PARALLEL_MIN 32768
@@ -137,12 +134,9 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
         threads = 1;
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        size_t c0 = cols * (size_t)t / (size_t)nt, c1 = cols * (size_t)(t + 1) / (size_t)nt;
+        int first, last;
+        fmnn__thread_band((int)cols, 1, &first, &last);
+        const size_t c0 = (size_t)first, c1 = (size_t)last;
         for (size_t c = c0; c < c1; c++)
             bias_grad[c] = 0.0f;
         for (size_t r = 0; r < rows; r++) {

@@ -40,10 +40,6 @@
 #include "gemm_impl.h"
 #include "layer_impl.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 /* Longest run of k summed by one micro-kernel call. */
 #define KC_MAX FMNN_GEMM_KC
 
@@ -256,17 +252,6 @@ static int split_by_rows(const gemm_problem *g, int mr, int nr, int parts)
 }
 
 /* Part `part` of `parts` of 0..length, in whole tiles. */
-static void band(int length, int tile, int part, int parts, int *first, int *last)
-{
-    const long tiles = ceil_div(length, tile);
-    *first = (int)(tiles * part / parts) * tile;
-    *last = (int)(tiles * (part + 1) / parts) * tile;
-    if (*first > length)
-        *first = length;
-    if (*last > length)
-        *last = length;
-}
-
 static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
 {
     const int threads = fmnn__threads();
@@ -277,13 +262,8 @@ static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
     const int rows = split_by_rows(g, kern->mr, kern->nr, threads);
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
         int first, last;
-        band(rows ? g->m : g->n, rows ? kern->mr : kern->nr, t, nt, &first, &last);
+        fmnn__thread_band(rows ? g->m : g->n, rows ? kern->mr : kern->nr, &first, &last);
         if (first < last) {
             if (rows)
                 multiply_region(kern, g, first, last, 0, g->n);
@@ -313,13 +293,8 @@ static void multiply_openblas(const gemm_problem *g)
     const int rows = g->m >= g->n;
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
         int first, last;
-        band(rows ? g->m : g->n, 16, t, nt, &first, &last);
+        fmnn__thread_band(rows ? g->m : g->n, 16, &first, &last);
         if (first < last && rows)
             sgemm(g, last - first, g->n, g->trans_a ? g->a + first : g->a + (size_t)first * g->lda, g->b,
                   g->c + (size_t)first * g->ldc);
