@@ -208,6 +208,8 @@ static const pool_case pool_cases[] = {
     { "3x3 stride 1 valid (heavy overlap)", 5, 5, 2, 3, 3, 1, 1, FMNN_PADDING_VALID, 2, 3, 3 },
     { "2x2 same, odd input", 5, 5, 2, 2, 2, 0, 0, FMNN_PADDING_SAME, 2, 3, 3 },
     { "3x2 strides 2x1 same", 6, 5, 2, 3, 2, 2, 1, FMNN_PADDING_SAME, 2, 3, 5 },
+    { "2x2 stride 3 valid (gaps between windows)", 7, 7, 3, 2, 2, 3, 3, FMNN_PADDING_VALID, 2, 2, 2 },
+    { "3x3 stride 3 same (disjoint, padded top)", 4, 5, 2, 3, 3, 3, 3, FMNN_PADDING_SAME, 2, 2, 2 },
 };
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
 

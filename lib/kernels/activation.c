@@ -144,7 +144,8 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
             float *dr = d + r * cols;
             if (kind == FMNN_RELU) {
                 for (size_t c = c0; c < c1; c++) {
-                    float g = yr[c] > 0.0f ? dr[c] : 0.0f;
+                    const float incoming = dr[c]; /* loaded always, so the loop vectorizes */
+                    const float g = yr[c] > 0.0f ? incoming : 0.0f;
                     dr[c] = g;
                     bias_grad[c] += g;
                 }

@@ -148,6 +148,7 @@ static void col2im(const conv2d *c, const float *dcol, int images, float *din)
                         int x = tx / c->sw;
                         const float *src = dcol + (((size_t)n * oh + y) * ow + x) * width +
                                            ((size_t)i * c->kw + j) * ch;
+#pragma omp simd
                         for (int k = 0; k < ch; k++)
                             dst[k] += src[k];
                     }

@@ -43,6 +43,36 @@ static size_t maxpool2d_saved(const fmnn_layer *layer, int batch)
     return fmnn__shape_size(&layer->out) * (size_t)batch * sizeof(int32_t);
 }
 
+/*
+ * One output pixel, all channels at once: the max over the window rows
+ * [ya, yb) and columns [xa, xb).  Start from the window's first value,
+ * then keep the first strictly larger one, so ties go to the earliest.
+ * Written without branches so that the channel loop vectorizes; a branch
+ * on `v > best` would be mispredicted half the time.
+ */
+static void pool_pixel(const float *image, int w, int ch, int ya, int yb, int xa, int xb,
+                       float *restrict best, int32_t *restrict where)
+{
+    const int32_t first = (int32_t)(((size_t)ya * w + xa) * ch);
+#pragma omp simd
+    for (int k = 0; k < ch; k++) {
+        best[k] = image[first + k];
+        where[k] = first + k;
+    }
+    for (int iy = ya; iy < yb; iy++)
+        for (int ix = xa; ix < xb; ix++) {
+            const int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
+            const float *v = image + at;
+#pragma omp simd
+            for (int k = 0; k < ch; k++) {
+                const float candidate = v[k], current = best[k];
+                const int32_t better = -(int32_t)(candidate > current); /* all ones or 0 */
+                best[k] = candidate > current ? candidate : current;
+                where[k] = (where[k] & ~better) | ((at + k) & better);
+            }
+        }
+}
+
 static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     maxpool2d *p = (maxpool2d *)layer;
@@ -60,40 +90,67 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
             for (int x = 0; x < ow; x++) {
                 size_t o = (((size_t)n * oh + y) * ow + x) * ch;
                 float *best = out + o;
-                int32_t *where = argmax + o;
                 int x0 = x * p->sw - p->pad_left;
                 int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
-                /* Start from the window's first value, then keep the first
-                 * strictly larger one (ties go to the earliest). */
-                int32_t first = (int32_t)(((size_t)ya * w + xa) * ch);
-                for (int k = 0; k < ch; k++) {
-                    best[k] = image[first + k];
-                    where[k] = first + k;
-                }
-                for (int iy = ya; iy < yb; iy++)
-                    for (int ix = xa; ix < xb; ix++) {
-                        int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
-                        for (int k = 0; k < ch; k++) {
-                            float v = image[at + k];
-                            if (v > best[k]) {
-                                best[k] = v;
-                                where[k] = at + k;
-                            }
-                        }
-                    }
-                if (bias) /* the conv before us deferred its bias and relu */
+                pool_pixel(image, w, ch, ya, yb, xa, xb, best, argmax + o);
+                if (bias) { /* the conv before us deferred its bias and relu */
+#pragma omp simd
                     for (int k = 0; k < ch; k++) {
                         float v = best[k] + bias[k];
                         best[k] = v > 0.0f ? v : 0.0f;
                     }
+                }
             }
         }
+}
+
+/* Windows that never overlap let backward write each input once. */
+static int windows_disjoint(const maxpool2d *p)
+{
+    return p->sh >= p->ph && p->sw >= p->pw;
+}
+
+/* ... and when they also tile the input exactly, nothing needs zeroing. */
+static int windows_tile_input(const maxpool2d *p)
+{
+    const fmnn_layer *l = &p->base;
+    return p->sh == p->ph && p->sw == p->pw && p->pad_top == 0 && p->pad_left == 0 &&
+           l->out.dims[0] * p->ph == l->in.dims[0] && l->out.dims[1] * p->pw == l->in.dims[1];
+}
+
+/* dx for one image when windows are disjoint: every input of a window
+ * gets its output's gradient if it was the max, else 0. */
+static void unpool_disjoint(const maxpool2d *p, const float *dy, const int32_t *where, float *dx)
+{
+    const int h = p->base.in.dims[0], w = p->base.in.dims[1], ch = p->base.in.dims[2];
+    const int oh = p->base.out.dims[0], ow = p->base.out.dims[1];
+    if (!windows_tile_input(p))
+        memset(dx, 0, (size_t)h * w * ch * sizeof *dx);
+    for (int y = 0; y < oh; y++) {
+        int y0 = y * p->sh - p->pad_top;
+        int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+        for (int x = 0; x < ow; x++) {
+            size_t o = ((size_t)y * ow + x) * ch;
+            int x0 = x * p->sw - p->pad_left;
+            int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+            for (int iy = ya; iy < yb; iy++)
+                for (int ix = xa; ix < xb; ix++) {
+                    const int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
+#pragma omp simd
+                    for (int k = 0; k < ch; k++) {
+                        const float g = dy[o + k]; /* loaded always, so no branch */
+                        dx[at + k] = where[o + k] == at + k ? g : 0.0f;
+                    }
+                }
+        }
+    }
 }
 
 static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
                                const float *out, float *dout, float *din)
 {
     (void)in;
+    const maxpool2d *p = (const maxpool2d *)layer;
     const size_t in_image = fmnn__shape_size(&layer->in);
     const size_t out_image = fmnn__shape_size(&layer->out);
     if (layer->bias_from) /* relu's mask and the conv's bias gradient, on pooled values */
@@ -103,6 +160,7 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     if (!din)
         return;
     const int32_t *argmax = layer->saved;
+    const int disjoint = windows_disjoint(p);
     /* One image per thread at a time: overlapping windows add into the
      * same input value, but never across images. */
 #pragma omp parallel for num_threads(fmnn__threads()) schedule(static)
@@ -110,6 +168,10 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
         float *dx = din + (size_t)n * in_image;
         const float *dy = dout + (size_t)n * out_image;
         const int32_t *where = argmax + (size_t)n * out_image;
+        if (disjoint) {
+            unpool_disjoint(p, dy, where, dx);
+            continue;
+        }
         memset(dx, 0, in_image * sizeof *dx);
         for (size_t o = 0; o < out_image; o++)
             dx[where[o]] += dy[o];
