@@ -1,4 +1,5 @@
 /* layer.c - what all layers share: allocation, names, errors, regularizers. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,14 +28,19 @@ int fmnn__layer_error(const fmnn_layer *layer, int status, const char *fmt, ...)
 
 int fmnn__window_axis(int in, int window, int stride, fmnn_padding padding, int *pad_before)
 {
+    /* In long long: in, window and stride may each be near INT_MAX. */
+    long long out, total = 0;
     if (padding == FMNN_PADDING_SAME) {
-        int out = (in + stride - 1) / stride;
-        int total = (out - 1) * stride + window - in;
-        *pad_before = total > 0 ? total / 2 : 0;
-        return out;
+        out = ((long long)in + stride - 1) / stride;
+        total = (out - 1) * stride + window - in;
+    } else {
+        out = in < window ? 0 : (in - window) / stride + 1;
     }
-    *pad_before = 0;
-    return in < window ? 0 : (in - window) / stride + 1;
+    *pad_before = total > 0 ? (int)(total / 2) : 0;
+    /* Every index the window visits, padding included, must fit in int. */
+    if (out > 0 && (out - 1) * stride + window > INT_MAX)
+        return -1;
+    return (int)out;
 }
 
 void fmnn__shape_format(const fmnn_shape *shape, char *buf, size_t size)

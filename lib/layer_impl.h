@@ -145,7 +145,8 @@ FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
 /*
  * Output size along one axis of a sliding window (convolution or pooling),
  * and the padding before the first element, as TensorFlow computes them.
- * Returns 0 when a valid window does not fit.
+ * Returns 0 when a valid window does not fit, and -1 when the positions
+ * the window visits would not fit in an int.
  */
 FMNN_INTERNAL int fmnn__window_axis(int in, int window, int stride,
                                     fmnn_padding padding, int *pad_before);

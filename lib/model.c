@@ -5,6 +5,7 @@
  *
  * Training and inference live in train.c.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,10 +22,16 @@ FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
                            FMNN_MAX_RANK - 1, rank);
     if (!input_shape)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape is NULL");
-    for (int i = 0; i < rank; i++)
+    long long values = 1;
+    for (int i = 0; i < rank; i++) {
         if (input_shape[i] < 1)
             return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape[%d] is %d; sizes must be >= 1",
                                i, input_shape[i]);
+        values *= input_shape[i]; /* at most INT_MAX^3 before we stop: no overflow */
+        if (values > INT_MAX)
+            return fmnn__error(FMNN_EINVAL, "fmnn_model_new: an input of more than %d values per sample",
+                               INT_MAX);
+    }
     fmnn_model *m = fmnn__alloc_zeroed(sizeof *m, "a model");
     if (!m)
         return FMNN_ENOMEM;
@@ -113,7 +120,7 @@ static void init_params(fmnn_model *m, uint64_t seed)
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
         if (layer->n_kernel) {
-            float limit = sqrtf(6.0f / (float)(layer->fan_in + layer->fan_out));
+            float limit = (float)sqrt(6.0 / ((double)layer->fan_in + layer->fan_out));
             for (size_t k = 0; k < layer->n_kernel; k++)
                 layer->kernel[k] = (2.0f * fmnn__rng_uniform(&rng) - 1.0f) * limit;
         }
@@ -199,7 +206,7 @@ static int infer_shapes(fmnn_model *m, size_t *n_params)
         for (int d = 0; d < layer->out.rank; d++)
             if (layer->out.dims[d] < 1)
                 return fmnn__layer_error(layer, FMNN_ESHAPE, "output dimension %d is empty", d);
-        if (fmnn__shape_size(&layer->out) > (size_t)1 << 31)
+        if (fmnn__shape_size(&layer->out) > INT_MAX) /* layers count values in int */
             return fmnn__layer_error(layer, FMNN_ESHAPE, "output of %zu values per sample is too large",
                                      fmnn__shape_size(&layer->out));
         *n_params += layer->n_kernel + layer->n_bias;
@@ -272,10 +279,22 @@ static size_t aligned_floats(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+int fmnn__model_batch_limit(const fmnn_model *m)
+{
+    size_t largest = fmnn__shape_size(&m->input);
+    for (int i = 0; i < m->n_layers; i++)
+        if (fmnn__shape_size(&m->layers[i]->out) > largest)
+            largest = fmnn__shape_size(&m->layers[i]->out);
+    return (int)(INT_MAX / largest); /* compile keeps every size <= INT_MAX */
+}
+
 int fmnn__model_plan(fmnn_model *m, int batch)
 {
     if (batch <= m->capacity)
         return FMNN_OK;
+    if (batch > fmnn__model_batch_limit(m))
+        return fmnn__error(FMNN_ESHAPE, "a batch of %d samples is too large for this model: "
+                           "at most %d fit in one pass", batch, fmnn__model_batch_limit(m));
     free_buffers(m);
     const size_t b = (size_t)batch;
     size_t total = 0, max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;

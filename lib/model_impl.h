@@ -62,6 +62,10 @@ FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);
  * Does nothing when the buffers are already large enough. */
 FMNN_INTERNAL int fmnn__model_plan(fmnn_model *model, int batch);
 
+/* The largest batch whose every activation still has at most INT_MAX
+ * values (layers index a batch with int); at least 1. */
+FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
+
 /* The loss of one batch (loss.c).  Returns the sum of per-sample losses
  * (without regularization); when grad is not NULL, writes the gradient
  * of the batch's MEAN loss with respect to the logits (fused softmax) or

@@ -131,10 +131,12 @@ static void gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, co
 
 /* Batches for inference: never more than the training buffers hold, and
  * at most 64 samples when there are none yet, so memory stays bounded
- * whatever batch_size the caller asks for. */
+ * whatever batch_size the caller asks for; fewer for huge samples. */
 static int inference_chunk(const fmnn_model *m, int batch_size)
 {
     int limit = m->capacity > 64 ? m->capacity : 64;
+    if (limit > fmnn__model_batch_limit(m))
+        limit = fmnn__model_batch_limit(m);
     return batch_size < limit ? batch_size : limit;
 }
 

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,6 +516,55 @@ START_TEST(test_compile_rejects_bad_shapes)
 }
 END_TEST
 
+/*
+ * Sizes near INT_MAX: each is refused with a status, before any index
+ * arithmetic could overflow (check-asan runs this under UBSan).
+ */
+START_TEST(test_compile_rejects_absurd_sizes)
+{
+    const int img[] = { 28, 28, 1 }, small[] = { 6, 6, 3 }, wide[] = { 1024, 1024, 1 };
+    const fmnn_conv2d_options same = { .padding = FMNN_PADDING_SAME };
+    const fmnn_maxpool2d_options pool_same = { .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME };
+    /* A kernel with more than INT_MAX weights per filter or per input channel. */
+    COMPILE_FAILS(3, small, FMNN_ESHAPE, FMNN_ESHAPE, "conv2d", fmnn_conv2d(INT_MAX, 3, 3, NULL));
+    COMPILE_FAILS(3, small, FMNN_ESHAPE, FMNN_ESHAPE, "conv2d", fmnn_conv2d(1, 65536, 65536, &same));
+    /* Windows whose padded extent passes INT_MAX. */
+    COMPILE_FAILS(3, img, FMNN_ESHAPE, FMNN_ESHAPE, "conv2d", fmnn_conv2d(1, 1, INT_MAX, &same));
+    COMPILE_FAILS(3, img, FMNN_ESHAPE, FMNN_ESHAPE, "max_pooling2d", fmnn_maxpool2d(INT_MAX, 2, &pool_same));
+    /* An output of 2^32 values per sample. */
+    COMPILE_FAILS(3, wide, FMNN_ESHAPE, FMNN_ESHAPE, "conv2d", fmnn_conv2d(4096, 1, 1, NULL));
+
+    /* A huge stride with SAME padding is legal: one window per axis. */
+    fmnn_model *m = new_model(3, img);
+    add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ .stride_h = INT_MAX, .stride_w = INT_MAX,
+                                                             .padding = FMNN_PADDING_SAME }));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1));
+    int dims[4] = { 0 };
+    ck_assert_int_eq(fmnn_model_output_shape(m, -1, dims), 3);
+    ck_assert_int_eq(dims[0], 1);
+    ck_assert_int_eq(dims[1], 1);
+    fmnn_model_free(m);
+
+    /* 2^30 values per sample: only one sample fits in a pass. */
+    m = new_model(3, wide);
+    add(m, fmnn_conv2d(1024, 1, 1, NULL));
+    add(m, fmnn_maxpool2d(1024, 1024, NULL));
+    add(m, fmnn_flatten());
+    add(m, fmnn_dense(2, NULL));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1));
+    fmnn_tensor *x = NULL, *y = NULL;
+    EXPECT_OK(fmnn_tensor_new(&x, 4, (int[]){ 2, 1024, 1024, 1 }));
+    EXPECT_OK(fmnn_tensor_new(&y, 2, (int[]){ 2, 2 }));
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 2;
+    o.verbose = 0;
+    EXPECT_ERROR(fmnn_model_fit(m, x, y, &o, NULL), FMNN_ESHAPE, "batch of 2");
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(m);
+}
+END_TEST
+
 START_TEST(test_compile_rejects_bad_loss_and_optimizer)
 {
     fmnn_model *m = new_model(1, (int[]){ 4 });
@@ -601,6 +651,12 @@ START_TEST(test_model_new_misuse)
     ck_assert_ptr_null(m);
     m = NOT_NULL;
     EXPECT_ERROR(fmnn_model_new(&m, 2, NULL), FMNN_EINVAL, NULL);
+    ck_assert_ptr_null(m);
+    m = NOT_NULL; /* 2^32 values per sample */
+    EXPECT_ERROR(fmnn_model_new(&m, 3, (int[]){ 65536, 65536, 1 }), FMNN_EINVAL, "values per sample");
+    ck_assert_ptr_null(m);
+    m = NOT_NULL;
+    EXPECT_ERROR(fmnn_model_new(&m, 3, (int[]){ INT_MAX, INT_MAX, INT_MAX }), FMNN_EINVAL, "values per sample");
     ck_assert_ptr_null(m);
     fmnn_model_free(NULL);
 }
@@ -871,6 +927,7 @@ static Suite *model_suite(void)
     tc = tcase_create("compile");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_compile_rejects_bad_shapes);
+    tcase_add_test(tc, test_compile_rejects_absurd_sizes);
     tcase_add_test(tc, test_compile_rejects_bad_loss_and_optimizer);
     tcase_add_test(tc, test_optimizer_constructors);
     suite_add_tcase(s, tc);

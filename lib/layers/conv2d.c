@@ -8,6 +8,7 @@
  * Images are processed in groups, so `col` stays a few MB whatever the
  * batch size.  Backward reuses the same buffer for dcol = dY x kernel^T.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "layer_impl.h"
@@ -39,8 +40,14 @@ static int conv2d_infer(fmnn_layer *layer)
     if ((unsigned)layer->activation > FMNN_TANH)
         return fmnn__layer_error(layer, FMNN_EINVAL, "unknown activation %d", (int)layer->activation);
     int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
+    if ((long long)c->kh * c->kw * ch > INT_MAX || (long long)c->kh * c->kw * c->filters > INT_MAX)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d over %d channels, %d filters is too large",
+                                 c->kh, c->kw, ch, c->filters);
     int oh = fmnn__window_axis(h, c->kh, c->sh, c->padding, &c->pad_top);
     int ow = fmnn__window_axis(w, c->kw, c->sw, c->padding, &c->pad_left);
+    if (oh < 0 || ow < 0)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d with strides %dx%d is too large",
+                                 c->kh, c->kw, c->sh, c->sw);
     if (oh < 1 || ow < 1)
         return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d is larger than its %dx%d input",
                                  c->kh, c->kw, h, w);

@@ -31,6 +31,9 @@ static int maxpool2d_infer(fmnn_layer *layer)
     int h = layer->in.dims[0], w = layer->in.dims[1];
     int oh = fmnn__window_axis(h, p->ph, p->sh, p->padding, &p->pad_top);
     int ow = fmnn__window_axis(w, p->pw, p->sw, p->padding, &p->pad_left);
+    if (oh < 0 || ow < 0)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool %dx%d with strides %dx%d is too large",
+                                 p->ph, p->pw, p->sh, p->sw);
     if (oh < 1 || ow < 1)
         return fmnn__layer_error(layer, FMNN_ESHAPE, "pool %dx%d is larger than its %dx%d input",
                                  p->ph, p->pw, h, w);
