@@ -4,10 +4,16 @@
  * Prints the same figures as the PyTorch reference (shared/bench/torch_ref.py):
  *     train_images_per_s X   (Adam steps at --batch, default 64)
  *     infer_images_per_s Y   (predict on 1024 images)
- * followed by the time each layer spends forward and backward.
+ * followed by the time each layer spends forward and backward, and the
+ * model's floating-point work against what the SGEMM sustains.
  *
  *     build/bench/fmnn_bench [--threads N] [--steps S] [--batch B]
  *                            [--model base|l1|l2|dropout|l2_dropout] [--data DIR]
+ *     build/bench/fmnn_bench --gemm [--threads N]
+ *
+ * --gemm times only the matrix products: the shapes of the Base model's
+ * second convolution at batch 64 and a large square one, through our
+ * SGEMM and through OpenBLAS with the same number of threads.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -15,8 +21,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "fmnn.h"
-#include "model_impl.h" /* per-layer profiling: a benchmark may look inside */
+#include "kernels/gemm_impl.h" /* fmnn__gemm_select: a benchmark may look inside */
+#include "model_impl.h"        /* per-layer profiling */
 #include "support/models.h"
 
 static double now(void)
@@ -35,6 +44,7 @@ static void die(const char *what, int err)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: fmnn_bench [--threads N] [--steps S] [--batch B] [--model NAME] [--data DIR]\n"
+                 "       fmnn_bench --gemm [--threads N]\n"
                  "  NAME is one of base, l1, l2, dropout, l2_dropout (default base).\n"
                  "  Without --data the images are synthetic (seeded noise).\n");
 }
@@ -81,8 +91,90 @@ static void make_data(const char *dir, int n, fmnn_tensor **x, fmnn_tensor **y, 
         yd[i * 10 + i % 10] = 1.0f;
 }
 
+/*
+ * Multiply-adds per sample of the Conv2D and Dense layers: each kernel
+ * weight meets every output pixel (or row) once.  Training does this three
+ * times (forward, dW, dX) except for dX of the first layer, which nobody needs.
+ */
+static void model_flops(const fmnn_model *m, double *infer, double *train)
+{
+    *infer = *train = 0.0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *l = m->layers[i];
+        if (!l->n_kernel)
+            continue;
+        double rows = (double)fmnn__shape_size(&l->out) / l->out.dims[l->out.rank - 1];
+        double flops = 2.0 * rows * (double)l->n_kernel;
+        *infer += flops;
+        *train += (i == 0 ? 2.0 : 3.0) * flops;
+    }
+}
+
+typedef struct gemm_shape {
+    const char *what;
+    int trans_a, trans_b, m, n, k;
+} gemm_shape;
+
+/* GFLOP/s of C = op(A) op(B), best of a few repetitions. */
+static double time_gemm(const gemm_shape *s, int openblas, float *a, float *b, float *c)
+{
+    const int lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
+    double best = 1e30;
+    for (int rep = 0; rep < 7; rep++) {
+        double t = now();
+        if (openblas)
+            cblas_sgemm(CblasRowMajor, s->trans_a ? CblasTrans : CblasNoTrans,
+                        s->trans_b ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f,
+                        c, s->n);
+        else
+            fmnn__gemm(s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
+        t = now() - t;
+        if (rep > 0 && t < best) /* the first call warms caches and threads */
+            best = t;
+    }
+    return 2.0 * s->m * s->n * s->k / best * 1e-9;
+}
+
+static int bench_gemm(int threads)
+{
+    /* Conv2D 13x13x256 -> 11x11x128 at batch 64 runs in groups of 15
+     * images: 15 * 121 = 1815 rows of im2col, 3 * 3 * 256 = 2304 wide. */
+    static const gemm_shape shapes[] = {
+        { "conv2d_1 forward   Y  = col K", 0, 0, 1815, 128, 2304 },
+        { "conv2d_1 backward  dK = col^T dY", 1, 0, 2304, 128, 1815 },
+        { "conv2d_1 backward  dcol = dY K^T", 0, 1, 1815, 2304, 128 },
+        { "square 2048", 0, 0, 2048, 2048, 2048 },
+    };
+    const size_t floats = (size_t)2304 * 2304 > (size_t)2048 * 2048 ? (size_t)2304 * 2304 : (size_t)2048 * 2048;
+    float *a = malloc(floats * sizeof *a), *b = malloc(floats * sizeof *b), *c = malloc(floats * sizeof *c);
+    if (!a || !b || !c) {
+        fprintf(stderr, "fmnn_bench: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < floats; i++) {
+        a[i] = (float)(i % 97) / 97.0f - 0.5f;
+        b[i] = (float)(i % 89) / 89.0f - 0.5f;
+    }
+    printf("sgemm GFLOP/s, %d threads (ours: %s; OpenBLAS with %d threads)\n", threads, fmnn__gemm_path(),
+           threads);
+    printf("  %-34s %6s %6s %6s %8s %8s\n", "shape", "m", "n", "k", "ours", "openblas");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const gemm_shape *s = &shapes[i];
+        double ours = time_gemm(s, 0, a, b, c);
+        openblas_set_num_threads(threads);
+        double theirs = time_gemm(s, 1, a, b, c);
+        openblas_set_num_threads(1);
+        printf("  %-34s %6d %6d %6d %8.1f %8.1f\n", s->what, s->m, s->n, s->k, ours, theirs);
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    int gemm_only = 0;
     int threads = 2, steps = 100, batch = 64;
     const char *model_name = "base", *data = NULL;
     for (int i = 1; i < argc; i++) {
@@ -90,6 +182,10 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--gemm")) {
+            gemm_only = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             usage(stderr);
@@ -118,6 +214,8 @@ int main(int argc, char **argv)
     int err;
     if ((err = fmnn_set_num_threads(threads)))
         die("--threads", err);
+    if (gemm_only)
+        return bench_gemm(threads);
 
     const int warmup = 5, infer_n = 1024, infer_reps = 5;
     int n = (warmup + steps) * batch > infer_n ? (warmup + steps) * batch : infer_n;
@@ -188,6 +286,12 @@ int main(int argc, char **argv)
     }
     printf("  %-30s %10.2f %10.2f\n", "total", 1e3 * total_f / steps, 1e3 * total_b / steps);
     printf("  %-30s %10.2f\n", "step (incl. loss, Adam, copy)", 1e3 * train_s / steps);
+    double infer_flops, train_flops;
+    model_flops(m, &infer_flops, &train_flops);
+    printf("\nwork per image (Conv2D and Dense): %.1f MFLOP trained, %.1f MFLOP inferred\n",
+           train_flops * 1e-6, infer_flops * 1e-6);
+    printf("sustained: %.1f GFLOP/s training, %.1f GFLOP/s inference\n",
+           train_flops * steps * batch / train_s * 1e-9, infer_flops * infer_reps * infer_n / infer_s * 1e-9);
     fmnn_tensor_free(warm_x);
     fmnn_tensor_free(warm_y);
     fmnn_tensor_free(run_x);

@@ -56,6 +56,13 @@ struct fmnn_layer_ops {
     const char *base_name;  /* Keras's automatic name: "conv2d", "conv2d_1" */
     int fuses_activation;   /* can apply a following element-wise Activation itself */
     int reshape_only;       /* output is the input under another shape (Flatten) */
+    int is_activation;      /* an Activation layer: may fold into the layer before */
+    /* Conv2D -> relu -> MaxPooling2D: the first can leave its bias and relu
+     * to the pool (defer_bias_activation), which applies them to pooled
+     * values (bias_from); right because a per-channel bias and relu both
+     * commute with a per-channel max. */
+    int can_defer_bias_relu;
+    int applies_deferred_bias_relu;
 
     /*
      * From layer->in, checks the options and sets layer->out, n_kernel,

@@ -137,7 +137,7 @@ static softmax_fusion find_fusion(const fmnn_model *m)
     const fmnn_layer *last = m->layers[m->n_layers - 1];
     if (last->activation != FMNN_SOFTMAX)
         return FUSE_NONE;
-    if (strcmp(last->ops->type, "Activation") != 0)
+    if (!last->ops->is_activation)
         return FUSE_ACTIVATION;
     /* The logits are the previous layer's output; a lone softmax layer
      * has none of its own, so it stays unfused. */
@@ -164,7 +164,7 @@ static void plan_fusions(fmnn_model *m)
                         layer->activation == FMNN_TANH;
         if (layer->ops->reshape_only) {
             layer->passthrough = 1;
-        } else if (strcmp(layer->ops->type, "Activation") == 0 && pointwise && prev->ops->fuses_activation &&
+        } else if (layer->ops->is_activation && pointwise && prev->ops->fuses_activation &&
                    fmnn__output_activation(prev) == FMNN_LINEAR) {
             prev->fused_activation = layer->activation;
             layer->passthrough = 1;
@@ -174,8 +174,8 @@ static void plan_fusions(fmnn_model *m)
      * apply relu to the pooled values only (see layer_impl.h). */
     for (int i = 2; i < m->n_layers; i++) {
         fmnn_layer *conv = m->layers[i - 2], *relu = m->layers[i - 1], *pool = m->layers[i];
-        if (strcmp(conv->ops->type, "Conv2D") == 0 && conv->fused_activation == FMNN_RELU &&
-            conv->activation == FMNN_LINEAR && relu->passthrough && strcmp(pool->ops->type, "MaxPooling2D") == 0) {
+        if (conv->ops->can_defer_bias_relu && conv->fused_activation == FMNN_RELU &&
+            conv->activation == FMNN_LINEAR && relu->passthrough && pool->ops->applies_deferred_bias_relu) {
             conv->defer_bias_activation = 1;
             pool->bias_from = conv;
         }

@@ -42,6 +42,7 @@ static const struct fmnn_layer_ops activation_ops = {
     .type = "Activation",
     .code = FMNN_CODE_ACTIVATION,
     .base_name = "activation",
+    .is_activation = 1,
     .infer = activation_infer,
     .forward = activation_forward,
     .backward = activation_backward,

@@ -240,6 +240,7 @@ static const struct fmnn_layer_ops conv2d_ops = {
     .code = FMNN_CODE_CONV2D,
     .base_name = "conv2d",
     .fuses_activation = 1,
+    .can_defer_bias_relu = 1,
     .get_config = conv2d_config,
     .infer = conv2d_infer,
     .workspace = conv2d_workspace,

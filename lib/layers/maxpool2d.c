@@ -192,6 +192,7 @@ static const struct fmnn_layer_ops maxpool2d_ops = {
     .type = "MaxPooling2D",
     .code = FMNN_CODE_MAXPOOL2D,
     .base_name = "max_pooling2d",
+    .applies_deferred_bias_relu = 1,
     .get_config = maxpool2d_config,
     .infer = maxpool2d_infer,
     .saved = maxpool2d_saved,
