@@ -416,10 +416,9 @@ static int impossible(reader *r, int status)
 }
 
 /*
- * Infers every shape as compile will, but first checks what compile
- * takes for granted: a Conv2D's kernel area times its channels and
- * filters fits in an int, no activation has more than MAX_VALUES values
- * per sample, and the parameter count is the one the file holds, with
+ * Infers every shape as compile will (each layer's infer refuses sizes
+ * whose arithmetic would overflow an int), and checks what compile takes
+ * for granted: no activation has more than MAX_VALUES values per sample, and the parameter count is the one the file holds, with
  * exactly the bytes for the weights (and the optimizer's state) after it.
  * Only then may compile allocate: its memory is bounded by the file size.
  */
@@ -430,16 +429,6 @@ static int check_architecture(reader *r, fmnn_model *m, uint32_t flags)
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
         layer->in = shape;
-        if (layer->ops->code == FMNN_CODE_CONV2D && shape.rank == 3) {
-            fmnn_layer_config c = { { 0 }, 0.0f };
-            layer->ops->get_config(layer, &c);
-            uint64_t area = (uint64_t)c.ints[1] * (uint64_t)c.ints[2]; /* each <= MAX_DIM */
-            if (area > INT_MAX || area * (uint64_t)shape.dims[2] > INT_MAX ||
-                area * (uint64_t)c.ints[0] > INT_MAX)
-                return bad(r, "impossible architecture: %s (Conv2D): kernel %dx%d over %d channels with "
-                              "%d filters is too large", layer->name, c.ints[1], c.ints[2], shape.dims[2],
-                           c.ints[0]);
-        }
         int err = layer->ops->infer(layer);
         if (err)
             return impossible(r, err);

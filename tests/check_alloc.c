@@ -15,53 +15,15 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fmnn.h"
+#include "testutil.h"
 
 static char tmpdir[] = "/tmp/fmnn_check_alloc_XXXXXX";
-
-static int sentinel;
-#define NOT_NULL ((void *)&sentinel)
-
-/* ---- the counting allocator ---------------------------------------------- */
-
-static atomic_long live;       /* blocks allocated and not yet freed */
-static atomic_long counted;    /* allocations while armed */
-static atomic_int armed;       /* count (and fail) only during the operation */
-static atomic_int injected;    /* the failure happened */
-static long fail_at;
-
-static void *counting_malloc(size_t size, void *user)
-{
-    (void)user;
-    if (atomic_load(&armed)) {
-        long k = atomic_fetch_add(&counted, 1);
-        if (k == fail_at) {
-            atomic_store(&injected, 1);
-            return NULL;
-        }
-    }
-    void *p = malloc(size);
-    if (p)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void counting_free(void *ptr, void *user)
-{
-    (void)user;
-    if (ptr) {
-        atomic_fetch_sub(&live, 1);
-        free(ptr);
-    }
-}
-
-static const fmnn_allocator counting = { counting_malloc, counting_free, NULL };
 
 /* ---- what the operations work on ----------------------------------------- */
 
@@ -322,20 +284,15 @@ START_TEST(test_allocation_failures)
     const scenario *s = &scenarios[_i];
     long total = -1;
     for (long k = 0; k < 100000 && total < 0; k++) {
-        atomic_store(&live, 0);
-        atomic_store(&counted, 0);
-        atomic_store(&injected, 0);
-        atomic_store(&armed, 0);
-        fail_at = k;
-        fmnn_set_allocator(&counting);
+        testutil_alloc_install(k);
         ctx c;
         memset(&c, 0, sizeof c);
         s->setup(&c);
         fmnn_clear_error();
-        atomic_store(&armed, 1);
+        testutil_alloc_arm(1);
         int st = s->run(&c);
-        atomic_store(&armed, 0);
-        int failed = atomic_load(&injected);
+        testutil_alloc_arm(0);
+        int failed = testutil_alloc_injected();
         if (failed)
             ck_assert_msg(st == FMNN_ENOMEM, "%s, allocation %ld failed: status %d (%s), expected FMNN_ENOMEM",
                           s->name, k, st, fmnn_last_error());
@@ -347,9 +304,9 @@ START_TEST(test_allocation_failures)
                           s->name, k);
         s->after(&c, st);
         teardown(&c);
-        long left = atomic_load(&live);
+        long left = testutil_alloc_live();
         ck_assert_msg(left == 0, "%s, allocation %ld failed: %ld blocks leaked", s->name, k, left);
-        fmnn_set_allocator(NULL);
+        testutil_alloc_remove();
         if (!failed)
             total = k;
     }
@@ -361,15 +318,19 @@ END_TEST
 /* The allocator's own bookkeeping: a sweep that cannot fail is useless. */
 START_TEST(test_allocator_counts)
 {
-    atomic_store(&live, 0);
-    atomic_store(&armed, 0);
-    fmnn_set_allocator(&counting);
+    testutil_alloc_install(-1);
     fmnn_tensor *t;
     ck_assert_int_eq(fmnn_tensor_new(&t, 1, (int[]){ 10 }), FMNN_OK);
-    ck_assert_int_eq(atomic_load(&live), 2); /* the struct and its data */
+    ck_assert_int_eq(testutil_alloc_live(), 2); /* the struct and its data */
     fmnn_tensor_free(t);
-    ck_assert_int_eq(atomic_load(&live), 0);
-    fmnn_set_allocator(NULL);
+    ck_assert_int_eq(testutil_alloc_live(), 0);
+    /* Armed, the k-th allocation fails and is reported. */
+    testutil_alloc_install(1);
+    testutil_alloc_arm(1);
+    ck_assert_int_eq(fmnn_tensor_new(&t, 1, (int[]){ 10 }), FMNN_ENOMEM);
+    ck_assert(testutil_alloc_injected());
+    ck_assert_int_eq(testutil_alloc_live(), 0);
+    testutil_alloc_remove();
 }
 END_TEST
 

@@ -16,14 +16,11 @@
 #include <zlib.h>
 
 #include "fmnn.h"
+#include "testutil.h"
 
 #define DATASET_DIR "/usr/share/datasets/fashion-mnist"
 
 static char tmpdir[] = "/tmp/fmnn_check_idx_XXXXXX";
-
-/* Something *out is set to before a call that must fail and clear it. */
-static int sentinel;
-#define NOT_NULL ((void *)&sentinel)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -105,15 +102,11 @@ static const char *write_idx(char *buf, size_t cap, const char *name, int gz, in
  * Asserts that call failed with status and that the message contains
  * word1 and word2 (the latter may be NULL).
  */
-#define EXPECT_ERROR(call, status, word1, word2)                                      \
+#define EXPECT_ERROR_WORDS(call, status, word1, word2)                               \
     do {                                                                             \
         int st_ = (call);                                                            \
-        const char *msg_ = fmnn_last_error();                                        \
-        ck_assert_msg(st_ == (status), "%s returned %d, expected %d; message: %s",   \
-                      #call, st_, (status), msg_);                                   \
-        ck_assert_msg(strstr(msg_, (word1)) != NULL,                                 \
-                      "message \"%s\" does not contain \"%s\"", msg_, (word1));      \
-        const char *w2_ = (word2);                                                   \
+        testutil_expect_error(st_, (status), (word1), #call, __LINE__);              \
+        const char *msg_ = fmnn_last_error(), *w2_ = (word2);                        \
         ck_assert_msg(w2_ == NULL || strstr(msg_, w2_) != NULL,                      \
                       "message \"%s\" does not contain \"%s\"", msg_, w2_ ? w2_ : ""); \
     } while (0)
@@ -123,7 +116,7 @@ static void expect_idx_error(const char *path, int status, const char *word)
 {
     fmnn_idx *idx = NOT_NULL;
     fmnn_clear_error();
-    EXPECT_ERROR(fmnn_idx_read(&idx, path), status, path, word);
+    EXPECT_ERROR_WORDS(fmnn_idx_read(&idx, path), status, path, word);
     ck_assert_ptr_null(idx);
 }
 
@@ -490,7 +483,7 @@ START_TEST(test_dataset_count_mismatch)
     const uint32_t two[1] = { 2 };
     write_idx(lpath, sizeof lpath, "mm-labels", _i, 1, two, label_data, 2);
     fmnn_dataset *ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 3, 0), FMNN_EFORMAT, ipath, lpath);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 3, 0), FMNN_EFORMAT, ipath, lpath);
     ck_assert_ptr_null(ds);
     ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "3 images"));
     ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "2 labels"));
@@ -503,14 +496,14 @@ START_TEST(test_dataset_label_out_of_range)
     write_pair(ipath, lpath, sizeof ipath, _i);
     fmnn_dataset *ds = NOT_NULL;
     /* label_data is { 2, 0, 1 }: label 0 is 2, which 2 classes cannot hold. */
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 2, 0), FMNN_EFORMAT, lpath, "label 0 is 2");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 2, 0), FMNN_EFORMAT, lpath, "label 0 is 2");
     ck_assert_ptr_null(ds);
 
     /* Checked beyond the limit too: a bad label means a bad file. */
     const unsigned char bad[3] = { 0, 1, 200 };
     write_idx(lpath, sizeof lpath, "bad-labels", _i, 1, label_dims, bad, 3);
     ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 10, 1), FMNN_EFORMAT, lpath, "label 2 is 200");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 10, 1), FMNN_EFORMAT, lpath, "label 2 is 200");
     ck_assert_ptr_null(ds);
 }
 END_TEST
@@ -523,12 +516,12 @@ START_TEST(test_dataset_bad_ranks)
     const uint32_t dims2[2] = { 3, 1 };
     write_idx(path, sizeof path, "labels-rank2", _i, 2, dims2, label_data, 3);
     fmnn_dataset *ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, path, 3, 0), FMNN_EFORMAT, path, "rank 2");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, path, 3, 0), FMNN_EFORMAT, path, "rank 2");
     ck_assert_ptr_null(ds);
 
     /* Labels given as images. */
     ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, lpath, lpath, 3, 0), FMNN_EFORMAT, lpath, "rank 1");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, lpath, lpath, 3, 0), FMNN_EFORMAT, lpath, "rank 1");
     ck_assert_ptr_null(ds);
 }
 END_TEST
@@ -540,7 +533,7 @@ START_TEST(test_dataset_bad_file)
     write_pair(ipath, lpath, sizeof ipath, _i);
     tpath(missing, sizeof missing, "missing-labels");
     fmnn_dataset *ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, missing, 3, 0), FMNN_EIO, missing, "open");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, missing, 3, 0), FMNN_EIO, missing, "open");
     ck_assert_ptr_null(ds);
 
     unsigned char bytes[64];
@@ -549,7 +542,7 @@ START_TEST(test_dataset_bad_file)
     tpath(cut, sizeof cut, "cut-images");
     write_file(cut, bytes, len - 1, _i);
     ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, cut, lpath, 3, 0), FMNN_EFORMAT, cut, "truncated");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, cut, lpath, 3, 0), FMNN_EFORMAT, cut, "truncated");
     ck_assert_ptr_null(ds);
 }
 END_TEST
@@ -560,23 +553,23 @@ START_TEST(test_null_and_bad_arguments)
     write_pair(ipath, lpath, sizeof ipath, 0);
 
     fmnn_idx *idx = NOT_NULL;
-    EXPECT_ERROR(fmnn_idx_read(NULL, ipath), FMNN_EINVAL, "out", NULL);
-    EXPECT_ERROR(fmnn_idx_read(&idx, NULL), FMNN_EINVAL, "path", NULL);
+    EXPECT_ERROR_WORDS(fmnn_idx_read(NULL, ipath), FMNN_EINVAL, "out", NULL);
+    EXPECT_ERROR_WORDS(fmnn_idx_read(&idx, NULL), FMNN_EINVAL, "path", NULL);
     ck_assert_ptr_null(idx);
     fmnn_idx_free(NULL);
 
     fmnn_dataset *ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(NULL, ipath, lpath, 3, 0), FMNN_EINVAL, "out", NULL);
-    EXPECT_ERROR(fmnn_dataset_load(&ds, NULL, lpath, 3, 0), FMNN_EINVAL, "images_path", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(NULL, ipath, lpath, 3, 0), FMNN_EINVAL, "out", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, NULL, lpath, 3, 0), FMNN_EINVAL, "images_path", NULL);
     ck_assert_ptr_null(ds);
     ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, NULL, 3, 0), FMNN_EINVAL, "labels_path", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, NULL, 3, 0), FMNN_EINVAL, "labels_path", NULL);
     ck_assert_ptr_null(ds);
     ds = NOT_NULL;
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 0, 0), FMNN_EINVAL, "num_classes", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 0, 0), FMNN_EINVAL, "num_classes", NULL);
     ck_assert_ptr_null(ds);
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 65536, 0), FMNN_EINVAL, "num_classes", NULL);
-    EXPECT_ERROR(fmnn_dataset_load(&ds, ipath, lpath, 3, -1), FMNN_EINVAL, "limit", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 65536, 0), FMNN_EINVAL, "num_classes", NULL);
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 3, -1), FMNN_EINVAL, "limit", NULL);
     ck_assert_ptr_null(ds);
     fmnn_dataset_free(NULL);
 
@@ -589,39 +582,15 @@ END_TEST
 
 /* ---- allocation failures ----------------------------------------------- */
 
-static long live_blocks;
-static long allocs_left;
-
-static void *failing_malloc(size_t size, void *user)
-{
-    (void)user;
-    if (allocs_left-- <= 0)
-        return NULL;
-    void *p = malloc(size);
-    if (p)
-        live_blocks++;
-    return p;
-}
-
-static void counting_free(void *ptr, void *user)
-{
-    (void)user;
-    if (ptr)
-        live_blocks--;
-    free(ptr);
-}
-
 /* Failing each allocation in turn: ENOMEM, *out NULL, nothing leaked. */
 START_TEST(test_allocation_failures)
 {
     char ipath[512], lpath[512];
     write_pair(ipath, lpath, sizeof ipath, 1);
-    const fmnn_allocator failing = { failing_malloc, counting_free, NULL };
     int ok = 0;
     for (long k = 0; k < 100 && !ok; k++) {
-        live_blocks = 0;
-        allocs_left = k;
-        fmnn_set_allocator(&failing);
+        testutil_alloc_install(k);
+        testutil_alloc_arm(1);
         fmnn_dataset *ds = NOT_NULL;
         int st = fmnn_dataset_load(&ds, ipath, lpath, 3, 0);
         if (st == FMNN_OK) {
@@ -633,8 +602,9 @@ START_TEST(test_allocation_failures)
                           fmnn_last_error());
             ck_assert_ptr_null(ds);
         }
-        ck_assert_msg(live_blocks == 0, "allocation %ld: %ld blocks leaked", k, live_blocks);
-        fmnn_set_allocator(NULL);
+        testutil_alloc_remove();
+        ck_assert_msg(testutil_alloc_live() == 0, "allocation %ld: %ld blocks leaked", k,
+                      testutil_alloc_live());
     }
     ck_assert(ok);
 }

@@ -17,39 +17,10 @@
 #include <string.h>
 
 #include "fmnn.h"
+#include "testutil.h"
 #include "model_impl.h" /* to drive a layer's ops directly */
 
-/* Something *out is set to before a call that must fail and clear it. */
-static int sentinel;
-#define NOT_NULL ((void *)&sentinel)
-
 /* ---- helpers ---------------------------------------------------------- */
-
-/* Checks a status and that the message is set (and names `needle`). */
-static void expect_error_at(int got, int want, const char *needle, const char *call, int line)
-{
-    const char *msg = fmnn_last_error();
-    ck_assert_msg(got == want, "line %d: %s returned %d (%s: \"%s\"), expected %d (%s)", line, call,
-                  got, fmnn_strerror(got), msg, want, fmnn_strerror(want));
-    ck_assert_msg(msg && msg[0] != '\0', "line %d: %s left no error message", line, call);
-    if (needle)
-        ck_assert_msg(strstr(msg, needle) != NULL, "line %d: %s: message \"%s\" does not name \"%s\"",
-                      line, call, msg, needle);
-}
-
-#define EXPECT_ERROR(call, want, needle)                                   \
-    do {                                                                   \
-        fmnn_clear_error();                                                \
-        int rc_ = (call);                                                  \
-        expect_error_at(rc_, (want), (needle), #call, __LINE__);           \
-    } while (0)
-
-#define EXPECT_OK(call)                                                    \
-    do {                                                                   \
-        int rc_ = (call);                                                  \
-        ck_assert_msg(rc_ == FMNN_OK, "line %d: %s returned %d: %s", __LINE__, #call, rc_, \
-                      fmnn_last_error());                                  \
-    } while (0)
 
 static fmnn_model *new_model(int rank, const int *dims)
 {

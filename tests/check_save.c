@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "fmnn.h"
+#include "testutil.h"
 #include "model_impl.h" /* to compare the models' insides */
 
 static char tmpdir[] = "/tmp/fmnn_check_save_XXXXXX";
@@ -33,10 +34,6 @@ static char tmpdir[] = "/tmp/fmnn_check_save_XXXXXX";
  * rewriting a file on disk costs milliseconds each. */
 static char shmdir[] = "/dev/shm/fmnn_check_save_XXXXXX";
 static const char *corruptdir = tmpdir;
-
-/* Something *out is set to before a call that must fail and clear it. */
-static int sentinel;
-#define NOT_NULL ((void *)&sentinel)
 
 /* Offsets in a file of a model with a rank-3 input (docs/FORMAT.md). */
 #define HEADER 32
