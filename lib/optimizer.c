@@ -79,9 +79,14 @@ static int adam_pass(fmnn_model *model, int store)
     const float *g = model->grads;
     const size_t n = model->n_params;
     int bad = 0;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) reduction(| : bad) if (n > 32768)
-    for (size_t i = 0; i < n; i++)
-        bad |= adam_update(&k, &w[i], g[i], &m[i], &v[i], store);
+#pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static) reduction(| : bad)
+        for (size_t i = 0; i < n; i++)
+            bad |= adam_update(&k, &w[i], g[i], &m[i], &v[i], store);
+        fmnn__restore_fp_mode(fp);
+    }
     return bad;
 }
 
@@ -107,9 +112,14 @@ static int sgd_pass(fmnn_model *model, int store)
     const float *g = model->grads;
     const size_t n = model->n_params;
     int bad = 0;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) reduction(| : bad) if (n > 32768)
-    for (size_t i = 0; i < n; i++)
-        bad |= sgd_update(&o, &w[i], g[i], &vel[i], store);
+#pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static) reduction(| : bad)
+        for (size_t i = 0; i < n; i++)
+            bad |= sgd_update(&o, &w[i], g[i], &vel[i], store);
+        fmnn__restore_fp_mode(fp);
+    }
     return bad;
 }
 

@@ -35,10 +35,15 @@ void fmnn__regularization_gradient(fmnn_model *model)
         const float *w = layer->kernel;
         float *g = layer->kernel_grad;
         size_t n = layer->n_kernel;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > 32768)
-        for (size_t k = 0; k < n; k++) {
-            float sign = (w[k] > 0.0f) - (w[k] < 0.0f); /* sign(0) = 0, as in TensorFlow */
-            g[k] += l1 * sign + two_l2 * w[k];
+#pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
+        {
+            const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < n; k++) {
+                float sign = (w[k] > 0.0f) - (w[k] < 0.0f); /* sign(0) = 0, as in TensorFlow */
+                g[k] += l1 * sign + two_l2 * w[k];
+            }
+            fmnn__restore_fp_mode(fp);
         }
     }
 }

@@ -12,6 +12,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 static int thread_count; /* 0 until first asked: then the CPU count */
 
@@ -65,4 +68,32 @@ void fmnn__thread_band(int length, int tile, int *first, int *last)
         *first = length;
     if (*last > length)
         *last = length;
+}
+
+/* MXCSR bit 15 flushes denormal results to zero (FTZ); bit 6 reads
+ * denormal inputs as zero (DAZ). */
+#define MXCSR_FLUSH_TO_ZERO 0x8000u
+#define MXCSR_DENORMALS_ARE_ZERO 0x0040u
+
+unsigned fmnn__flush_denormals(void)
+{
+#ifdef __SSE__
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | MXCSR_FLUSH_TO_ZERO | MXCSR_DENORMALS_ARE_ZERO);
+    return saved;
+#else
+    return 0;
+#endif
+}
+
+/* Only the two mode bits go back: exception flags raised meanwhile stay
+ * raised, as after any other floating-point code. */
+void fmnn__restore_fp_mode(unsigned saved)
+{
+#ifdef __SSE__
+    const unsigned ours = MXCSR_FLUSH_TO_ZERO | MXCSR_DENORMALS_ARE_ZERO;
+    _mm_setcsr((_mm_getcsr() & ~ours) | (saved & ours));
+#else
+    (void)saved;
+#endif
 }

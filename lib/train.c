@@ -152,6 +152,7 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
     fmnn_pass pass = { .training = 0, .workspace = m->workspace };
     double total = 0.0;
     long right = 0;
+    const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
         forward(m, &pass, x->data + (size_t)start * x_width);
@@ -160,8 +161,10 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
         right += correct;
     }
     const double rows = (double)count * m->output_rows;
+    const double penalty = fmnn__regularization_penalty(m);
+    fmnn__restore_fp_mode(fp);
     if (loss_out)
-        *loss_out = (float)(total / rows + fmnn__regularization_penalty(m));
+        *loss_out = (float)(total / rows + penalty);
     if (accuracy_out)
         *accuracy_out = (float)((double)right / rows);
     return FMNN_OK;
@@ -246,6 +249,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
     for (int first = 0; first < n_train; first += o->batch_size) {
         pass.batch = n_train - first < o->batch_size ? n_train - first : o->batch_size;
         pass.seed = fmnn__mix64(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->step + 1);
+        const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
         gather(m, x, y, order + first, pass.batch);
         forward(m, &pass, m->acts[0]);
         int correct;
@@ -259,7 +263,9 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
             backward(m, &pass, m->acts[0]);
             fmnn__regularization_gradient(m);
         }
-        if (bad_loss || fmnn__optimizer_step(m) != FMNN_OK)
+        const int bad_update = !bad_loss && fmnn__optimizer_step(m) != FMNN_OK;
+        fmnn__restore_fp_mode(fp);
+        if (bad_loss || bad_update)
             return fmnn__error(FMNN_ENUMERIC,
                                "fmnn_model_fit: the %s became %s at epoch %d, batch %d; the weights "
                                "are those of the last good step",
@@ -397,11 +403,13 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
         return err;
     const size_t x_width = x->size / (size_t)x->dims[0], out_width = fmnn__shape_size(shape);
     fmnn_pass pass = { .training = 0, .workspace = m->workspace };
+    const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = 0; start < x->dims[0]; start += chunk) {
         pass.batch = x->dims[0] - start < chunk ? x->dims[0] - start : chunk;
         forward(m, &pass, x->data + (size_t)start * x_width);
         memcpy(result->data + (size_t)start * out_width, m->probs, (size_t)pass.batch * out_width * sizeof(float));
     }
+    fmnn__restore_fp_mode(fp);
     *out = result;
     return FMNN_OK;
 }

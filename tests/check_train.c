@@ -20,6 +20,10 @@
 #include "fmnn.h"
 #include "testutil.h"
 
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
+
 /* ---- helpers ---------------------------------------------------------- */
 
 /* |a - b| <= rel * max(|a|, |b|) + abs */
@@ -1308,6 +1312,42 @@ START_TEST(test_predict_many_samples_untrained)
 }
 END_TEST
 
+/*
+ * Like TensorFlow, the library flushes denormals to zero while it works
+ * (see lib/internal.h), on the caller's thread and on every OpenMP thread,
+ * and gives the caller's thread its floating-point mode back.  A relu over
+ * denormal inputs, large enough to be split over two threads, then gives
+ * exact zeros everywhere.
+ */
+START_TEST(test_denormals_flushed_while_working)
+{
+#ifdef __SSE__
+    ck_assert_int_eq(fmnn_set_num_threads(2), FMNN_OK);
+    fmnn_model *m = NOT_NULL;
+    EXPECT_OK(fmnn_model_new(&m, 3, (int[]){ 256, 256, 1 }));
+    add(m, fmnn_activation(FMNN_RELU));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1));
+    fmnn_tensor *x = tensor(4, (int[]){ 2, 256, 256, 1 }), *p;
+    float *xd = fmnn_tensor_data(x);
+    for (size_t i = 0; i < fmnn_tensor_size(x); i++)
+        xd[i] = 1e-39f; /* a denormal: FLT_MIN is 1.18e-38 */
+    const unsigned mode_bits = ~0x3fu; /* the low six are exception flags */
+    const unsigned mode = _mm_getcsr() & mode_bits;
+    EXPECT_OK(fmnn_model_predict(m, x, 0, &p));
+    ck_assert_uint_eq(_mm_getcsr() & mode_bits, mode);
+    for (size_t i = 0; i < fmnn_tensor_size(p); i++)
+        ck_assert_msg(fmnn_tensor_const_data(p)[i] == 0.0f, "output %zu is %g, not flushed to 0", i,
+                      (double)fmnn_tensor_const_data(p)[i]);
+    /* Outside the library denormals are the caller's business. */
+    volatile float tiny = 1e-39f;
+    ck_assert(tiny * 0.5f > 0.0f);
+    fmnn_tensor_free(p);
+    fmnn_tensor_free(x);
+    fmnn_model_free(m);
+#endif
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -1346,6 +1386,7 @@ static Suite *train_suite(void)
     tcase_add_loop_test(tc, test_sparse_equals_categorical, 0, 3);
     tcase_add_loop_test(tc, test_predict, 0, 2);
     tcase_add_test(tc, test_predict_many_samples_untrained);
+    tcase_add_test(tc, test_denormals_flushed_while_working);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,20 +14,25 @@
 
 static void softmax_rows(float *x, size_t rows, size_t cols)
 {
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (rows * cols > PARALLEL_MIN)
-    for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * cols;
-        float max = row[0];
-        for (size_t c = 1; c < cols; c++)
-            max = row[c] > max ? row[c] : max;
-        float sum = 0.0f;
-        for (size_t c = 0; c < cols; c++) {
-            row[c] = expf(row[c] - max);
-            sum += row[c];
+#pragma omp parallel num_threads(fmnn__threads()) if (rows * cols > PARALLEL_MIN)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            float *row = x + r * cols;
+            float max = row[0];
+            for (size_t c = 1; c < cols; c++)
+                max = row[c] > max ? row[c] : max;
+            float sum = 0.0f;
+            for (size_t c = 0; c < cols; c++) {
+                row[c] = expf(row[c] - max);
+                sum += row[c];
+            }
+            float inv = 1.0f / sum;
+            for (size_t c = 0; c < cols; c++)
+                row[c] *= inv;
         }
-        float inv = 1.0f / sum;
-        for (size_t c = 0; c < cols; c++)
-            row[c] *= inv;
+        fmnn__restore_fp_mode(fp);
     }
 }
 
@@ -69,9 +74,14 @@ void fmnn__activate(fmnn_activation_kind kind, float *x, size_t rows, size_t col
     }
     if (kind == FMNN_LINEAR)
         return;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++)
-        x[i] = apply(kind, x[i]);
+#pragma omp parallel num_threads(fmnn__threads()) if (n > PARALLEL_MIN)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            x[i] = apply(kind, x[i]);
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d, size_t rows, size_t cols)
@@ -79,40 +89,55 @@ void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d
     const size_t n = rows * cols;
     if (kind == FMNN_SOFTMAX) {
         /* d_i <- y_i * (d_i - sum_j d_j y_j), row by row. */
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-        for (size_t r = 0; r < rows; r++) {
-            const float *yr = y + r * cols;
-            float *dr = d + r * cols;
-            float dot = 0.0f;
-            for (size_t c = 0; c < cols; c++)
-                dot += dr[c] * yr[c];
-            for (size_t c = 0; c < cols; c++)
-                dr[c] = yr[c] * (dr[c] - dot);
+#pragma omp parallel num_threads(fmnn__threads()) if (n > PARALLEL_MIN)
+        {
+            const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+            for (size_t r = 0; r < rows; r++) {
+                const float *yr = y + r * cols;
+                float *dr = d + r * cols;
+                float dot = 0.0f;
+                for (size_t c = 0; c < cols; c++)
+                    dot += dr[c] * yr[c];
+                for (size_t c = 0; c < cols; c++)
+                    dr[c] = yr[c] * (dr[c] - dot);
+            }
+            fmnn__restore_fp_mode(fp);
         }
         return;
     }
     if (kind == FMNN_LINEAR)
         return;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++)
-        d[i] = back(kind, y[i], d[i]);
+#pragma omp parallel num_threads(fmnn__threads()) if (n > PARALLEL_MIN)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            d[i] = back(kind, y[i], d[i]);
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 void fmnn__bias_activate(fmnn_activation_kind kind, float *y, const float *bias, size_t rows, size_t cols)
 {
     const fmnn_activation_kind pointwise = kind == FMNN_SOFTMAX ? FMNN_LINEAR : kind;
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (rows * cols > PARALLEL_MIN)
-    for (size_t r = 0; r < rows; r++) {
-        float *row = y + r * cols;
-        if (pointwise == FMNN_RELU) { /* the hot case, kept branch-free */
-            for (size_t c = 0; c < cols; c++) {
-                float v = row[c] + bias[c];
-                row[c] = v > 0.0f ? v : 0.0f;
+#pragma omp parallel num_threads(fmnn__threads()) if (rows * cols > PARALLEL_MIN)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            float *row = y + r * cols;
+            if (pointwise == FMNN_RELU) { /* the hot case, kept branch-free */
+                for (size_t c = 0; c < cols; c++) {
+                    float v = row[c] + bias[c];
+                    row[c] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (size_t c = 0; c < cols; c++)
+                    row[c] = apply(pointwise, row[c] + bias[c]);
             }
-        } else {
-            for (size_t c = 0; c < cols; c++)
-                row[c] = apply(pointwise, row[c] + bias[c]);
         }
+        fmnn__restore_fp_mode(fp);
     }
     if (kind == FMNN_SOFTMAX)
         softmax_rows(y, rows, cols);
@@ -134,6 +159,7 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
         threads = 1;
 #pragma omp parallel num_threads(threads)
     {
+        const unsigned fp = fmnn__flush_denormals();
         int first, last;
         fmnn__thread_band((int)cols, 1, &first, &last);
         const size_t c0 = (size_t)first, c1 = (size_t)last;
@@ -157,5 +183,6 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
                 }
             }
         }
+        fmnn__restore_fp_mode(fp);
     }
 }

@@ -262,6 +262,7 @@ static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
     const int rows = split_by_rows(g, kern->mr, kern->nr, threads);
 #pragma omp parallel num_threads(threads)
     {
+        const unsigned fp = fmnn__flush_denormals();
         int first, last;
         fmnn__thread_band(rows ? g->m : g->n, rows ? kern->mr : kern->nr, &first, &last);
         if (first < last) {
@@ -270,6 +271,7 @@ static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
             else
                 multiply_region(kern, g, 0, g->m, first, last);
         }
+        fmnn__restore_fp_mode(fp);
     }
 }
 
@@ -293,6 +295,7 @@ static void multiply_openblas(const gemm_problem *g)
     const int rows = g->m >= g->n;
 #pragma omp parallel num_threads(threads)
     {
+        const unsigned fp = fmnn__flush_denormals();
         int first, last;
         fmnn__thread_band(rows ? g->m : g->n, 16, &first, &last);
         if (first < last && rows)
@@ -301,6 +304,7 @@ static void multiply_openblas(const gemm_problem *g)
         else if (first < last)
             sgemm(g, g->m, last - first, g->a, g->trans_b ? g->b + (size_t)first * g->ldb : g->b + first,
                   g->c + first);
+        fmnn__restore_fp_mode(fp);
     }
 }
 

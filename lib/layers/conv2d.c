@@ -96,35 +96,40 @@ static void im2col(const conv2d *c, const float *in, int images, float *col)
     const int oh = c->base.out.dims[0], ow = c->base.out.dims[1];
     const size_t width = col_width(c);
     const size_t patch_row = (size_t)c->kw * (size_t)ch;
-#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
-    for (int n = 0; n < images; n++)
-        for (int y = 0; y < oh; y++) {
-            const float *image = in + (size_t)n * h * w * ch;
-            for (int x = 0; x < ow; x++) {
-                float *row = col + (((size_t)n * oh + y) * ow + x) * width;
-                int x0 = x * c->sw - c->pad_left;
-                for (int i = 0; i < c->kh; i++) {
-                    int iy = y * c->sh - c->pad_top + i;
-                    float *dst = row + (size_t)i * patch_row;
-                    if (iy < 0 || iy >= h) {
-                        memset(dst, 0, patch_row * sizeof *dst);
-                        continue;
-                    }
-                    if (x0 >= 0 && x0 + c->kw <= w) { /* the common case: no edge */
-                        memcpy(dst, image + ((size_t)iy * w + x0) * ch, patch_row * sizeof *dst);
-                        continue;
-                    }
-                    for (int j = 0; j < c->kw; j++) {
-                        int ix = x0 + j;
-                        if (ix < 0 || ix >= w)
-                            memset(dst + (size_t)j * ch, 0, (size_t)ch * sizeof *dst);
-                        else
-                            memcpy(dst + (size_t)j * ch, image + ((size_t)iy * w + ix) * ch,
-                                   (size_t)ch * sizeof *dst);
+#pragma omp parallel num_threads(fmnn__threads())
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for collapse(2) schedule(static)
+        for (int n = 0; n < images; n++)
+            for (int y = 0; y < oh; y++) {
+                const float *image = in + (size_t)n * h * w * ch;
+                for (int x = 0; x < ow; x++) {
+                    float *row = col + (((size_t)n * oh + y) * ow + x) * width;
+                    int x0 = x * c->sw - c->pad_left;
+                    for (int i = 0; i < c->kh; i++) {
+                        int iy = y * c->sh - c->pad_top + i;
+                        float *dst = row + (size_t)i * patch_row;
+                        if (iy < 0 || iy >= h) {
+                            memset(dst, 0, patch_row * sizeof *dst);
+                            continue;
+                        }
+                        if (x0 >= 0 && x0 + c->kw <= w) { /* the common case: no edge */
+                            memcpy(dst, image + ((size_t)iy * w + x0) * ch, patch_row * sizeof *dst);
+                            continue;
+                        }
+                        for (int j = 0; j < c->kw; j++) {
+                            int ix = x0 + j;
+                            if (ix < 0 || ix >= w)
+                                memset(dst + (size_t)j * ch, 0, (size_t)ch * sizeof *dst);
+                            else
+                                memcpy(dst + (size_t)j * ch, image + ((size_t)iy * w + ix) * ch,
+                                       (size_t)ch * sizeof *dst);
+                        }
                     }
                 }
             }
-        }
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 /*
@@ -137,31 +142,36 @@ static void col2im(const conv2d *c, const float *dcol, int images, float *din)
     const int h = c->base.in.dims[0], w = c->base.in.dims[1], ch = c->base.in.dims[2];
     const int oh = c->base.out.dims[0], ow = c->base.out.dims[1];
     const size_t width = col_width(c);
-#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
-    for (int n = 0; n < images; n++)
-        for (int iy = 0; iy < h; iy++) {
-            for (int ix = 0; ix < w; ix++) {
-                float *dst = din + (((size_t)n * h + iy) * w + ix) * ch;
-                memset(dst, 0, (size_t)ch * sizeof *dst);
-                for (int i = 0; i < c->kh; i++) {
-                    int ty = iy + c->pad_top - i; /* = y * sh when output row y saw iy */
-                    if (ty < 0 || ty % c->sh != 0 || ty / c->sh >= oh)
-                        continue;
-                    int y = ty / c->sh;
-                    for (int j = 0; j < c->kw; j++) {
-                        int tx = ix + c->pad_left - j;
-                        if (tx < 0 || tx % c->sw != 0 || tx / c->sw >= ow)
+#pragma omp parallel num_threads(fmnn__threads())
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for collapse(2) schedule(static)
+        for (int n = 0; n < images; n++)
+            for (int iy = 0; iy < h; iy++) {
+                for (int ix = 0; ix < w; ix++) {
+                    float *dst = din + (((size_t)n * h + iy) * w + ix) * ch;
+                    memset(dst, 0, (size_t)ch * sizeof *dst);
+                    for (int i = 0; i < c->kh; i++) {
+                        int ty = iy + c->pad_top - i; /* = y * sh when output row y saw iy */
+                        if (ty < 0 || ty % c->sh != 0 || ty / c->sh >= oh)
                             continue;
-                        int x = tx / c->sw;
-                        const float *src = dcol + (((size_t)n * oh + y) * ow + x) * width +
-                                           ((size_t)i * c->kw + j) * ch;
+                        int y = ty / c->sh;
+                        for (int j = 0; j < c->kw; j++) {
+                            int tx = ix + c->pad_left - j;
+                            if (tx < 0 || tx % c->sw != 0 || tx / c->sw >= ow)
+                                continue;
+                            int x = tx / c->sw;
+                            const float *src = dcol + (((size_t)n * oh + y) * ow + x) * width +
+                                               ((size_t)i * c->kw + j) * ch;
 #pragma omp simd
-                        for (int k = 0; k < ch; k++)
-                            dst[k] += src[k];
+                            for (int k = 0; k < ch; k++)
+                                dst[k] += src[k];
+                        }
                     }
                 }
             }
-        }
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)

@@ -50,10 +50,15 @@ static void dropout_forward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     float scale = 1.0f / (1.0f - d->rate);
     /* Each dropout layer of the model draws its own mask. */
     uint64_t seed = pass->seed ^ fmnn__mix64((uint64_t)layer->index + 1);
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = (unsigned char)keep(seed, i, d->rate);
-        out[i] = mask[i] ? in[i] * scale : 0.0f;
+#pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            mask[i] = (unsigned char)keep(seed, i, d->rate);
+            out[i] = mask[i] ? in[i] * scale : 0.0f;
+        }
+        fmnn__restore_fp_mode(fp);
     }
 }
 
@@ -72,9 +77,14 @@ static void dropout_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
     }
     const unsigned char *mask = layer->saved;
     float scale = 1.0f / (1.0f - d->rate);
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++)
-        din[i] = mask[i] ? dout[i] * scale : 0.0f;
+#pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            din[i] = mask[i] ? dout[i] * scale : 0.0f;
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 static void dropout_config(const fmnn_layer *layer, fmnn_layer_config *config)

@@ -84,27 +84,32 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
     const size_t in_image = fmnn__shape_size(&layer->in);
     int32_t *argmax = layer->saved;
     const float *bias = layer->bias_from ? layer->bias_from->bias : NULL;
-#pragma omp parallel for collapse(2) num_threads(fmnn__threads()) schedule(static)
-    for (int n = 0; n < pass->batch; n++)
-        for (int y = 0; y < oh; y++) {
-            const float *image = in + (size_t)n * in_image;
-            int y0 = y * p->sh - p->pad_top;
-            int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
-            for (int x = 0; x < ow; x++) {
-                size_t o = (((size_t)n * oh + y) * ow + x) * ch;
-                float *best = out + o;
-                int x0 = x * p->sw - p->pad_left;
-                int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
-                pool_pixel(image, w, ch, ya, yb, xa, xb, best, argmax + o);
-                if (bias) { /* the conv before us deferred its bias and relu */
+#pragma omp parallel num_threads(fmnn__threads())
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for collapse(2) schedule(static)
+        for (int n = 0; n < pass->batch; n++)
+            for (int y = 0; y < oh; y++) {
+                const float *image = in + (size_t)n * in_image;
+                int y0 = y * p->sh - p->pad_top;
+                int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+                for (int x = 0; x < ow; x++) {
+                    size_t o = (((size_t)n * oh + y) * ow + x) * ch;
+                    float *best = out + o;
+                    int x0 = x * p->sw - p->pad_left;
+                    int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+                    pool_pixel(image, w, ch, ya, yb, xa, xb, best, argmax + o);
+                    if (bias) { /* the conv before us deferred its bias and relu */
 #pragma omp simd
-                    for (int k = 0; k < ch; k++) {
-                        float v = best[k] + bias[k];
-                        best[k] = v > 0.0f ? v : 0.0f;
+                        for (int k = 0; k < ch; k++) {
+                            float v = best[k] + bias[k];
+                            best[k] = v > 0.0f ? v : 0.0f;
+                        }
                     }
                 }
             }
-        }
+        fmnn__restore_fp_mode(fp);
+    }
 }
 
 /* Windows that never overlap let backward write each input once. */
@@ -166,18 +171,23 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     const int disjoint = windows_disjoint(p);
     /* One image per thread at a time: overlapping windows add into the
      * same input value, but never across images. */
-#pragma omp parallel for num_threads(fmnn__threads()) schedule(static)
-    for (int n = 0; n < pass->batch; n++) {
-        float *dx = din + (size_t)n * in_image;
-        const float *dy = dout + (size_t)n * out_image;
-        const int32_t *where = argmax + (size_t)n * out_image;
-        if (disjoint) {
-            unpool_disjoint(p, dy, where, dx);
-            continue;
+#pragma omp parallel num_threads(fmnn__threads())
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (int n = 0; n < pass->batch; n++) {
+            float *dx = din + (size_t)n * in_image;
+            const float *dy = dout + (size_t)n * out_image;
+            const int32_t *where = argmax + (size_t)n * out_image;
+            if (disjoint) {
+                unpool_disjoint(p, dy, where, dx);
+                continue;
+            }
+            memset(dx, 0, in_image * sizeof *dx);
+            for (size_t o = 0; o < out_image; o++)
+                dx[where[o]] += dy[o];
         }
-        memset(dx, 0, in_image * sizeof *dx);
-        for (size_t o = 0; o < out_image; o++)
-            dx[where[o]] += dy[o];
+        fmnn__restore_fp_mode(fp);
     }
 }
 
