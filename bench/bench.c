@@ -9,7 +9,12 @@
  *
  *     build/bench/fmnn_bench [--threads N] [--steps S] [--batch B]
  *                            [--model base|l1|l2|dropout|l2_dropout] [--data DIR]
+ *                            [--load FILE]
  *     build/bench/fmnn_bench --gemm [--threads N]
+ *
+ * --load times a saved model instead of a freshly initialised one: the
+ * weights of a trained model (say fmnn-results/l2.fmnn from `make
+ * experiments`) can be slower to compute with than random ones.
  *
  * --gemm times only the matrix products: the shapes of the Base model's
  * second convolution at batch 64 and a large square one, through our
@@ -44,9 +49,11 @@ static void die(const char *what, int err)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: fmnn_bench [--threads N] [--steps S] [--batch B] [--model NAME] [--data DIR]\n"
+                 "                  [--load FILE]\n"
                  "       fmnn_bench --gemm [--threads N]\n"
                  "  NAME is one of base, l1, l2, dropout, l2_dropout (default base).\n"
-                 "  Without --data the images are synthetic (seeded noise).\n");
+                 "  Without --data the images are synthetic (seeded noise).\n"
+                 "  --load FILE times a saved model (a .fmnn file) instead of NAME.\n");
 }
 
 static int int_arg(const char *s)
@@ -176,7 +183,7 @@ int main(int argc, char **argv)
 {
     int gemm_only = 0;
     int threads = 2, steps = 100, batch = 64;
-    const char *model_name = "base", *data = NULL;
+    const char *model_name = "base", *data = NULL, *load = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -201,6 +208,8 @@ int main(int argc, char **argv)
             model_name = argv[++i];
         else if (!strcmp(a, "--data"))
             data = argv[++i];
+        else if (!strcmp(a, "--load"))
+            load = argv[++i];
         else {
             usage(stderr);
             return 2;
@@ -224,8 +233,12 @@ int main(int argc, char **argv)
     make_data(data, n, &x, &y, &dataset);
 
     fmnn_model *m;
-    if ((err = study_build(&m, arch)) ||
-        (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
+    if (load) {
+        if ((err = fmnn_model_load(&m, load)))
+            die(load, err);
+        model_name = load;
+    } else if ((err = study_build(&m, arch)) ||
+               (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
         die("building the model", err);
 
     /* Training: fit over consecutive slices, so every step sees new images. */
