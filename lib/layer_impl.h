@@ -32,6 +32,12 @@ typedef struct fmnn_pass {
     int training;       /* 1 in fit: dropout is active */
     float *workspace;   /* scratch shared by all layers, ops->workspace floats */
     uint64_t seed;      /* differs every training step: dropout masks */
+    /* The index in the batch of this call's first sample: nonzero only
+     * when the model runs a Conv2D and its MaxPooling2D on a few images
+     * at a time (the pipeline in train.c).  Those two layers then offset
+     * their saved state by it, and add to their gradients rather than
+     * overwrite them. */
+    int first;
 } fmnn_pass;
 
 /* A layer's own options as plain numbers, for the model file (save.c). */
@@ -117,6 +123,14 @@ struct fmnn_layer {
      * gradient.  bias_from on the pool points at the conv. */
     int defer_bias_activation;
     fmnn_layer *bias_from;
+    /* Set by the model on such a Conv2D when its output is large for the
+     * work it costs (a first layer: few multiply-adds per output value).
+     * Forward and backward then run the conv and its pool a few images
+     * at a time, so the conv's output never leaves the cache and needs
+     * no batch-sized buffer: pipeline_images at a time, into the pool
+     * pipeline_into (see train.c). */
+    fmnn_layer *pipeline_into;
+    int pipeline_images;
     /* Set by the model: the layer does no work at run time.  Its output
      * is its input buffer and its backward pass is skipped (a Flatten, or
      * an Activation fused into the layer before it). */
@@ -179,11 +193,13 @@ FMNN_INTERNAL void fmnn__bias_activate(fmnn_activation_kind kind, float *y,
                                        size_t cols);
 
 /* d *= f'(.) through the output y, then bias_grad[c] = sum over rows of
- * d[r, c]; element-wise kinds in one pass. */
+ * d[r, c] (added to bias_grad when accumulate is set); element-wise kinds
+ * in one pass. */
 FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
                                                 const float *y, float *d,
                                                 float *bias_grad,
-                                                size_t rows, size_t cols);
+                                                size_t rows, size_t cols,
+                                                int accumulate);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major (kernels/gemm.c). */
 FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,

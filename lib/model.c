@@ -12,6 +12,16 @@
 
 #include "model_impl.h"
 
+/*
+ * The conv-pool pipeline (see layer_impl.h) is for convolutions of at
+ * most PIPELINE_MAX_FAN_IN multiply-adds per output value: their output
+ * costs more to write to memory and read back than to compute.  They run
+ * PIPELINE_FLOATS worth of output at a time, 2 MB: a share of L2 for each
+ * of two threads.
+ */
+#define PIPELINE_MAX_FAN_IN 64
+#define PIPELINE_FLOATS ((size_t)1 << 19)
+
 FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
 {
     if (!out)
@@ -157,6 +167,8 @@ static void plan_fusions(fmnn_model *m)
         m->layers[i]->passthrough = 0;
         m->layers[i]->defer_bias_activation = 0;
         m->layers[i]->bias_from = NULL;
+        m->layers[i]->pipeline_into = NULL;
+        m->layers[i]->pipeline_images = 0;
     }
     for (int i = 1; i < m->n_layers; i++) { /* layer 0 reads the caller's x */
         fmnn_layer *layer = m->layers[i], *prev = m->layers[i - 1];
@@ -178,6 +190,11 @@ static void plan_fusions(fmnn_model *m)
             conv->activation == FMNN_LINEAR && relu->passthrough && pool->ops->applies_deferred_bias_relu) {
             conv->defer_bias_activation = 1;
             pool->bias_from = conv;
+            if (conv->fan_in <= PIPELINE_MAX_FAN_IN) {
+                size_t images = PIPELINE_FLOATS / fmnn__shape_size(&conv->out);
+                conv->pipeline_into = pool;
+                conv->pipeline_images = images < 1 ? 1 : images > INT_MAX ? INT_MAX : (int)images;
+            }
         }
     }
 }
@@ -288,6 +305,12 @@ int fmnn__model_batch_limit(const fmnn_model *m)
     return (int)(INT_MAX / largest); /* compile keeps every size <= INT_MAX */
 }
 
+/* Images in one slice of a pipelined conv, at batch b. */
+static size_t slice_of(const fmnn_layer *conv, size_t b)
+{
+    return (size_t)conv->pipeline_images < b ? (size_t)conv->pipeline_images : b;
+}
+
 int fmnn__model_plan(fmnn_model *m, int batch)
 {
     if (batch <= m->capacity)
@@ -300,14 +323,22 @@ int fmnn__model_plan(fmnn_model *m, int batch)
     size_t total = 0, max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;
     size_t out_size = fmnn__shape_size(&m->layers[m->n_layers - 1]->out);
     total += aligned_floats(b * fmnn__shape_size(&m->input));
+    const fmnn_layer *pipeline_end = NULL;
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
         size_t size = fmnn__shape_size(&layer->out);
+        if (layer->pipeline_into)
+            pipeline_end = layer->pipeline_into;
+        if (layer == pipeline_end)
+            pipeline_end = NULL;
+        /* A pipelined conv's output, and its gradient, live in one buffer
+         * of a slice of images (train.c). */
+        size_t held = pipeline_end ? slice_of(pipeline_end->bias_from, b) : b;
         if (!layer->passthrough)
-            total += aligned_floats(b * size);
-        if (size > max_act)
+            total += aligned_floats(held * size);
+        if (size > max_act && !pipeline_end)
             max_act = size;
-        size_t w = layer->ops->workspace ? layer->ops->workspace(layer, batch) : 0;
+        size_t w = layer->ops->workspace ? layer->ops->workspace(layer, (int)held) : 0;
         if (w > work)
             work = w;
         if (layer->ops->saved)
@@ -336,7 +367,8 @@ int fmnn__model_plan(fmnn_model *m, int batch)
             m->acts[i + 1] = m->acts[i];
         } else {
             m->acts[i + 1] = p;
-            p += aligned_floats(b * fmnn__shape_size(&layer->out));
+            size_t held = layer->pipeline_into ? slice_of(layer, b) : b;
+            p += aligned_floats(held * fmnn__shape_size(&layer->out));
         }
         layer->saved = NULL;
         if (layer->ops->saved) {

@@ -54,6 +54,14 @@ struct fmnn_model {
     double *profile_forward, *profile_backward;
 };
 
+/* One pass over a batch of pass->batch samples at input (train.c):
+ * forward leaves the model's output in m->probs (and m->logits); backward
+ * takes the loss's gradient in m->delta[0] and leaves every layer's
+ * kernel and bias gradients.  Both handle fusions and the conv-pool
+ * pipeline; backward needs the forward pass of the same batch before it. */
+FMNN_INTERNAL void fmnn__model_forward(fmnn_model *m, const fmnn_pass *pass, const float *input);
+FMNN_INTERNAL void fmnn__model_backward(fmnn_model *m, const fmnn_pass *pass, const float *input);
+
 /* Turns per-layer timing on (allocating its counters) or off.  For the
  * benchmark; the counters accumulate until profiling is turned off. */
 FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);

@@ -62,16 +62,75 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
 
 /* ---- one batch ------------------------------------------------------- */
 
-static void forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+/* One layer's forward or backward call, timed when profiling is on. */
+static void run_forward(fmnn_model *m, fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+{
+    double start = m->profile_forward ? fmnn__now() : 0.0;
+    layer->ops->forward(layer, pass, in, out);
+    if (m->profile_forward)
+        m->profile_forward[layer->index] += fmnn__now() - start;
+}
+
+static void run_backward(fmnn_model *m, fmnn_layer *layer, const fmnn_pass *pass, const float *in,
+                         const float *out, float *dout, float *din)
+{
+    double start = m->profile_backward ? fmnn__now() : 0.0;
+    layer->ops->backward(layer, pass, in, out, dout, din);
+    if (m->profile_backward)
+        m->profile_backward[layer->index] += fmnn__now() - start;
+}
+
+/*
+ * The conv-pool pipeline (layer_impl.h): conv and pool run on a slice of
+ * images at a time, through the conv's slice-sized buffer, which stays in
+ * the cache between the two.  The slices are whole images in order, so
+ * forward gives the same bits as one call over the batch would.
+ */
+static void forward_pipeline(fmnn_model *m, const fmnn_pass *pass, fmnn_layer *conv, const float *in)
+{
+    fmnn_layer *pool = conv->pipeline_into;
+    const size_t in_image = fmnn__shape_size(&conv->in), out_image = fmnn__shape_size(&pool->out);
+    float *slice = m->acts[conv->index + 1], *out = m->acts[pool->index + 1];
+    fmnn_pass part = *pass;
+    for (part.first = 0; part.first < pass->batch; part.first += conv->pipeline_images) {
+        const int left = pass->batch - part.first;
+        part.batch = left < conv->pipeline_images ? left : conv->pipeline_images;
+        run_forward(m, conv, &part, in + (size_t)part.first * in_image, slice);
+        run_forward(m, pool, &part, slice, out + (size_t)part.first * out_image);
+    }
+}
+
+/* Backward through the pipeline, slice by slice: the pool routes the
+ * slice's gradient into the conv's buffer, the conv adds the slice's
+ * share to its kernel gradient and writes the slice's din. */
+static void backward_pipeline(fmnn_model *m, const fmnn_pass *pass, fmnn_layer *conv, const float *in,
+                              float *dout, float *din)
+{
+    fmnn_layer *pool = conv->pipeline_into;
+    const size_t in_image = fmnn__shape_size(&conv->in), out_image = fmnn__shape_size(&pool->out);
+    float *slice = m->acts[conv->index + 1];
+    const float *out = m->acts[pool->index + 1];
+    fmnn_pass part = *pass;
+    for (part.first = 0; part.first < pass->batch; part.first += conv->pipeline_images) {
+        const int left = pass->batch - part.first;
+        part.batch = left < conv->pipeline_images ? left : conv->pipeline_images;
+        const size_t at_in = (size_t)part.first * in_image, at_out = (size_t)part.first * out_image;
+        run_backward(m, pool, &part, slice, out + at_out, dout + at_out, slice);
+        run_backward(m, conv, &part, in + at_in, NULL, slice, din ? din + at_in : NULL);
+    }
+}
+
+void fmnn__model_forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
 {
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
-        if (layer->passthrough)
-            continue;
-        double start = m->profile_forward ? fmnn__now() : 0.0;
-        layer->ops->forward(layer, pass, i == 0 ? input : m->acts[i], m->acts[i + 1]);
-        if (m->profile_forward)
-            m->profile_forward[i] += fmnn__now() - start;
+        const float *in = i == 0 ? input : m->acts[i];
+        if (layer->pipeline_into) {
+            forward_pipeline(m, pass, layer, in);
+            i = layer->pipeline_into->index; /* the layers up to the pool are done */
+        } else if (!layer->passthrough) {
+            run_forward(m, layer, pass, in, m->acts[i + 1]);
+        }
     }
     if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
         size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
@@ -98,7 +157,7 @@ static double loss(fmnn_model *m, int batch, const float *targets, int with_grad
     return fmnn__loss(&b, correct);
 }
 
-static void backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+void fmnn__model_backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
 {
     /* With FUSE_LAYER the gradient from the loss is already with respect
      * to the softmax layer's input, so that layer is skipped. */
@@ -108,11 +167,16 @@ static void backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
         fmnn_layer *layer = m->layers[i];
         if (layer->passthrough) /* the gradient passes through unchanged */
             continue;
-        float *din = i > 0 ? m->delta[1 - d] : NULL;
-        double start = m->profile_backward ? fmnn__now() : 0.0;
-        layer->ops->backward(layer, pass, i == 0 ? input : m->acts[i], m->acts[i + 1], m->delta[d], din);
-        if (m->profile_backward)
-            m->profile_backward[i] += fmnn__now() - start;
+        fmnn_layer *conv = layer->bias_from && layer->bias_from->pipeline_into == layer ? layer->bias_from : NULL;
+        const int first = conv ? conv->index : i; /* the lowest layer this step covers */
+        const float *in = first == 0 ? input : m->acts[first];
+        float *din = first > 0 ? m->delta[1 - d] : NULL;
+        if (conv) {
+            backward_pipeline(m, pass, conv, in, m->delta[d], din);
+            i = first;
+        } else {
+            run_backward(m, layer, pass, in, m->acts[i + 1], m->delta[d], din);
+        }
         d = 1 - d;
     }
 }
@@ -155,7 +219,7 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
-        forward(m, &pass, x->data + (size_t)start * x_width);
+        fmnn__model_forward(m, &pass, x->data + (size_t)start * x_width);
         int correct;
         total += loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
         right += correct;
@@ -251,7 +315,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         pass.seed = fmnn__mix64(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->step + 1);
         const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
         gather(m, x, y, order + first, pass.batch);
-        forward(m, &pass, m->acts[0]);
+        fmnn__model_forward(m, &pass, m->acts[0]);
         int correct;
         const int rows = pass.batch * m->output_rows;
         double batch_loss = loss(m, pass.batch, m->targets, 1, &correct) / rows +
@@ -260,7 +324,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
          * overflow a weight is refused, so the weights stay the last good ones. */
         int bad_loss = !isfinite((float)batch_loss);
         if (!bad_loss) {
-            backward(m, &pass, m->acts[0]);
+            fmnn__model_backward(m, &pass, m->acts[0]);
             fmnn__regularization_gradient(m);
         }
         const int bad_update = !bad_loss && fmnn__optimizer_step(m) != FMNN_OK;
@@ -406,7 +470,7 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = 0; start < x->dims[0]; start += chunk) {
         pass.batch = x->dims[0] - start < chunk ? x->dims[0] - start : chunk;
-        forward(m, &pass, x->data + (size_t)start * x_width);
+        fmnn__model_forward(m, &pass, x->data + (size_t)start * x_width);
         memcpy(result->data + (size_t)start * out_width, m->probs, (size_t)pass.batch * out_width * sizeof(float));
     }
     fmnn__restore_fp_mode(fp);

@@ -675,21 +675,35 @@ static void check_model(gc_model *g, const char *name)
 }
 
 /* Conv2D(2, 3x3, same, l2) -> ReLU -> MaxPool 2 -> Flatten -> Dense(3) ->
- * Activation(softmax), categorical cross-entropy (softmax folded into the
- * loss: FUSE_LAYER). */
-START_TEST(model_cnn_gradients)
+ * Activation(softmax), compiled: the first three run as a conv-pool
+ * pipeline (train.c) of pipeline_images images at a time, or of the whole
+ * batch when 0. */
+static fmnn_model *small_cnn(int pipeline_images)
 {
-    enum { B = 2, H = 6, W = 6, F = 2, CLASSES = 3 };
     fmnn_model *m = NULL;
-    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ H, W, 1 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 6, 6, 1 }), FMNN_OK);
     fmnn_conv2d_options co = { .padding = FMNN_PADDING_SAME, .kernel_regularizer = fmnn_l2(0.01f) };
-    ck_assert_int_eq(fmnn_model_add(m, fmnn_conv2d(F, 3, 3, &co)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_conv2d(2, 3, 3, &co)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_add(m, fmnn_activation(FMNN_RELU)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_add(m, fmnn_maxpool2d(2, 2, NULL)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_add(m, fmnn_flatten()), FMNN_OK);
-    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(CLASSES, NULL)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(3, NULL)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_add(m, fmnn_activation(FMNN_SOFTMAX)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 7), FMNN_OK);
+    ck_assert_ptr_eq(m->layers[0]->pipeline_into, m->layers[2]);
+    if (pipeline_images) /* before the buffers are planned */
+        m->layers[0]->pipeline_images = pipeline_images;
+    return m;
+}
+
+/* The CNN above with categorical cross-entropy (softmax folded into the
+ * loss: FUSE_LAYER), its conv-pool pipeline run as one slice, as slices
+ * of 2 + 1 images, and of 1 + 1 + 1. */
+START_TEST(model_cnn_gradients)
+{
+    enum { B = 3, H = 6, W = 6, F = 2, CLASSES = 3 };
+    const int slices[] = { 0, 2, 1 };
+    fmnn_model *m = small_cnn(slices[_i]);
     ck_assert_int_eq(m->fusion, FUSE_LAYER);
 
     fmnn_rng rng;
@@ -699,6 +713,7 @@ START_TEST(model_cnn_gradients)
     float x[B * H * W], y[B * CLASSES] = { 0 };
     y[0 * CLASSES + 2] = 1.0f;
     y[1 * CLASSES + 0] = 1.0f;
+    y[2 * CLASSES + 1] = 1.0f;
     gc_model g;
     ck_assert_int_eq(gc_model_init(&g, m, B, x, y, 1, 0xabcdefULL), FMNN_OK);
 
@@ -737,6 +752,34 @@ START_TEST(model_cnn_gradients)
     fmnn_tensor_free(tx);
     fmnn_tensor_free(ty);
     fmnn_model_free(m);
+}
+END_TEST
+
+/* Slicing the conv-pool pipeline changes no output bit (each output is
+ * the same FMA chain), and the gradients only by rounding: the kernel
+ * gradient's sum over pixels is split at other places. */
+START_TEST(pipeline_same_as_whole_batch)
+{
+    enum { B = 5, N = 6 * 6 * 1, CLASSES = 3 };
+    fmnn_model *whole = small_cnn(0), *sliced = small_cnn(2);
+    ck_assert_uint_eq(whole->n_params, sliced->n_params);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 1350);
+    float x[B * N], y[B * CLASSES] = { 0 };
+    gc_fill_uniform(&rng, x, B * N, -1.0f, 1.0f);
+    for (int i = 0; i < B; i++)
+        y[i * CLASSES + i % CLASSES] = 1.0f;
+    gc_model gw, gs;
+    ck_assert_int_eq(gc_model_init(&gw, whole, B, x, y, 1, 5), FMNN_OK);
+    ck_assert_int_eq(gc_model_init(&gs, sliced, B, x, y, 1, 5), FMNN_OK);
+    double ow = gc_model_gradients(&gw), os = gc_model_gradients(&gs);
+    ck_assert_msg(ow == os, "objective %.17g whole, %.17g in slices", ow, os);
+    for (size_t i = 0; i < whole->n_params; i++)
+        ck_assert_msg(fabsf(whole->grads[i] - sliced->grads[i]) <= 1e-6f + 1e-5f * fabsf(whole->grads[i]),
+                      "gradient %zu: %.9g whole, %.9g in slices", i, (double)whole->grads[i],
+                      (double)sliced->grads[i]);
+    fmnn_model_free(whole);
+    fmnn_model_free(sliced);
 }
 END_TEST
 
@@ -1015,7 +1058,8 @@ static Suite *gradients_suite(void)
     tcase_add_test(tc, regularizer_gradients);
 
     tc = tcase(s, "models");
-    tcase_add_test(tc, model_cnn_gradients);
+    tcase_add_loop_test(tc, model_cnn_gradients, 0, 3);
+    tcase_add_test(tc, pipeline_same_as_whole_batch);
     tcase_add_test(tc, model_mlp_dropout_gradients);
     tcase_add_test(tc, model_mse_gradients);
     tcase_add_test(tc, model_unfused_cce_gradients);

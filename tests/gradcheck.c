@@ -442,25 +442,15 @@ int gc_model_init(gc_model *g, fmnn_model *model, int batch, const float *x, con
     return FMNN_OK;
 }
 
-/* As train.c: forward (skipping passthrough layers, whose output buffer
- * is their input's), softmax for FUSE_ACTIVATION, loss, backward. */
+/* As train.c's step: the library's forward pass (with its fusions and
+ * pipeline), the loss, the library's backward pass, regularization. */
 static double gc_model_run(gc_model *g, int with_grad)
 {
     fmnn_model *m = g->model;
     g->pass.workspace = m->workspace; /* in case a library call re-planned the buffers */
     const fmnn_pass *pass = &g->pass;
     memcpy(m->acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
-    for (int i = 0; i < m->n_layers; i++) {
-        fmnn_layer *layer = m->layers[i];
-        if (layer->passthrough) /* fused into the layer before, or a reshape */
-            continue;
-        layer->ops->forward(layer, pass, m->acts[i], m->acts[i + 1]);
-    }
-    if (m->fusion == FUSE_ACTIVATION) {
-        size_t n = (size_t)pass->batch * (size_t)m->output_width;
-        memcpy(m->probs, m->logits, n * sizeof *m->probs);
-        fmnn__activate(FMNN_SOFTMAX, m->probs, (size_t)pass->batch, (size_t)m->output_width);
-    }
+    fmnn__model_forward(m, pass, m->acts[0]);
     fmnn_loss_batch b = {
         .kind = m->loss,
         .fused_softmax = m->fusion != FUSE_NONE,
@@ -475,16 +465,7 @@ static double gc_model_run(gc_model *g, int with_grad)
     double objective = fmnn__loss(&b, &correct) / pass->batch + fmnn__regularization_penalty(m);
     if (!with_grad)
         return objective;
-    int last = m->fusion == FUSE_LAYER ? m->n_layers - 2 : m->n_layers - 1;
-    int d = 0;
-    for (int i = last; i >= 0; i--) {
-        fmnn_layer *layer = m->layers[i];
-        if (layer->passthrough) /* the gradient passes through unchanged */
-            continue;
-        float *din = i > 0 ? m->delta[1 - d] : NULL;
-        layer->ops->backward(layer, pass, m->acts[i], m->acts[i + 1], m->delta[d], din);
-        d = 1 - d;
-    }
+    fmnn__model_backward(m, pass, m->acts[0]);
     fmnn__regularization_gradient(m);
     return objective;
 }

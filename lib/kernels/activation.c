@@ -148,7 +148,7 @@ void fmnn__bias_activate(fmnn_activation_kind kind, float *y, const float *bias,
  * order, so the bias gradient does not depend on the thread count.
  */
 void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, float *d, float *bias_grad,
-                                  size_t rows, size_t cols)
+                                  size_t rows, size_t cols, int accumulate)
 {
     if (kind == FMNN_SOFTMAX) { /* row-wise: apply it first, then sum */
         fmnn__activate_backward(kind, y, d, rows, cols);
@@ -163,7 +163,7 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
         int first, last;
         fmnn__thread_band((int)cols, 1, &first, &last);
         const size_t c0 = (size_t)first, c1 = (size_t)last;
-        for (size_t c = c0; c < c1; c++)
+        for (size_t c = c0; c < c1 && !accumulate; c++)
             bias_grad[c] = 0.0f;
         for (size_t r = 0; r < rows; r++) {
             const float *yr = y + r * cols;

@@ -210,7 +210,7 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
 
     if (!layer->defer_bias_activation) /* else the pool after us did this */
         fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, all_rows,
-                                     (size_t)c->filters);
+                                     (size_t)c->filters, pass->first > 0);
     for (int n0 = 0; n0 < pass->batch; n0 += group) {
         int images = pass->batch - n0 < group ? pass->batch - n0 : group;
         int rows = images * (int)pixels_out(c);
@@ -223,7 +223,7 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
         }
         /* dK += col^T dY, in a fixed group order */
         fmnn__gemm(1, 0, width, c->filters, rows, 1.0f, col, width, dy, c->filters,
-                   n0 == 0 ? 0.0f : 1.0f, layer->kernel_grad, c->filters);
+                   pass->first + n0 == 0 ? 0.0f : 1.0f, layer->kernel_grad, c->filters);
         if (!din)
             continue;
         float *dx = din + (size_t)n0 * in_image;

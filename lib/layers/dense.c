@@ -52,7 +52,7 @@ static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float
     int in_features = layer->fan_in;
     /* dY through the activation, db = column sums of dY, dW = x^T dY, dx = dY W^T */
     fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, (size_t)rows,
-                                 (size_t)d->units);
+                                 (size_t)d->units, 0);
     fmnn__gemm(1, 0, in_features, d->units, rows, 1.0f, in, in_features, dout,
                d->units, 0.0f, layer->kernel_grad, d->units);
     if (din)

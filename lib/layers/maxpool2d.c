@@ -82,7 +82,7 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
     const int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
     const int oh = layer->out.dims[0], ow = layer->out.dims[1];
     const size_t in_image = fmnn__shape_size(&layer->in);
-    int32_t *argmax = layer->saved;
+    int32_t *argmax = (int32_t *)layer->saved + (size_t)pass->first * fmnn__shape_size(&layer->out);
     const float *bias = layer->bias_from ? layer->bias_from->bias : NULL;
 #pragma omp parallel num_threads(fmnn__threads())
     {
@@ -126,31 +126,36 @@ static int windows_tile_input(const maxpool2d *p)
            l->out.dims[0] * p->ph == l->in.dims[0] && l->out.dims[1] * p->pw == l->in.dims[1];
 }
 
-/* dx for one image when windows are disjoint: every input of a window
- * gets its output's gradient if it was the max, else 0. */
-static void unpool_disjoint(const maxpool2d *p, const float *dy, const int32_t *where, float *dx)
+/*
+ * When windows are disjoint, output row y of an image owns the input rows
+ * from its windows' top to the next row's (to the bottom, for the last),
+ * and writes all of them: every input of a window gets its output's
+ * gradient if it was the max, else 0, and rows and columns no window
+ * covers get 0.  So rows of all images can be shared out among threads.
+ */
+static void unpool_row(const maxpool2d *p, int y, const float *dy, const int32_t *where, float *dx)
 {
     const int h = p->base.in.dims[0], w = p->base.in.dims[1], ch = p->base.in.dims[2];
     const int oh = p->base.out.dims[0], ow = p->base.out.dims[1];
-    if (!windows_tile_input(p))
-        memset(dx, 0, (size_t)h * w * ch * sizeof *dx);
-    for (int y = 0; y < oh; y++) {
-        int y0 = y * p->sh - p->pad_top;
-        int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
-        for (int x = 0; x < ow; x++) {
-            size_t o = ((size_t)y * ow + x) * ch;
-            int x0 = x * p->sw - p->pad_left;
-            int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
-            for (int iy = ya; iy < yb; iy++)
-                for (int ix = xa; ix < xb; ix++) {
-                    const int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
+    int y0 = y * p->sh - p->pad_top;
+    int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+    if (!windows_tile_input(p)) {
+        int end = y == oh - 1 || y0 + p->sh > h ? h : y0 + p->sh;
+        memset(dx + (size_t)ya * w * ch, 0, (size_t)(end - ya) * w * ch * sizeof *dx);
+    }
+    for (int x = 0; x < ow; x++) {
+        size_t o = ((size_t)y * ow + x) * ch;
+        int x0 = x * p->sw - p->pad_left;
+        int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+        for (int iy = ya; iy < yb; iy++)
+            for (int ix = xa; ix < xb; ix++) {
+                const int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
 #pragma omp simd
-                    for (int k = 0; k < ch; k++) {
-                        const float g = dy[o + k]; /* loaded always, so no branch */
-                        dx[at + k] = where[o + k] == at + k ? g : 0.0f;
-                    }
+                for (int k = 0; k < ch; k++) {
+                    const float g = dy[o + k]; /* loaded always, so no branch */
+                    dx[at + k] = where[o + k] == at + k ? g : 0.0f;
                 }
-        }
+            }
     }
 }
 
@@ -164,28 +169,32 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     if (layer->bias_from) /* relu's mask and the conv's bias gradient, on pooled values */
         fmnn__bias_activate_backward(FMNN_RELU, out, dout, layer->bias_from->bias_grad,
                                      out_image / (size_t)layer->out.dims[2] * (size_t)pass->batch,
-                                     (size_t)layer->out.dims[2]);
+                                     (size_t)layer->out.dims[2], pass->first > 0);
     if (!din)
         return;
-    const int32_t *argmax = layer->saved;
-    const int disjoint = windows_disjoint(p);
-    /* One image per thread at a time: overlapping windows add into the
-     * same input value, but never across images. */
+    const int32_t *argmax = (const int32_t *)layer->saved + (size_t)pass->first * out_image;
+    const int oh = layer->out.dims[0];
 #pragma omp parallel num_threads(fmnn__threads())
     {
         const unsigned fp = fmnn__flush_denormals();
+        if (windows_disjoint(p)) {
+#pragma omp for collapse(2) schedule(static)
+            for (int n = 0; n < pass->batch; n++)
+                for (int y = 0; y < oh; y++)
+                    unpool_row(p, y, dout + (size_t)n * out_image, argmax + (size_t)n * out_image,
+                               din + (size_t)n * in_image);
+        } else {
+            /* One image per thread at a time: overlapping windows add
+             * into the same input value, but never across images. */
 #pragma omp for schedule(static)
-        for (int n = 0; n < pass->batch; n++) {
-            float *dx = din + (size_t)n * in_image;
-            const float *dy = dout + (size_t)n * out_image;
-            const int32_t *where = argmax + (size_t)n * out_image;
-            if (disjoint) {
-                unpool_disjoint(p, dy, where, dx);
-                continue;
+            for (int n = 0; n < pass->batch; n++) {
+                float *dx = din + (size_t)n * in_image;
+                const float *dy = dout + (size_t)n * out_image;
+                const int32_t *where = argmax + (size_t)n * out_image;
+                memset(dx, 0, in_image * sizeof *dx);
+                for (size_t o = 0; o < out_image; o++)
+                    dx[where[o]] += dy[o];
             }
-            memset(dx, 0, in_image * sizeof *dx);
-            for (size_t o = 0; o < out_image; o++)
-                dx[where[o]] += dy[o];
         }
         fmnn__restore_fp_mode(fp);
     }
