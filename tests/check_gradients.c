@@ -2,8 +2,8 @@
  * check_gradients.c - finite-difference checks of every analytic gradient
  * in libfmnn: the input and parameter gradients of each layer (driven
  * directly through its ops), each loss (through fmnn__loss), the kernel
- * regularizers, and whole compiled models (the training step of train.c
- * reimplemented on the model's own buffers).
+ * regularizers, and whole compiled models (the library's own forward and
+ * backward passes, fusions and conv-pool pipeline included).
  *
  * Helpers are in gradcheck.c; GC_VERBOSE=1 prints every check's worst
  * error as a fraction of its tolerance.  The suite runs the library on
@@ -740,7 +740,7 @@ START_TEST(model_cnn_gradients)
     }
     check_model(&g, "CNN");
 
-    /* The reimplemented step agrees with the library's own evaluate. */
+    /* The test's step (loss and penalty summed here) agrees with evaluate. */
     fmnn_tensor *tx = NULL, *ty = NULL;
     ck_assert_int_eq(fmnn_tensor_wrap(&tx, x, 4, (int[]){ B, H, W, 1 }), FMNN_OK);
     ck_assert_int_eq(fmnn_tensor_wrap(&ty, y, 2, (int[]){ B, CLASSES }), FMNN_OK);
@@ -842,7 +842,7 @@ START_TEST(model_mse_gradients)
     gc_model g;
     ck_assert_int_eq(gc_model_init(&g, m, B, x, y, 1, 5), FMNN_OK);
     check_model(&g, "MSE model");
-    /* The reimplemented step agrees with the library's own evaluate. */
+    /* The test's step (loss and penalty summed here) agrees with evaluate. */
     fmnn_tensor *tx = NULL, *ty = NULL;
     ck_assert_int_eq(fmnn_tensor_wrap(&tx, x, 2, (int[]){ B, IN }), FMNN_OK);
     ck_assert_int_eq(fmnn_tensor_wrap(&ty, y, 2, (int[]){ B, OUT }), FMNN_OK);

@@ -180,9 +180,9 @@ double gc_loss_gradient(gc_loss *l, float *grad);
 /* ---- a whole compiled model ----------------------------------------- */
 
 /*
- * The training step of lib/train.c, reimplemented on the model's own
- * buffers: forward, mean loss + regularization penalty, backward,
- * regularization gradient.
+ * The training step of lib/train.c on the model's own buffers: its
+ * forward pass, mean loss + regularization penalty, its backward pass,
+ * the regularization gradient.
  */
 typedef struct gc_model {
     fmnn_model *model;   /* borrowed */
