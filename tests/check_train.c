@@ -1335,7 +1335,13 @@ START_TEST(test_denormals_flushed_while_working)
     const unsigned mode = _mm_getcsr() & mode_bits;
     EXPECT_OK(fmnn_model_predict(m, x, 0, &p));
     ck_assert_uint_eq(_mm_getcsr() & mode_bits, mode);
-    for (size_t i = 0; i < fmnn_tensor_size(p); i++)
+    /* Valgrind ignores the FTZ and DAZ bits (every real x86-64 CPU has
+     * them): there only the restored mode can be checked. */
+    _mm_setcsr(_mm_getcsr() | 0x8040u);
+    volatile float denormal = 1e-39f;
+    const int cpu_flushes = denormal * 0.5f == 0.0f;
+    _mm_setcsr((_mm_getcsr() & ~0x8040u) | (mode & 0x8040u));
+    for (size_t i = 0; cpu_flushes && i < fmnn_tensor_size(p); i++)
         ck_assert_msg(fmnn_tensor_const_data(p)[i] == 0.0f, "output %zu is %g, not flushed to 0", i,
                       (double)fmnn_tensor_const_data(p)[i]);
     /* Outside the library denormals are the caller's business. */
