@@ -8,6 +8,11 @@
 
 #include "layer_impl.h"
 
+/* The step count stays below this, so that every model fit leaves can be
+ * saved and loaded again (the loader refuses larger counts); fit refuses
+ * to start a run that would reach it. */
+#define FMNN__MAX_STEPS (INT64_C(1) << 62)
+
 /* How a final softmax meets a cross-entropy loss. */
 typedef enum softmax_fusion {
     FUSE_NONE = 0,       /* the loss sees the output as it is */
@@ -36,7 +41,7 @@ struct fmnn_model {
     size_t n_params;
     float *params, *grads;
     float *adam_m, *adam_v; /* Adam's moments, or SGD's velocity in adam_m */
-    long step;              /* optimizer steps taken (Adam's t) */
+    int64_t step;           /* optimizer steps taken (Adam's t), < FMNN__MAX_STEPS */
 
     /* Buffers for batches of up to `capacity` samples, sized by plan(). */
     int capacity;

@@ -566,9 +566,10 @@ static int read_weights(reader *r, fmnn_model *m, uint32_t flags)
     get_floats(r, m->params, m->n_params, "the weights");
     if (flags & FLAG_OPTIMIZER) {
         uint64_t step = get_u64(r, "the optimizer state");
-        if (!r->err && step > (uint64_t)LONG_MAX / 2)
-            return bad(r, "the optimizer step count %llu is impossible", (unsigned long long)step);
-        m->step = (long)step;
+        if (!r->err && step >= (uint64_t)FMNN__MAX_STEPS)
+            return bad(r, "the optimizer step count %llu is impossible (the limit is 2^62)",
+                       (unsigned long long)step);
+        m->step = (int64_t)step;
         get_floats(r, m->adam_m, m->n_params, "the optimizer state");
         get_floats(r, m->adam_v, m->n_params, "the optimizer state");
     }

@@ -375,6 +375,12 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     if (n_train < 1)
         return fmnn__error(FMNN_EINVAL, "%s: validation_split %g leaves no training samples out of %d", fn,
                            (double)o.validation_split, n);
+    const int batches = (n_train + o.batch_size - 1) / o.batch_size;
+    if ((uint64_t)o.epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step))
+        return fmnn__error(FMNN_EINVAL,
+                           "%s: %d epochs of %d batches would take the optimizer, at step %lld, to 2^62 "
+                           "steps, more than a model file can hold",
+                           fn, o.epochs, batches, (long long)m->step);
     if ((err = fmnn__model_plan(m, o.batch_size < n_train ? o.batch_size : n_train)))
         return err;
     fmnn_history *h = NULL;
@@ -390,7 +396,6 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     fmnn__rng_seed(&rng, o.seed);
     fmnn_progress_bar bar;
     fmnn__progress_init(&bar, o.verbose);
-    const int batches = (n_train + o.batch_size - 1) / o.batch_size;
     for (int epoch = 0; epoch < o.epochs && !err; epoch++) {
         fmnn_progress p = { .event = FMNN_EVENT_EPOCH_BEGIN, .epoch = epoch, .epochs = o.epochs,
                             .batches = batches, .has_validation = n_val > 0 };

@@ -486,6 +486,47 @@ START_TEST(test_resume)
 }
 END_TEST
 
+/*
+ * Whatever fit leaves must load again: a model whose optimizer is at the
+ * loader's limit of steps trains up to the step before it, saves and loads,
+ * and then fit refuses the next run up front, keeping its weights.
+ * (Found by fuzz_model: fit took a loadable count past the limit, and the
+ * file it saved could not be loaded.)
+ */
+START_TEST(test_step_limit)
+{
+    fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 7);
+    fmnn_tensor *x = images(24, 4), *y = targets(24, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 8;
+    o.verbose = 0;
+    m->step = FMNN__MAX_STEPS - 1 - 3;
+    fit_ok(m, x, y, &o); /* 3 steps, to the last count the loader takes */
+    ck_assert(m->step == FMNN__MAX_STEPS - 1);
+    char path[512];
+    save_ok(m, tpath(path, sizeof path, "step-limit.fmnn"), FMNN_SAVE_OPTIMIZER);
+    fmnn_model *back = load_ok(path);
+    ck_assert(back->step == m->step);
+
+    size_t n;
+    const float *w = fmnn_model_weights(back, &n);
+    float *before = malloc(n * sizeof *before);
+    ck_assert_ptr_nonnull(before);
+    memcpy(before, w, n * sizeof *before);
+    EXPECT_ERROR(fmnn_model_fit(back, x, y, &o, NULL), FMNN_EINVAL, "2^62");
+    ck_assert(back->step == FMNN__MAX_STEPS - 1);
+    ck_assert_mem_eq(fmnn_model_weights(back, NULL), before, n * sizeof *before);
+    o.epochs = 0; /* nothing to do is still fine */
+    EXPECT_OK(fmnn_model_fit(back, x, y, &o, NULL));
+
+    free(before);
+    fmnn_model_free(m);
+    fmnn_model_free(back);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+END_TEST
+
 /* ---- corrupt files ------------------------------------------------------- */
 
 START_TEST(test_bad_header)
@@ -655,6 +696,7 @@ START_TEST(test_impossible_architecture)
         { "parameter count + 1", params, 0, 225 + 1, 0, "parameters" },
         { "parameter count 2^32", params + 4, 0, 1, 0, "parameters" },
         { "step count 2^63", params + 8 + 4 * 225 + 4, 0, 0x80000000u, 0, "step" },
+        { "step count 2^62", params + 8 + 4 * 225 + 4, 0, 0x40000000u, 0, "step" },
         { "NaN weight", params + 8, 1, 0, NAN, "NaN" },
         { "infinite weight", params + 8 + 4 * 224, 1, 0, -INFINITY, "NaN or Inf" },
         { "NaN first moment", params + 16 + 4 * 225, 1, 0, NAN, "optimizer state" },
@@ -871,6 +913,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_round_trip_trained);
     tcase_add_test(tc, test_overwrite);
     tcase_add_loop_test(tc, test_resume, 0, 2);
+    tcase_add_test(tc, test_step_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt files");

@@ -141,7 +141,12 @@ static void exercise(fmnn_model *m)
     options.batch_size = 2;
     options.verbose = 0;
     options.seed = 7;
+    /* One step; refused only when it would reach the step count the
+     * loader refuses, so that what fit leaves always loads again. */
+    const int64_t step = m->step;
     int st = fmnn_model_fit(m, x, y, &options, NULL);
+    if (st == FMNN_EINVAL && step == FMNN__MAX_STEPS - 1 && m->step == step && strstr(fmnn_last_error(), "2^62"))
+        st = FMNN_OK;
     if (st != FMNN_OK && st != FMNN_ENUMERIC)
         abort();
     float loss, accuracy;
