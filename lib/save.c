@@ -194,6 +194,15 @@ static int write_file(const fmnn_model *m, FILE *file, int with_optimizer, int *
     return 0;
 }
 
+/* Index of the first value of f[0..n) that is NaN or Inf, or n. */
+static size_t first_nonfinite(const float *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(f[i]))
+            return i;
+    return n;
+}
+
 FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned flags)
 {
     if (!m || !path)
@@ -202,6 +211,17 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
         return fmnn__error(FMNN_ESTATE, "fmnn_model_save: compile the model before saving it to %s", path);
     if (flags & ~(unsigned)FMNN_SAVE_OPTIMIZER)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_save: unknown flags 0x%x (saving %s)", flags, path);
+    /* The loader refuses NaN and Inf, so such a file could never be read
+     * back: refuse it here, before it can replace a good one.  (fit never
+     * leaves them; weights written through fmnn_model_weights() can.) */
+    size_t at = first_nonfinite(m->params, m->n_params);
+    if (at < m->n_params)
+        return fmnn__error(FMNN_ENUMERIC, "fmnn_model_save: weight %zu is NaN or Inf, so %s is not written",
+                           at, path);
+    if ((flags & FMNN_SAVE_OPTIMIZER) && ((at = first_nonfinite(m->adam_m, m->n_params)) < m->n_params ||
+                                          (at = first_nonfinite(m->adam_v, m->n_params)) < m->n_params))
+        return fmnn__error(FMNN_ENUMERIC,
+                           "fmnn_model_save: optimizer state %zu is NaN or Inf, so %s is not written", at, path);
 
     /* A new name in the target's directory, so that rename() is atomic.
      * O_EXCL never reuses a name: a leftover of a crashed process with
@@ -544,15 +564,6 @@ static int read_model(reader *r, uint32_t flags, fmnn_model **out)
     }
     *out = m;
     return FMNN_OK;
-}
-
-/* Index of the first value of f[0..n) that is NaN or Inf, or n. */
-static size_t first_nonfinite(const float *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(f[i]))
-            return i;
-    return n;
 }
 
 static int read_weights(reader *r, fmnn_model *m, uint32_t flags)

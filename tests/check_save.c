@@ -802,6 +802,43 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/*
+ * The loader refuses NaN and Inf, so save refuses to write them: a model
+ * whose weights a caller set to NaN must not replace a good file with one
+ * that cannot be loaded.  Same for the optimizer's state, when saved.
+ */
+START_TEST(test_nonfinite_not_saved)
+{
+    char path[512];
+    tpath(path, sizeof path, "finite.fmnn");
+    fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1);
+    save_ok(m, path, FMNN_SAVE_OPTIMIZER);
+    size_t n_good, n_after;
+    unsigned char *good = slurp(path, &n_good);
+
+    size_t n;
+    float *w = fmnn_model_weights(m, &n);
+    const float bad_values[] = { NAN, INFINITY, -INFINITY };
+    for (int k = 0; k < 3; k++) {
+        float kept = w[n - 1];
+        w[n - 1] = bad_values[k];
+        EXPECT_ERROR(fmnn_model_save(m, path, 0), FMNN_ENUMERIC, path);
+        ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "NaN or Inf"));
+        w[n - 1] = kept;
+    }
+    m->adam_v[0] = INFINITY;
+    EXPECT_ERROR(fmnn_model_save(m, path, FMNN_SAVE_OPTIMIZER), FMNN_ENUMERIC, "optimizer state 0");
+    unsigned char *after = slurp(path, &n_after);
+    ck_assert_uint_eq(n_after, n_good);
+    ck_assert_mem_eq(after, good, n_good);
+    save_ok(m, path, 0); /* without the state, the weights alone are fine */
+
+    free(good);
+    free(after);
+    fmnn_model_free(m);
+}
+END_TEST
+
 /* ---- atomic saving ------------------------------------------------------- */
 
 /*
@@ -926,6 +963,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_oversized_kernel);
     tcase_add_test(tc, test_not_a_file);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_nonfinite_not_saved);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("atomic saving");
