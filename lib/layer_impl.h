@@ -159,6 +159,14 @@ static inline fmnn_activation_kind fmnn__output_activation(const fmnn_layer *lay
 FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
                                             const struct fmnn_layer_ops *ops);
 
+/*
+ * The largest input dimension, unit or filter count, kernel, pool or
+ * stride size a model may have: the model file's limit (save.c), checked
+ * at compile too so that every model that compiles can be saved and
+ * loaded again.  Far beyond any real network.
+ */
+#define FMNN__MAX_SIZE (1 << 24)
+
 /* fmnn__error with the layer's name in front: "conv2d_1: ...". */
 FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
                                     const char *fmt, ...) FMNN_PRINTF(3, 4);

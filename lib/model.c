@@ -34,9 +34,9 @@ FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape is NULL");
     long long values = 1;
     for (int i = 0; i < rank; i++) {
-        if (input_shape[i] < 1)
-            return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape[%d] is %d; sizes must be >= 1",
-                               i, input_shape[i]);
+        if (input_shape[i] < 1 || input_shape[i] > FMNN__MAX_SIZE)
+            return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape[%d] is %d; sizes must be in 1..%d",
+                               i, input_shape[i], FMNN__MAX_SIZE);
         values *= input_shape[i]; /* at most INT_MAX^3 before we stop: no overflow */
         if (values > INT_MAX)
             return fmnn__error(FMNN_EINVAL, "fmnn_model_new: an input of more than %d values per sample",

@@ -29,7 +29,7 @@ static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x
 #define HEADER_SIZE 32
 #define FLAG_OPTIMIZER 1u
 #define MAX_LAYERS 4096u
-#define MAX_DIM (1u << 24)          /* input sizes, units, filters, kernels, strides */
+#define MAX_DIM ((uint32_t)FMNN__MAX_SIZE) /* input sizes, units, filters, kernels, strides */
 #define MAX_VALUES ((uint64_t)1 << 31) /* values per sample in any activation */
 #define MAX_PARAMS ((uint64_t)1 << 60)
 #define LAYER_RECORD 44 /* code, activation, l1, l2, 6 ints, rate */

@@ -504,10 +504,15 @@ START_TEST(test_compile_rejects_absurd_sizes)
     COMPILE_FAILS(3, img, FMNN_ESHAPE, FMNN_ESHAPE, "max_pooling2d", fmnn_maxpool2d(INT_MAX, 2, &pool_same));
     /* An output of 2^32 values per sample. */
     COMPILE_FAILS(3, wide, FMNN_ESHAPE, FMNN_ESHAPE, "conv2d", fmnn_conv2d(4096, 1, 1, NULL));
+    /* Sizes past 2^24, the model file's limit. */
+    COMPILE_FAILS(1, ((int[]){ 1 }), FMNN_ESHAPE, FMNN_ESHAPE, "1..16777216", fmnn_dense((1 << 24) + 1, NULL));
+    COMPILE_FAILS(3, img, FMNN_ESHAPE, FMNN_ESHAPE, "1..16777216", fmnn_conv2d((1 << 24) + 1, 1, 1, NULL));
+    COMPILE_FAILS(3, img, FMNN_EINVAL, FMNN_EINVAL, "1..16777216",
+                  fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ .stride_h = INT_MAX, .padding = FMNN_PADDING_SAME }));
 
-    /* A huge stride with SAME padding is legal: one window per axis. */
+    /* The largest stride with SAME padding is legal: one window per axis. */
     fmnn_model *m = new_model(3, img);
-    add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ .stride_h = INT_MAX, .stride_w = INT_MAX,
+    add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ .stride_h = 1 << 24, .stride_w = 1 << 24,
                                                              .padding = FMNN_PADDING_SAME }));
     EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1));
     int dims[4] = { 0 };
@@ -627,7 +632,10 @@ START_TEST(test_model_new_misuse)
     EXPECT_ERROR(fmnn_model_new(&m, 3, (int[]){ 65536, 65536, 1 }), FMNN_EINVAL, "values per sample");
     ck_assert_ptr_null(m);
     m = NOT_NULL;
-    EXPECT_ERROR(fmnn_model_new(&m, 3, (int[]){ INT_MAX, INT_MAX, INT_MAX }), FMNN_EINVAL, "values per sample");
+    EXPECT_ERROR(fmnn_model_new(&m, 3, (int[]){ 1 << 24, 1 << 24, 1 << 24 }), FMNN_EINVAL, "values per sample");
+    ck_assert_ptr_null(m);
+    m = NOT_NULL; /* past the model file's limit on a size */
+    EXPECT_ERROR(fmnn_model_new(&m, 1, (int[]){ (1 << 24) + 1 }), FMNN_EINVAL, "1..16777216");
     ck_assert_ptr_null(m);
     fmnn_model_free(NULL);
 }

@@ -487,6 +487,30 @@ START_TEST(test_resume)
 END_TEST
 
 /*
+ * Sizes at the format's limit, 2^24, compile, save and load; one past it
+ * does not compile (check_model.c), so every compiled model can be saved
+ * and loaded.  A pool as wide as its input keeps the model small.
+ */
+START_TEST(test_round_trip_at_size_limit)
+{
+    const int limit = 1 << 24;
+    fmnn_model *m;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 1, limit, 1 }), FMNN_OK);
+    add(m, fmnn_maxpool2d(1, limit, &(fmnn_maxpool2d_options){ limit, limit, FMNN_PADDING_VALID }));
+    add(m, fmnn_flatten());
+    add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, { 0.0f, 0.0f } }));
+    ck_assert_msg(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1) == FMNN_OK, "%s",
+                  fmnn_last_error());
+    char path[512];
+    save_ok(m, tpath(path, sizeof path, "size-limit.fmnn"), 0);
+    fmnn_model *back = load_ok(path);
+    assert_same_model(m, back);
+    fmnn_model_free(m);
+    fmnn_model_free(back);
+}
+END_TEST
+
+/*
  * Whatever fit leaves must load again: a model whose optimizer is at the
  * loader's limit of steps trains up to the step before it, saves and loads,
  * and then fit refuses the next run up front, keeping its weights.
@@ -951,6 +975,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_overwrite);
     tcase_add_loop_test(tc, test_resume, 0, 2);
     tcase_add_test(tc, test_step_limit);
+    tcase_add_test(tc, test_round_trip_at_size_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corrupt files");

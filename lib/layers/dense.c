@@ -16,8 +16,9 @@ typedef struct dense {
 static int dense_infer(fmnn_layer *layer)
 {
     dense *d = (dense *)layer;
-    if (d->units < 1)
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "units must be >= 1, got %d", d->units);
+    if (d->units < 1 || d->units > FMNN__MAX_SIZE)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "units must be in 1..%d, got %d", FMNN__MAX_SIZE,
+                                 d->units);
     layer->out = layer->in;
     int in_features = layer->in.dims[layer->in.rank - 1];
     layer->out.dims[layer->out.rank - 1] = d->units;
