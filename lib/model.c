@@ -102,6 +102,11 @@ FMNN_API int fmnn_model_add(fmnn_model *m, fmnn_layer *layer)
     }
     if (layer->in_model) /* another model frees it: we must not */
         return fmnn__error(FMNN_EINVAL, "fmnn_model_add: %s already belongs to a model", layer->name);
+    if (m->n_layers == FMNN__MAX_LAYERS) {
+        fmnn_layer_free(layer);
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_add: a model holds at most %d layers, the model file's limit",
+                           FMNN__MAX_LAYERS);
+    }
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 16;
         fmnn_layer **grown = fmnn__alloc_array((size_t)cap, sizeof *grown, "the layer list");

@@ -13,6 +13,10 @@
  * to start a run that would reach it. */
 #define FMNN__MAX_STEPS (INT64_C(1) << 62)
 
+/* The most layers a model holds: the model file's limit, checked by
+ * fmnn_model_add too, for the same reason. */
+#define FMNN__MAX_LAYERS 4096
+
 /* How a final softmax meets a cross-entropy loss. */
 typedef enum softmax_fusion {
     FUSE_NONE = 0,       /* the loss sees the output as it is */

@@ -28,7 +28,7 @@ static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x
 #define FORMAT_VERSION 1u
 #define HEADER_SIZE 32
 #define FLAG_OPTIMIZER 1u
-#define MAX_LAYERS 4096u
+#define MAX_LAYERS ((uint32_t)FMNN__MAX_LAYERS)
 #define MAX_DIM ((uint32_t)FMNN__MAX_SIZE) /* input sizes, units, filters, kernels, strides */
 #define MAX_VALUES ((uint64_t)1 << 31) /* values per sample in any activation */
 #define MAX_PARAMS ((uint64_t)1 << 60)

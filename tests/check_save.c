@@ -489,7 +489,8 @@ END_TEST
 /*
  * Sizes at the format's limit, 2^24, compile, save and load; one past it
  * does not compile (check_model.c), so every compiled model can be saved
- * and loaded.  A pool as wide as its input keeps the model small.
+ * and loaded.  A pool as wide as its input keeps the model small.  The
+ * same for the count of layers, 4096, where one more cannot be added.
  */
 START_TEST(test_round_trip_at_size_limit)
 {
@@ -504,6 +505,21 @@ START_TEST(test_round_trip_at_size_limit)
     char path[512];
     save_ok(m, tpath(path, sizeof path, "size-limit.fmnn"), 0);
     fmnn_model *back = load_ok(path);
+    assert_same_model(m, back);
+    fmnn_model_free(m);
+    fmnn_model_free(back);
+
+    /* The most layers a model holds, and one more. */
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 3 }), FMNN_OK);
+    for (int i = 0; i < 4095; i++)
+        add(m, fmnn_activation(FMNN_RELU));
+    add(m, fmnn_activation(FMNN_SOFTMAX));
+    EXPECT_ERROR(fmnn_model_add(m, fmnn_flatten()), FMNN_EINVAL, "4096 layers");
+    ck_assert_int_eq(fmnn_model_layer_count(m), 4096);
+    ck_assert_msg(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1) == FMNN_OK, "%s",
+                  fmnn_last_error());
+    save_ok(m, path, 0);
+    back = load_ok(path);
     assert_same_model(m, back);
     fmnn_model_free(m);
     fmnn_model_free(back);
