@@ -167,6 +167,11 @@ FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
  */
 #define FMNN__MAX_SIZE (1 << 24)
 
+static inline int fmnn__valid_size(long long v)
+{
+    return v >= 1 && v <= FMNN__MAX_SIZE;
+}
+
 /* fmnn__error with the layer's name in front: "conv2d_1: ...". */
 FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
                                     const char *fmt, ...) FMNN_PRINTF(3, 4);

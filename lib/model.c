@@ -34,7 +34,7 @@ FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape is NULL");
     long long values = 1;
     for (int i = 0; i < rank; i++) {
-        if (input_shape[i] < 1 || input_shape[i] > FMNN__MAX_SIZE)
+        if (!fmnn__valid_size(input_shape[i]))
             return fmnn__error(FMNN_EINVAL, "fmnn_model_new: input_shape[%d] is %d; sizes must be in 1..%d",
                                i, input_shape[i], FMNN__MAX_SIZE);
         values *= input_shape[i]; /* at most INT_MAX^3 before we stop: no overflow */

@@ -28,8 +28,6 @@ static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x
 #define FORMAT_VERSION 1u
 #define HEADER_SIZE 32
 #define FLAG_OPTIMIZER 1u
-#define MAX_LAYERS ((uint32_t)FMNN__MAX_LAYERS)
-#define MAX_DIM ((uint32_t)FMNN__MAX_SIZE) /* input sizes, units, filters, kernels, strides */
 #define MAX_VALUES ((uint64_t)1 << 31) /* values per sample in any activation */
 #define MAX_PARAMS ((uint64_t)1 << 60)
 #define LAYER_RECORD 44 /* code, activation, l1, l2, 6 ints, rate */
@@ -355,8 +353,8 @@ static int zero_bits(float f)
 /*
  * Checks a record's fields before any constructor or shape inference
  * sees them: a known type, a known activation, a finite non-negative
- * regularizer, every size and stride in 1..MAX_DIM (which keeps all the
- * window and kernel arithmetic far from overflow), a padding of 0 or 1,
+ * regularizer, every size and stride in 1..FMNN__MAX_SIZE (which keeps
+ * all the window and kernel arithmetic far from overflow), a padding of 0 or 1,
  * a dropout rate in [0, 1), and zeros in every field the type does not
  * use (the writer always writes zeros there).
  */
@@ -386,9 +384,9 @@ static int check_record(reader *r, uint32_t i, const record *rec)
         } else if (k == padding_at) {
             if (v != FMNN_PADDING_VALID && v != FMNN_PADDING_SAME)
                 return bad(r, "layer %u (%s) has the unknown padding %ld", (unsigned)i, type, (long)v);
-        } else if (v < 1 || (uint32_t)v > MAX_DIM) {
-            return bad(r, "layer %u (%s) has option %d = %ld, not in 1..%u", (unsigned)i, type, k, (long)v,
-                       MAX_DIM);
+        } else if (!fmnn__valid_size(v)) {
+            return bad(r, "layer %u (%s) has option %d = %ld, not in 1..%d", (unsigned)i, type, k, (long)v,
+                       FMNN__MAX_SIZE);
         }
     }
     if (rec->code == FMNN_CODE_DROPOUT) {
@@ -509,8 +507,8 @@ static int read_model(reader *r, uint32_t flags, fmnn_model **out)
         uint32_t v = get_u32(r, "the input shape");
         if (r->err)
             return r->err;
-        if (v < 1 || v > MAX_DIM)
-            return bad(r, "input dimension %u is %u, not in 1..%u", (unsigned)d, (unsigned)v, MAX_DIM);
+        if (!fmnn__valid_size(v))
+            return bad(r, "input dimension %u is %u, not in 1..%d", (unsigned)d, (unsigned)v, FMNN__MAX_SIZE);
         values *= v;
         if (values > MAX_VALUES)
             return bad(r, "the input has more than %llu values per sample", (unsigned long long)MAX_VALUES);
@@ -530,7 +528,7 @@ static int read_model(reader *r, uint32_t flags, fmnn_model **out)
         return r->err;
     if (kind > FMNN_OPTIMIZER_SGD)
         return bad(r, "unknown optimizer kind %u", (unsigned)kind);
-    if (n_layers < 1 || n_layers > MAX_LAYERS || n_layers > r->left / LAYER_RECORD)
+    if (n_layers < 1 || n_layers > FMNN__MAX_LAYERS || n_layers > r->left / LAYER_RECORD)
         return bad(r, "the layer count %u is impossible for the file's size", (unsigned)n_layers);
 
     fmnn_model *m;

@@ -247,6 +247,15 @@ static fmnn_model *load_ok(const char *path)
     return m;
 }
 
+/* Fit options for a test: the given batch size, no progress output. */
+static fmnn_fit_options quiet(int batch_size)
+{
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = batch_size;
+    o.verbose = 0;
+    return o;
+}
+
 static void fit_ok(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const fmnn_fit_options *o)
 {
     ck_assert_msg(fmnn_model_fit(m, x, y, o, NULL) == FMNN_OK, "%s", fmnn_last_error());
@@ -310,9 +319,7 @@ static unsigned char *good_file(size_t *n, unsigned flags)
 {
     fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 5);
     fmnn_tensor *x = images(8, 1), *y = targets(8, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = 4;
-    o.verbose = 0;
+    fmnn_fit_options o = quiet(4);
     fit_ok(m, x, y, &o);
     char path[512];
     save_ok(m, tpath(path, sizeof path, "good.fmnn"), flags);
@@ -388,9 +395,7 @@ START_TEST(test_round_trip_trained)
 {
     fmnn_model *a = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 3);
     fmnn_tensor *x = images(16, 3), *y = targets(16, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = 8;
-    o.verbose = 0;
+    fmnn_fit_options o = quiet(8);
     fit_ok(a, x, y, &o);
     char path[512];
     save_ok(a, tpath(path, sizeof path, "trained.fmnn"), 0);
@@ -447,9 +452,7 @@ START_TEST(test_resume)
     fmnn_optimizer sgd = fmnn_sgd(0.05f, 0.9f);
     fmnn_model *a = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, _i ? &sgd : NULL, 7);
     fmnn_tensor *x = images(24, 4), *y = targets(24, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = 8;
-    o.verbose = 0;
+    fmnn_fit_options o = quiet(8);
     o.seed = 3;
     fit_ok(a, x, y, &o); /* 3 steps */
     char with[512], without[512];
@@ -537,9 +540,7 @@ START_TEST(test_step_limit)
 {
     fmnn_model *m = small_model(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 7);
     fmnn_tensor *x = images(24, 4), *y = targets(24, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = 8;
-    o.verbose = 0;
+    fmnn_fit_options o = quiet(8);
     m->step = FMNN__MAX_STEPS - 1 - 3;
     fit_ok(m, x, y, &o); /* 3 steps, to the last count the loader takes */
     ck_assert(m->step == FMNN__MAX_STEPS - 1);

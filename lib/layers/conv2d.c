@@ -29,13 +29,13 @@ static int conv2d_infer(fmnn_layer *layer)
     if (layer->in.rank != 3)
         return fmnn__layer_error(layer, FMNN_ESHAPE,
                                  "expects (height, width, channels) input, got rank %d", layer->in.rank);
-    if (c->filters < 1 || c->filters > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(c->filters))
         return fmnn__layer_error(layer, FMNN_ESHAPE, "filters must be in 1..%d, got %d", FMNN__MAX_SIZE,
                                  c->filters);
-    if (c->kh < 1 || c->kw < 1 || c->kh > FMNN__MAX_SIZE || c->kw > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(c->kh) || !fmnn__valid_size(c->kw))
         return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel size %dx%d must be in 1..%d", c->kh, c->kw,
                                  FMNN__MAX_SIZE);
-    if (c->sh < 1 || c->sw < 1 || c->sh > FMNN__MAX_SIZE || c->sw > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(c->sh) || !fmnn__valid_size(c->sw))
         return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be in 1..%d", c->sh, c->sw,
                                  FMNN__MAX_SIZE);
     if ((unsigned)c->padding > FMNN_PADDING_SAME)

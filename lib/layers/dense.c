@@ -16,7 +16,7 @@ typedef struct dense {
 static int dense_infer(fmnn_layer *layer)
 {
     dense *d = (dense *)layer;
-    if (d->units < 1 || d->units > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(d->units))
         return fmnn__layer_error(layer, FMNN_ESHAPE, "units must be in 1..%d, got %d", FMNN__MAX_SIZE,
                                  d->units);
     layer->out = layer->in;

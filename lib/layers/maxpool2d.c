@@ -22,10 +22,10 @@ static int maxpool2d_infer(fmnn_layer *layer)
     if (layer->in.rank != 3)
         return fmnn__layer_error(layer, FMNN_ESHAPE,
                                  "expects (height, width, channels) input, got rank %d", layer->in.rank);
-    if (p->ph < 1 || p->pw < 1 || p->ph > FMNN__MAX_SIZE || p->pw > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(p->ph) || !fmnn__valid_size(p->pw))
         return fmnn__layer_error(layer, FMNN_ESHAPE, "pool size %dx%d must be in 1..%d", p->ph, p->pw,
                                  FMNN__MAX_SIZE);
-    if (p->sh < 1 || p->sw < 1 || p->sh > FMNN__MAX_SIZE || p->sw > FMNN__MAX_SIZE)
+    if (!fmnn__valid_size(p->sh) || !fmnn__valid_size(p->sw))
         return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be in 1..%d", p->sh, p->sw,
                                  FMNN__MAX_SIZE);
     if ((unsigned)p->padding > FMNN_PADDING_SAME)
