@@ -5,6 +5,10 @@
 #   make experiments     install missing dependencies, run the five-model study
 #   make install         PREFIX=/usr/local DESTDIR= (installs nothing else)
 #   make deps            apt-get install whatever is missing
+#   make dist            build/fmnn-VERSION.tar.gz, the tracked sources
+#   make distcheck       build, test, install and uninstall that tarball
+#   make abi-check       compare libfmnn.so's ABI with tests/abi/libfmnn.abi
+#   make check-fresh     make check and make experiments on a fresh Debian root
 #
 # Every output goes to build/.
 
@@ -14,18 +18,31 @@ VERSION_MAJOR := $(call version_part,MAJOR)
 VERSION_MINOR := $(call version_part,MINOR)
 VERSION_PATCH := $(call version_part,PATCH)
 VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+# The soname's number: it changes with every incompatible ABI change
+# (docs/internals.md, "Releases and the ABI").
+SOVERSION     := $(shell sed -n 's/^\#define FMNN_SOVERSION \([0-9][0-9]*\).*/\1/p' include/fmnn/version.h)
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/fmnn
 
 CC      ?= cc
 B       := build
 DEP_PCS := openblas zlib
-APT_PACKAGES := libopenblas-dev check zlib1g-dev pkg-config dataset-fashion-mnist
 DATASET_DIR  := /usr/share/datasets/fashion-mnist
+# What `make deps` installs: the build's dependencies and the dataset, then
+# what the tests need beyond a fresh Debian with build-essential:
+# - libgfortran-N-dev (N: gcc's major version): OpenBLAS's openblas.pc
+#   lists -lgfortran in Libs.private, so a link with `pkg-config --static`
+#   needs libgfortran.so, which only this package has;
+# - cmake, for the CMake consumer of tests/downstream.sh;
+# - groff-base and man-db, for the man-page check of tests/docs.sh.
+GCC_MAJOR    := $(shell gcc -dumpversion 2>/dev/null | cut -d. -f1)
+APT_PACKAGES := libopenblas-dev check zlib1g-dev pkg-config dataset-fashion-mnist \
+                $(if $(GCC_MAJOR),libgfortran-$(GCC_MAJOR)-dev) cmake groff-base man-db
 
 WARNINGS := -Wall -Wextra -Wpedantic
 ifeq ($(WERROR),1)
@@ -50,7 +67,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HEADERS  := include/fmnn.h $(wildcard include/fmnn/*.h)
 
 STATIC_LIB := $(B)/libfmnn.a
-SONAME     := libfmnn.so.$(VERSION_MAJOR)
+SONAME     := libfmnn.so.$(SOVERSION)
 SHARED_LIB := $(B)/libfmnn.so.$(VERSION)
 
 # Example programs: every examples/*.c with a main(); shared helpers
@@ -68,7 +85,7 @@ TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(wildcard bench/*.c)
 
 .PHONY: all lib examples check test deps need-deps install uninstall clean \
-        experiments quick-experiments
+        experiments
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -85,9 +102,9 @@ need-deps:
 	@for pc in $(DEP_PCS); do pkg-config --exists $$pc || { \
 	  echo "error: the development files for '$$pc' are missing; run 'make deps'" >&2; exit 1; }; done
 
-# Installs only what is missing, so it is a no-op on a ready machine.
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# $(call apt_install,PACKAGES): installs those of PACKAGES that are
+# missing, so it is a no-op on a ready machine.
+apt_install = @missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -96,6 +113,9 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "All dependencies are installed."; fi
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
 
 # ---- the library ----------------------------------------------------
 
@@ -190,14 +210,26 @@ bench-run: bench
 
 # ---- experiments ----------------------------------------------------
 
+# EXPERIMENTS_ARGS go to the program: --epochs 1 --train-limit 3000, say.
+EXPERIMENTS_ARGS ?=
+
 experiments: deps
 	@$(MAKE) --no-print-directory all
-	$(B)/examples/fashion_experiments --out fmnn-results
+	$(B)/examples/fashion_experiments --out fmnn-results $(EXPERIMENTS_ARGS)
 
 # ---- install --------------------------------------------------------
 
+# The CMake package files find the library relative to their own folder,
+# so that a DESTDIR staging tree or a moved prefix still works.
+CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	    -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	    -e "s|@CMAKEDIR_TO_LIBDIR@|$$(realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
+	    -e "s|@CMAKEDIR_TO_INCLUDEDIR@|$$(realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
+	    -e "s|@SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P - | tr -d ' ')|g"
+
 install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/fmnn.h $(DESTDIR)$(INCLUDEDIR)/fmnn.h
 	install -m 644 $(wildcard include/fmnn/*.h) $(DESTDIR)$(INCLUDEDIR)/fmnn/
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
@@ -205,20 +237,62 @@ install: lib
 	ln -sf libfmnn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfmnn.so
 	$(PC_SED) pkgconfig/fmnn.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc
-	@if [ -f docs/fmnn.3 ]; then \
-	  install -d $(DESTDIR)$(MANDIR)/man3 && \
-	  install -m 644 docs/fmnn.3 $(DESTDIR)$(MANDIR)/man3/fmnn.3; fi
+	$(CMAKE_SED) pkgconfig/fmnnConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/fmnnConfig.cmake
+	$(CMAKE_SED) pkgconfig/fmnnConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/fmnnConfigVersion.cmake
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 644 docs/fmnn.3 $(DESTDIR)$(MANDIR)/man3/fmnn.3
 
+# Removes what install wrote, and the folders it made that are now empty.
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fmnn.h
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/fmnn/,$(notdir $(wildcard include/fmnn/*.h)))
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/fmnn 2>/dev/null
 	rm -f $(DESTDIR)$(LIBDIR)/libfmnn.a $(DESTDIR)$(LIBDIR)/libfmnn.so \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libfmnn.so.$(VERSION)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc $(DESTDIR)$(MANDIR)/man3/fmnn.3
+	rm -f $(DESTDIR)$(CMAKEDIR)/fmnnConfig.cmake $(DESTDIR)$(CMAKEDIR)/fmnnConfigVersion.cmake
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
 clean:
 	rm -rf $(B)
+
+# ---- releases: tarballs, the ABI, a fresh machine ---------------------
+# (docs/internals.md, "Releases and the ABI")
+
+.PHONY: dist distcheck abi-check abi-baseline check-fresh
+
+DIST_NAME := fmnn-$(VERSION)
+DIST      := $(B)/$(DIST_NAME).tar.gz
+
+# Exactly the files git tracks, as they are in the work tree, owned by
+# root and dated by the last commit, so that the same tree gives the same
+# bytes.
+dist:
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { \
+	  echo "error: make dist lists the files git tracks: run it in a git checkout" >&2; exit 1; }
+	@mkdir -p $(B)
+	git ls-files -z | LC_ALL=C sort -z | tar --null --files-from=- --no-recursion \
+	  --transform='s|^|$(DIST_NAME)/|' --owner=0 --group=0 --numeric-owner \
+	  --mtime=@$$(git log -1 --format=%ct) -cf - | gzip -n -9 > $(DIST).tmp
+	mv $(DIST).tmp $(DIST)
+	@echo "$(DIST): $$(tar -tzf $(DIST) | grep -vc '/$$') files"
+
+distcheck: dist
+	sh tests/distcheck.sh $(DIST) "$(MAKE)"
+
+# abidw reads the exported ABI off libfmnn.so's debug information, limited
+# to what the public headers declare.
+ABI_BASELINE := tests/abi/libfmnn.abi
+
+abi-check: lib
+	$(call apt_install,abigail-tools)
+	sh tests/abi-check.sh $(SHARED_LIB) $(ABI_BASELINE)
+
+abi-baseline: lib
+	$(call apt_install,abigail-tools)
+	sh tests/abi-check.sh --update $(SHARED_LIB) $(ABI_BASELINE)
+
+check-fresh:
+	sh tests/fresh-machine.sh
 
 # ---- reliability: sanitizers, valgrind, fuzzing -------------------------
 # (tests/check_save.c, tests/check_alloc.c, tests/fuzz/, tests/valgrind.supp)
@@ -258,10 +332,7 @@ check-asan: deps
 	  LDFLAGS="-fsanitize=address,undefined" lib examples run-check-suites
 
 check-valgrind: deps
-	@command -v valgrind >/dev/null 2>&1 || { \
-	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends valgrind; }
+	$(call apt_install,valgrind)
 	@CK_FORK=no FMNN_TEST_QUICK=1 $(MAKE) --no-print-directory run-check-suites SUITE_RUNNER="$(VALGRIND)"
 
 # The fuzzers compile the library's sources themselves, with clang's

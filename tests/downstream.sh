@@ -2,14 +2,18 @@
 # tests/downstream.sh MAKE - builds a program against the installed library,
 # as a user or a distribution package would.
 #
-# Installs into a scratch DESTDIR with PREFIX=/usr, then compiles a small
-# external program that includes only <fmnn.h> and takes every flag from
-# the installed fmnn.pc (PKG_CONFIG_SYSROOT_DIR maps /usr to the scratch
-# tree).  It is linked twice: against libfmnn.so.0, and against libfmnn.a
-# with `pkg-config --static` (which must bring in the private dependencies:
-# OpenBLAS, zlib, OpenMP, libm).  Both must run.  Finally `make uninstall`
-# must remove every file that `make install` put there.  This catches an
-# uninstalled header, a wrong fmnn.pc, a missing Libs.private and a broken
+# Installs into a scratch DESTDIR with PREFIX=/usr, then builds a small
+# external program that includes only <fmnn.h>, by both routes a user has:
+#  - pkg-config: every flag from the installed fmnn.pc
+#    (PKG_CONFIG_SYSROOT_DIR maps /usr to the scratch tree), linked against
+#    libfmnn.so.N, and against libfmnn.a with `pkg-config --static`, which
+#    must bring in the private dependencies (OpenBLAS, zlib, OpenMP, libm);
+#  - CMake: find_package(fmnn 0.M REQUIRED) through the installed
+#    fmnnConfig.cmake, linked to fmnn::fmnn and to fmnn::fmnn_static; and
+#    find_package must refuse a version this one does not satisfy.
+# All four programs must run.  Finally `make uninstall` must remove every
+# file that `make install` put there.  This catches an uninstalled header,
+# a wrong fmnn.pc or CMake file, a missing private dependency and a broken
 # soname link, none of which the in-tree tests can see.
 set -eu
 
@@ -20,6 +24,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 lib=$tmp/usr/lib
+define() { sed -n "s/^#define $1 \([0-9][0-9]*\).*/\1/p" include/fmnn/version.h; }
+soname=libfmnn.so.$(define FMNN_SOVERSION)
+major=$(define FMNN_VERSION_MAJOR)
+minor=$(define FMNN_VERSION_MINOR)
 
 fail() { echo "downstream: FAIL: $*" >&2; exit 1; }
 # Runs a command quietly, showing its output only if it fails.
@@ -95,14 +103,23 @@ cflags="-std=c11 -Wall -Wextra -Werror $cflags"
 # shellcheck disable=SC2086
 quiet $cc $cflags -o "$tmp/prog" "$tmp/prog.c" $libs ||
     fail "cannot build against the shared library"
-readelf -d "$tmp/prog" | grep -q 'NEEDED.*\[libfmnn\.so\.0\]' ||
-    fail "the shared build does not need libfmnn.so.0"
-LD_LIBRARY_PATH=$lib ldd "$tmp/prog" |
-    grep -qF "libfmnn.so.0 => $lib/libfmnn.so.0" ||
-    fail "libfmnn.so.0 does not resolve to the installed copy"
+# Checks that PROGRAM needs $soname, found in the scratch tree.
+needs_installed_so() { # PROGRAM ROUTE
+    readelf -d "$1" | grep "(NEEDED)" | grep -qF "[$soname]" ||
+        fail "the $2 shared build does not need $soname"
+    LD_LIBRARY_PATH=$lib ldd "$1" | grep -qF "$soname => $lib/$soname" ||
+        fail "the $2 shared build does not resolve $soname to the installed copy"
+}
+# Checks that PROGRAM has libfmnn linked in.
+needs_no_so() { # PROGRAM ROUTE
+    if readelf -d "$1" | grep -q 'NEEDED.*libfmnn'; then
+        fail "the $2 static build still needs libfmnn.so"
+    fi
+}
+needs_installed_so "$tmp/prog" pkg-config
 version=$(LD_LIBRARY_PATH=$lib "$tmp/prog") ||
     fail "the shared build fails"
-echo "downstream: shared ok (libfmnn.so.0, version $version)"
+echo "downstream: pkg-config shared ok ($soname, version $version)"
 
 # ---- static ---------------------------------------------------------
 # libfmnn.a and libfmnn.so sit side by side: force the archive for -lfmnn
@@ -115,11 +132,45 @@ done
 # shellcheck disable=SC2086
 quiet $cc $cflags -o "$tmp/prog-static" "$tmp/prog.c" $static ||
     fail "cannot build against the static library with --static flags"
-if readelf -d "$tmp/prog-static" | grep -q 'NEEDED.*libfmnn'; then
-    fail "the static build still needs libfmnn.so"
-fi
+needs_no_so "$tmp/prog-static" pkg-config
 version=$("$tmp/prog-static") || fail "the static build fails"
-echo "downstream: static ok (libfmnn.a, version $version)"
+echo "downstream: pkg-config static ok (libfmnn.a, version $version)"
+
+# ---- CMake ------------------------------------------------------------
+command -v cmake >/dev/null 2>&1 || fail "cmake is missing (make deps installs it)"
+mkdir "$tmp/cmake"
+cat > "$tmp/cmake/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.13)
+project(fmnn_consumer C)
+find_package(fmnn ${WANT} REQUIRED)
+add_executable(prog_shared ../prog.c)
+target_link_libraries(prog_shared PRIVATE fmnn::fmnn)
+add_executable(prog_static ../prog.c)
+target_link_libraries(prog_static PRIVATE fmnn::fmnn_static)
+set_target_properties(prog_shared prog_static PROPERTIES C_STANDARD 11 C_EXTENSIONS OFF)
+target_compile_options(prog_shared PRIVATE -Wall -Wextra -Werror)
+target_compile_options(prog_static PRIVATE -Wall -Wextra -Werror)
+CMAKE
+# Configures the consumer, asking for version WANT, into build-WANT.
+cmake_configure() { # WANT
+    cmake -S "$tmp/cmake" -B "$tmp/cmake/build-$1" -DWANT="$1" \
+          -DCMAKE_PREFIX_PATH="$tmp/usr" -DCMAKE_C_COMPILER="$cc"
+}
+wanted=$major.$minor
+quiet cmake_configure "$wanted" || fail "CMake: find_package(fmnn $wanted) fails"
+quiet cmake --build "$tmp/cmake/build-$wanted" ||
+    fail "CMake: cannot build against fmnn::fmnn and fmnn::fmnn_static"
+needs_installed_so "$tmp/cmake/build-$wanted/prog_shared" CMake
+needs_no_so "$tmp/cmake/build-$wanted/prog_static" CMake
+# CMake's build RPATH finds the installed library with no LD_LIBRARY_PATH.
+version=$("$tmp/cmake/build-$wanted/prog_shared") || fail "the CMake shared build fails"
+version=$("$tmp/cmake/build-$wanted/prog_static") || fail "the CMake static build fails"
+for newer in "$major.$((minor + 1))" "$((major + 1)).0"; do
+    if cmake_configure "$newer" >/dev/null 2>&1; then
+        fail "CMake: find_package(fmnn $newer) accepts version $version"
+    fi
+done
+echo "downstream: CMake ok (fmnn::fmnn and fmnn::fmnn_static, version $version; refuses $newer)"
 
 # ---- uninstall ------------------------------------------------------
 # shellcheck disable=SC2086

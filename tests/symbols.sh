@@ -5,9 +5,9 @@
 # marked FMNN_API, so every symbol it defines in its dynamic table must
 # carry the fmnn_ prefix: anything else (a helper, a kernel, a copy of a
 # dependency) would leak into every program's namespace and become ABI.
-# Also checks that the soname is libfmnn.so.<major>, <major> being
-# FMNN_VERSION_MAJOR of include/fmnn/version.h, and that the library
-# exports at least one fmnn_ symbol (so that the check can fail).
+# Also checks that the soname is libfmnn.so.N, N being FMNN_SOVERSION of
+# include/fmnn/version.h, and that the library exports at least one fmnn_
+# symbol (so that the check can fail).
 set -eu
 
 so=${1:?usage: tests/symbols.sh SOFILE}
@@ -30,11 +30,11 @@ if [ -n "$bad" ]; then
 fi
 [ "$count" -gt 0 ] || fail "$so exports no fmnn_ symbol at all"
 
-major=$(sed -n 's/^#define FMNN_VERSION_MAJOR \([0-9][0-9]*\).*/\1/p' \
+soversion=$(sed -n 's/^#define FMNN_SOVERSION \([0-9][0-9]*\).*/\1/p' \
         "$root/include/fmnn/version.h")
-[ -n "$major" ] || fail "no FMNN_VERSION_MAJOR in include/fmnn/version.h"
+[ -n "$soversion" ] || fail "no FMNN_SOVERSION in include/fmnn/version.h"
 soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
-[ "$soname" = "libfmnn.so.$major" ] ||
-    fail "soname is '${soname:-none}', expected libfmnn.so.$major"
+[ "$soname" = "libfmnn.so.$soversion" ] ||
+    fail "soname is '${soname:-none}', expected libfmnn.so.$soversion"
 
 echo "symbols: $count exported, all fmnn_; soname $soname"

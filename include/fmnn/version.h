@@ -9,6 +9,12 @@
 #define FMNN_VERSION_PATCH 0
 #define FMNN_VERSION_STRING "0.1.0"
 
+/**
+ * The shared library's soname is libfmnn.so.FMNN_SOVERSION.  It grows by
+ * one with every incompatible ABI change, and only then.
+ */
+#define FMNN_SOVERSION 0
+
 /** Encodes a version as one comparable number: 0.1.0 -> 100. */
 #define FMNN_VERSION_NUMBER(major, minor, patch) \
     ((major) * 10000 + (minor) * 100 + (patch))

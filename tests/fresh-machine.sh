@@ -1,0 +1,184 @@
+#!/bin/sh
+# tests/fresh-machine.sh - the README's promise, tested: on a fresh minimal
+# Debian machine, `make check` and `make experiments` need nothing else.
+#
+# Run by `make check-fresh` (root, a few minutes; not part of `make check`).
+#
+#  1. Builds a minimal root of SUITE (bookworm) with debootstrap
+#     --variant=minbase, from the Debian mirror this machine's own apt
+#     configuration names, and installs only what a new user starts with:
+#     build-essential git make pkg-config zlib1g-dev ca-certificates python3.
+#     That image is cached in build/fresh/base-SUITE/ and reused while the
+#     mirror and the package list stay the same; the .deb files `make deps`
+#     downloads are cached in build/fresh/archives/, so only the first run
+#     downloads.  Neither cache makes the root less fresh: each run starts
+#     from a copy of the base image, with nothing installed.
+#  2. In a copy of it: clones this repository's HEAD (commit what you want
+#     tested), runs `make check`, then a quick study:
+#     build/examples/fashion_experiments --train-limit 3000 --test-limit 1000 --epochs 1
+#  3. In a second copy: `make experiments`, with the same quick study's
+#     arguments (EXPERIMENTS_ARGS), so that its own `make deps` is tested
+#     from nothing too.
+#
+# The roots stay in build/fresh/root-*/ for a look after a failure, with
+# nothing mounted in them; the next run replaces them.
+#
+# Environment: FRESH_SUITE (bookworm), FRESH_MIRROR (default: from apt),
+# FRESH_REBUILD=1 rebuilds the base image.
+set -eu
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+suite=${FRESH_SUITE:-bookworm}
+base_packages="build-essential git make pkg-config zlib1g-dev ca-certificates python3"
+study_args="--train-limit 3000 --test-limit 1000 --epochs 1"
+work=$src/build/fresh
+archives=$work/archives
+
+say() { echo "fresh-machine: $*"; }
+fail() { echo "fresh-machine: FAIL: $*" >&2; exit 1; }
+now() { date +%s; }
+started=$(now)
+elapsed() { echo "$(( $(now) - $1 )) s"; }
+
+[ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, chroot, mount)"
+command -v git >/dev/null 2>&1 || fail "git is needed"
+if ! command -v debootstrap >/dev/null 2>&1; then
+    say "installing debootstrap"
+    apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            debootstrap >/dev/null || fail "cannot install debootstrap"
+fi
+
+# ---- the mirror, from this machine's apt configuration ---------------
+# `apt-get indextargets` reads both sources.list and deb822 .sources.
+# Each line: SITE RELEASE (for the main component of binary packages).
+sources=$(apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT) $(TARGET_OF)' |
+          awk -v s="$suite" '$3 == "main" && $4 == "deb" &&
+              ($2 == s || $2 == s "-updates" || $2 == s "-security") { print $1, $2 }' |
+          sort -u)
+mirror=${FRESH_MIRROR:-$(printf '%s\n' "$sources" | awk -v s="$suite" '$2 == s { print $1; exit }')}
+[ -n "$mirror" ] ||
+    fail "this machine's apt configuration has no '$suite main' source (set FRESH_MIRROR)"
+[ -n "$sources" ] || sources="$mirror $suite"
+
+# What the chroot's apt needs to reach the same mirrors the same way.
+acquire_conf() {
+    for key in Acquire::http::Proxy Acquire::https::Proxy \
+               Acquire::Check-Valid-Until Acquire::Check-Date; do
+        value=$(apt-config dump "$key" | sed -n "s|^$key \"\(.*\)\";\$|\1|p")
+        [ -n "$value" ] && echo "$key \"$value\";"
+    done
+    return 0
+}
+
+# ---- mounts ------------------------------------------------------------
+# Everything mounted into a root is listed in $mounts, and unmounted on any
+# exit, before anything could delete through a bind mount.
+mounts=
+unmount_all() {
+    for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
+    mounts=
+}
+trap 'unmount_all' EXIT
+trap 'exit 1' INT TERM
+mount_into() { # ROOT
+    for d in proc sys dev dev/pts var/cache/apt/archives; do mkdir -p "$1/$d"; done
+    mount -t proc proc "$1/proc" && mounts="$1/proc $mounts"
+    mount -t sysfs sysfs "$1/sys" && mounts="$1/sys $mounts"
+    mount --bind /dev "$1/dev" && mounts="$1/dev $mounts"
+    mount -t devpts devpts "$1/dev/pts" && mounts="$1/dev/pts $mounts"
+    mkdir -p "$archives/partial"
+    mount --bind "$archives" "$1/var/cache/apt/archives" &&
+        mounts="$1/var/cache/apt/archives $mounts"
+    cp /etc/resolv.conf "$1/etc/resolv.conf"
+}
+# Refuses to delete a tree with anything still mounted below it.
+remove_root() { # ROOT
+    [ -e "$1" ] || return 0
+    if awk -v r="$1/" 'index($2 "/", r) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+        fail "$1 still has mounts; not removing it"
+    fi
+    rm -rf --one-file-system "$1"
+}
+
+# ---- 1. the base image -------------------------------------------------
+key=$(printf '%s\n' "$suite" "$mirror" "$sources" "$base_packages" | cksum | cut -d' ' -f1)
+base=$work/base-$suite
+mkdir -p "$work"
+if [ "${FRESH_REBUILD:-0}" = 1 ] || [ "$(cat "$base.key" 2>/dev/null)" != "$key" ]; then
+    t=$(now)
+    say "building the base image: debootstrap --variant=minbase $suite $mirror"
+    remove_root "$base.tmp"
+    rm -f "$base.key"
+    debootstrap --variant=minbase "$suite" "$base.tmp" "$mirror" > "$work/debootstrap.log" 2>&1 ||
+        { tail -20 "$work/debootstrap.log" >&2; fail "debootstrap (log: $work/debootstrap.log)"; }
+    printf '%s\n' "$sources" | awk '{ print "deb", $1, $2, "main" }' > "$base.tmp/etc/apt/sources.list"
+    acquire_conf > "$base.tmp/etc/apt/apt.conf.d/00mirror"
+    mount_into "$base.tmp"
+    chroot "$base.tmp" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        DEBIAN_FRONTEND=noninteractive sh -c \
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends $base_packages" \
+        > "$work/base-packages.log" 2>&1 ||
+        { unmount_all; tail -20 "$work/base-packages.log" >&2; fail "installing the base packages"; }
+    unmount_all
+    remove_root "$base"
+    mv "$base.tmp" "$base"
+    echo "$key" > "$base.key"
+    say "base image ready in $(elapsed "$t"): $(du -sh "$base" | cut -f1), $(chroot "$base" dpkg-query -W | wc -l) packages"
+else
+    say "reusing the base image $base ($(chroot "$base" dpkg-query -W | wc -l) packages)"
+fi
+for p in gfortran libopenblas-dev check cmake groff-base man-db; do
+    if chroot "$base" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+        fail "the base image already has $p: it would hide a missing 'make deps' entry"
+    fi
+done
+
+commit=$(git -C "$src" rev-parse --short HEAD)
+if [ -n "$(git -C "$src" status --porcelain --untracked-files=no)" ]; then
+    say "note: uncommitted changes are not tested; testing commit $commit"
+fi
+
+# Runs COMMAND in a fresh copy of the base image, in a clone of HEAD.
+in_fresh_root() { # NAME COMMAND
+    root=$work/root-$1
+    remove_root "$root"
+    cp -a "$base" "$root"
+    git clone -q --no-hardlinks "$src" "$root/root/libfmnn"
+    mount_into "$root"
+    status=0
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        sh -c "cd /root/libfmnn && $2" > "$work/$1.log" 2>&1 || status=$?
+    unmount_all
+    return $status
+}
+
+# ---- 2. make check, then a quick study ----------------------------------
+t=$(now)
+say "[check] make check in a fresh root (commit $commit; log: $work/check.log)"
+if ! in_fresh_root check "make check && build/examples/fashion_experiments $study_args --out /tmp/study"; then
+    tail -30 "$work/check.log" >&2
+    fail "make check or the quick study failed on a fresh $suite (log: $work/check.log)"
+fi
+grep -E '^(Installing:|== |[0-9]+%: Checks|downstream: |docs: |symbols: |headers: |All test)' "$work/check.log" |
+    sed 's/^/  /'
+# The point of this test: nothing may be skipped for want of a tool.
+if grep -E 'SKIP|[Ss]kipping' "$work/check.log" >&2; then
+    fail "a check was skipped on the fresh machine (log: $work/check.log)"
+fi
+grep -E '^(Test accuracy|Model|Epoch 1/1)|accuracy' "$work/check.log" | tail -6 | sed 's/^/  /'
+say "[check] passed in $(elapsed "$t")"
+
+# ---- 3. make experiments ------------------------------------------------
+t=$(now)
+say "[experiments] make experiments in another fresh root (log: $work/experiments.log)"
+if ! in_fresh_root experiments "make experiments EXPERIMENTS_ARGS='$study_args'"; then
+    tail -30 "$work/experiments.log" >&2
+    fail "make experiments failed on a fresh $suite (log: $work/experiments.log)"
+fi
+grep -E '^Installing:' "$work/experiments.log" | sed 's/^/  /'
+grep -iE 'epoch|accuracy' "$work/experiments.log" | tail -4 | sed 's/^/  /'
+say "[experiments] passed in $(elapsed "$t")"
+
+say "ok: make check and make experiments pass on a fresh $suite, commit $commit ($(elapsed "$started") in all)"
