@@ -62,11 +62,12 @@ mirror=${FRESH_MIRROR:-$(printf '%s\n' "$sources" | awk -v s="$suite" '$2 == s {
 [ -n "$sources" ] || sources="$mirror $suite"
 
 # What the chroot's apt needs to reach the same mirrors the same way.
+# (Shell functions share their callers' variables: hence the conf_ names.)
 acquire_conf() {
-    for key in Acquire::http::Proxy Acquire::https::Proxy \
-               Acquire::Check-Valid-Until Acquire::Check-Date; do
-        value=$(apt-config dump "$key" | sed -n "s|^$key \"\(.*\)\";\$|\1|p")
-        [ -n "$value" ] && echo "$key \"$value\";"
+    for conf_key in Acquire::http::Proxy Acquire::https::Proxy \
+                    Acquire::Check-Valid-Until Acquire::Check-Date; do
+        conf_value=$(apt-config dump "$conf_key" | sed -n "s|^$conf_key \"\(.*\)\";\$|\1|p")
+        [ -n "$conf_value" ] && echo "$conf_key \"$conf_value\";"
     done
     return 0
 }
@@ -167,7 +168,8 @@ grep -E '^(Installing:|== |[0-9]+%: Checks|downstream: |docs: |symbols: |headers
 if grep -E 'SKIP|[Ss]kipping' "$work/check.log" >&2; then
     fail "a check was skipped on the fresh machine (log: $work/check.log)"
 fi
-grep -E '^(Test accuracy|Model|Epoch 1/1)|accuracy' "$work/check.log" | tail -6 | sed 's/^/  /'
+# The study's comparison table.
+sed -n '/^--- Comparison ---$/,/^$/p' "$work/check.log" | sed 's/^/  /'
 say "[check] passed in $(elapsed "$t")"
 
 # ---- 3. make experiments ------------------------------------------------
@@ -178,7 +180,9 @@ if ! in_fresh_root experiments "make experiments EXPERIMENTS_ARGS='$study_args'"
     fail "make experiments failed on a fresh $suite (log: $work/experiments.log)"
 fi
 grep -E '^Installing:' "$work/experiments.log" | sed 's/^/  /'
-grep -iE 'epoch|accuracy' "$work/experiments.log" | tail -4 | sed 's/^/  /'
+grep -E '^(Epoch |[0-9]+/[0-9]+ \[)' "$work/experiments.log" | head -2 | sed 's/^/  /'
+sed -n '/^--- Comparison ---$/,/^$/p' "$work/experiments.log" | sed 's/^/  /'
+grep -E '^Reports written' "$work/experiments.log" | sed 's/^/  /'
 say "[experiments] passed in $(elapsed "$t")"
 
 say "ok: make check and make experiments pass on a fresh $suite, commit $commit ($(elapsed "$started") in all)"
