@@ -16,9 +16,9 @@
 #  2. In a copy of it: clones this repository's HEAD (commit what you want
 #     tested), runs `make check`, then a quick study:
 #     build/examples/fashion_experiments --train-limit 3000 --test-limit 1000 --epochs 1
-#  3. In a second copy: `make experiments`, with the same quick study's
-#     arguments (EXPERIMENTS_ARGS), so that its own `make deps` is tested
-#     from nothing too.
+#  3. In a second copy: `make experiments`, so that its own `make deps` is
+#     tested from nothing too, with the quick study's arguments for the
+#     Base model alone (EXPERIMENTS_ARGS): the other four ran in step 2.
 #
 # The roots stay in build/fresh/root-*/ for a look after a failure, with
 # nothing mounted in them; the next run replaces them.
@@ -175,7 +175,7 @@ say "[check] passed in $(elapsed "$t")"
 # ---- 3. make experiments ------------------------------------------------
 t=$(now)
 say "[experiments] make experiments in another fresh root (log: $work/experiments.log)"
-if ! in_fresh_root experiments "make experiments EXPERIMENTS_ARGS='$study_args'"; then
+if ! in_fresh_root experiments "make experiments EXPERIMENTS_ARGS='$study_args --models base'"; then
     tail -30 "$work/experiments.log" >&2
     fail "make experiments failed on a fresh $suite (log: $work/experiments.log)"
 fi
