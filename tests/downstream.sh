@@ -165,12 +165,20 @@ needs_no_so "$tmp/cmake/build-$wanted/prog_static" CMake
 # CMake's build RPATH finds the installed library with no LD_LIBRARY_PATH.
 version=$("$tmp/cmake/build-$wanted/prog_shared") || fail "the CMake shared build fails"
 version=$("$tmp/cmake/build-$wanted/prog_static") || fail "the CMake static build fails"
-for newer in "$major.$((minor + 1))" "$((major + 1)).0"; do
-    if cmake_configure "$newer" >/dev/null 2>&1; then
-        fail "CMake: find_package(fmnn $newer) accepts version $version"
+# Newer versions are refused, and so are older ones of another ABI: while
+# the major version is 0, each minor version is one.
+refused="$major.$((minor + 1)) $((major + 1)).0"
+if [ "$major" -gt 0 ]; then
+    refused="$refused $((major - 1)).0"
+elif [ "$minor" -gt 0 ]; then
+    refused="$refused 0.$((minor - 1))"
+fi
+for other in $refused; do
+    if cmake_configure "$other" >/dev/null 2>&1; then
+        fail "CMake: find_package(fmnn $other) accepts version $version"
     fi
 done
-echo "downstream: CMake ok (fmnn::fmnn and fmnn::fmnn_static, version $version; refuses $newer)"
+echo "downstream: CMake ok (fmnn::fmnn and fmnn::fmnn_static, version $version; refuses $refused)"
 
 # ---- uninstall ------------------------------------------------------
 # shellcheck disable=SC2086
