@@ -40,7 +40,9 @@ DATASET_DIR  := /usr/share/datasets/fashion-mnist
 #   needs libgfortran.so, which only this package has;
 # - cmake, for the CMake consumer of tests/downstream.sh;
 # - groff-base and man-db, for the man-page check of tests/docs.sh.
-GCC_MAJOR    := $(shell gcc -dumpversion 2>/dev/null | cut -d. -f1)
+# (gcc's: clang links with the newest gcc's libraries.)
+GCC_MAJOR    := $(shell { $(CC) --version | grep -q 'Free Software Foundation' && \
+                          $(CC) -dumpversion || gcc -dumpversion; } 2>/dev/null | cut -d. -f1)
 APT_PACKAGES := libopenblas-dev check zlib1g-dev pkg-config dataset-fashion-mnist \
                 $(if $(GCC_MAJOR),libgfortran-$(GCC_MAJOR)-dev) cmake groff-base man-db
 
@@ -84,7 +86,7 @@ TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(B)/obj/%.o)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 
-.PHONY: all lib examples check test deps need-deps install uninstall clean \
+.PHONY: all lib examples check test deps deps-list need-deps install uninstall clean \
         experiments
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -116,6 +118,10 @@ apt_install = @missing=""; for p in $(1); do \
 
 deps:
 	$(call apt_install,$(APT_PACKAGES))
+
+# What `make deps` installs, for tests/fresh-machine.sh.
+deps-list:
+	@echo $(APT_PACKAGES)
 
 # ---- the library ----------------------------------------------------
 
@@ -223,8 +229,8 @@ experiments: deps
 # so that a DESTDIR staging tree or a moved prefix still works.
 CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
 	    -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
-	    -e "s|@CMAKEDIR_TO_LIBDIR@|$$(realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
-	    -e "s|@CMAKEDIR_TO_INCLUDEDIR@|$$(realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
+	    -e "s|@CMAKEDIR_TO_LIBDIR@|$$(realpath -m -s --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
+	    -e "s|@CMAKEDIR_TO_INCLUDEDIR@|$$(realpath -m -s --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
 	    -e "s|@SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P - | tr -d ' ')|g"
 
 install: lib
@@ -242,7 +248,8 @@ install: lib
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 644 docs/fmnn.3 $(DESTDIR)$(MANDIR)/man3/fmnn.3
 
-# Removes what install wrote, and the folders it made that are now empty.
+# Removes what install wrote, and the folders of libfmnn's own that are
+# now empty (not lib/pkgconfig and the like, which other packages share).
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fmnn.h
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/fmnn/,$(notdir $(wildcard include/fmnn/*.h)))
@@ -264,32 +271,39 @@ DIST_NAME := fmnn-$(VERSION)
 DIST      := $(B)/$(DIST_NAME).tar.gz
 
 # Exactly the files git tracks, as they are in the work tree, owned by
-# root and dated by the last commit, so that the same tree gives the same
-# bytes.
+# root, with modes that do not depend on the umask, and dated by the last
+# commit, so that the same tree gives the same bytes.
 dist:
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { \
 	  echo "error: make dist lists the files git tracks: run it in a git checkout" >&2; exit 1; }
 	@mkdir -p $(B)
-	git ls-files -z | LC_ALL=C sort -z | tar --null --files-from=- --no-recursion \
+	git ls-files -z | LC_ALL=C sort -z | tar --no-recursion --null --files-from=- \
 	  --transform='s|^|$(DIST_NAME)/|' --owner=0 --group=0 --numeric-owner \
-	  --mtime=@$$(git log -1 --format=%ct) -cf - | gzip -n -9 > $(DIST).tmp
-	mv $(DIST).tmp $(DIST)
-	@echo "$(DIST): $$(tar -tzf $(DIST) | grep -vc '/$$') files"
+	  --mode='a+rX,go-w' --mtime=@$$(git log -1 --format=%ct) -cf $(DIST:.gz=)
+	gzip -n -9 -f $(DIST:.gz=)
+	@echo "$(DIST): $$(tar -tzf $(DIST) | wc -l) files"
 
 distcheck: dist
 	sh tests/distcheck.sh $(DIST) "$(MAKE)"
 
 # abidw reads the exported ABI off libfmnn.so's debug information, limited
-# to what the public headers declare.
+# to what the public headers declare.  The library it reads is built on its
+# own, in build/abi/ with the default flags, so that a build with other
+# CFLAGS (no -g, say) cannot change the verdict.
 ABI_BASELINE := tests/abi/libfmnn.abi
+ABI_LIB      := $(B)/abi/libfmnn.so.$(VERSION)
 
-abi-check: lib
+.PHONY: abi-lib
+abi-lib:
 	$(call apt_install,abigail-tools)
-	sh tests/abi-check.sh $(SHARED_LIB) $(ABI_BASELINE)
+	@$(MAKE) --no-print-directory B=$(B)/abi OPTFLAGS=-O3 CFLAGS= CPPFLAGS= LDFLAGS= \
+	  $(ABI_LIB)
 
-abi-baseline: lib
-	$(call apt_install,abigail-tools)
-	sh tests/abi-check.sh --update $(SHARED_LIB) $(ABI_BASELINE)
+abi-check: abi-lib
+	sh tests/abi-check.sh $(ABI_LIB) $(ABI_BASELINE)
+
+abi-baseline: abi-lib
+	sh tests/abi-check.sh --update $(ABI_LIB) $(ABI_BASELINE)
 
 check-fresh:
 	sh tests/fresh-machine.sh

@@ -7,8 +7,8 @@
 #     no source or test depends on an untracked file or on git;
 #  2. `make install` into a DESTDIR, then `make uninstall`, which must leave
 #     no file behind;
-#  3. `make clean`, after which the tree must be the tarball again: the
-#     build wrote nothing outside build/.
+#  3. `make clean`, after which the tree must be the tarball again, file
+#     for file and byte for byte: the build wrote nothing outside build/.
 set -eu
 
 tarball=${1:?usage: tests/distcheck.sh TARBALL [MAKE]}
@@ -21,8 +21,8 @@ trap 'exit 1' INT TERM
 
 fail() { echo "distcheck: FAIL: $*" >&2; exit 1; }
 say() { echo "distcheck: $*"; }
-# The files of the tree under DIR, one per line, sorted.
-listing() { (cd "$1" && find . ! -type d | LC_ALL=C sort); }
+# The files of the tree under DIR with their contents' checksums, sorted.
+listing() { (cd "$1" && find . ! -type d -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); }
 
 tar -xzf "$tarball" -C "$tmp" || fail "cannot unpack $tarball"
 tree=$tmp/$name
@@ -51,6 +51,6 @@ $make clean > /dev/null || fail "make clean"
 listing "$tree" > "$tmp/cleaned"
 if ! cmp -s "$tmp/unpacked" "$tmp/cleaned"; then
     diff "$tmp/unpacked" "$tmp/cleaned" >&2 || true
-    fail "after make clean the tree differs from the tarball (the build wrote outside build/?)"
+    fail "after make clean the tree differs from the tarball (the build wrote outside build/)"
 fi
 say "ok: $(basename "$tarball") builds, passes make check, installs and uninstalls cleanly"

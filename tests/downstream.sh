@@ -9,8 +9,9 @@
 #    libfmnn.so.N, and against libfmnn.a with `pkg-config --static`, which
 #    must bring in the private dependencies (OpenBLAS, zlib, OpenMP, libm);
 #  - CMake: find_package(fmnn 0.M REQUIRED) through the installed
-#    fmnnConfig.cmake, linked to fmnn::fmnn and to fmnn::fmnn_static; and
-#    find_package must refuse a version this one does not satisfy.
+#    fmnnConfig.cmake, linked to fmnn::fmnn and to fmnn::fmnn_static;
+#    find_package must refuse the versions this one does not satisfy; and
+#    a shared build against a multiarch install (LIBDIR=/usr/lib/TRIPLET).
 # All four programs must run.  Finally `make uninstall` must remove every
 # file that `make install` put there.  This catches an uninstalled header,
 # a wrong fmnn.pc or CMake file, a missing private dependency and a broken
@@ -32,6 +33,19 @@ minor=$(define FMNN_VERSION_MINOR)
 fail() { echo "downstream: FAIL: $*" >&2; exit 1; }
 # Runs a command quietly, showing its output only if it fails.
 quiet() { "$@" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; return 1; }; }
+# Checks that PROGRAM needs $soname, and finds it in the scratch tree.
+needs_installed_so() { # PROGRAM ROUTE
+    readelf -d "$1" | grep "(NEEDED)" | grep -qF "[$soname]" ||
+        fail "the $2 shared build does not need $soname"
+    LD_LIBRARY_PATH=$lib ldd "$1" | grep -qF "$soname => $lib/$soname" ||
+        fail "the $2 shared build does not resolve $soname to the installed copy"
+}
+# Checks that PROGRAM does not need libfmnn.so: the archive is linked in.
+needs_no_so() { # PROGRAM ROUTE
+    if readelf -d "$1" | grep -q 'NEEDED.*libfmnn'; then
+        fail "the $2 static build still needs libfmnn.so"
+    fi
+}
 
 cat > "$tmp/prog.c" <<'PROG'
 #include <stdio.h>
@@ -86,7 +100,8 @@ PROG
 
 # ---- install --------------------------------------------------------
 # shellcheck disable=SC2086  # $make may be several words
-quiet $make install DESTDIR="$tmp" PREFIX=/usr || fail "make install"
+# LIBDIR too, in case the environment sets it: the checks expect /usr/lib.
+quiet $make install DESTDIR="$tmp" PREFIX=/usr LIBDIR=/usr/lib || fail "make install"
 pc=$lib/pkgconfig/fmnn.pc
 [ -f "$pc" ] || fail "make install did not install $pc"
 grep -qx 'libdir=/usr/lib' "$pc" ||
@@ -103,19 +118,6 @@ cflags="-std=c11 -Wall -Wextra -Werror $cflags"
 # shellcheck disable=SC2086
 quiet $cc $cflags -o "$tmp/prog" "$tmp/prog.c" $libs ||
     fail "cannot build against the shared library"
-# Checks that PROGRAM needs $soname, found in the scratch tree.
-needs_installed_so() { # PROGRAM ROUTE
-    readelf -d "$1" | grep "(NEEDED)" | grep -qF "[$soname]" ||
-        fail "the $2 shared build does not need $soname"
-    LD_LIBRARY_PATH=$lib ldd "$1" | grep -qF "$soname => $lib/$soname" ||
-        fail "the $2 shared build does not resolve $soname to the installed copy"
-}
-# Checks that PROGRAM has libfmnn linked in.
-needs_no_so() { # PROGRAM ROUTE
-    if readelf -d "$1" | grep -q 'NEEDED.*libfmnn'; then
-        fail "the $2 static build still needs libfmnn.so"
-    fi
-}
 needs_installed_so "$tmp/prog" pkg-config
 version=$(LD_LIBRARY_PATH=$lib "$tmp/prog") ||
     fail "the shared build fails"
@@ -145,26 +147,44 @@ project(fmnn_consumer C)
 find_package(fmnn ${WANT} REQUIRED)
 add_executable(prog_shared ../prog.c)
 target_link_libraries(prog_shared PRIVATE fmnn::fmnn)
-add_executable(prog_static ../prog.c)
-target_link_libraries(prog_static PRIVATE fmnn::fmnn_static)
-set_target_properties(prog_shared prog_static PROPERTIES C_STANDARD 11 C_EXTENSIONS OFF)
-target_compile_options(prog_shared PRIVATE -Wall -Wextra -Werror)
-target_compile_options(prog_static PRIVATE -Wall -Wextra -Werror)
+if(NOT SHARED_ONLY)
+  add_executable(prog_static ../prog.c)
+  target_link_libraries(prog_static PRIVATE fmnn::fmnn_static)
+endif()
+set(CMAKE_C_STANDARD 11)
+add_compile_options(-Wall -Wextra -Werror)
 CMAKE
-# Configures the consumer, asking for version WANT, into build-WANT.
-cmake_configure() { # WANT
-    cmake -S "$tmp/cmake" -B "$tmp/cmake/build-$1" -DWANT="$1" \
-          -DCMAKE_PREFIX_PATH="$tmp/usr" -DCMAKE_C_COMPILER="$cc"
+# CMake wants the compiler alone: words before it (ccache, env) become
+# its launcher.
+compiler=${cc##* }
+launcher=$(echo "${cc% *}" | tr ' ' ';')
+[ "$compiler" = "$cc" ] && launcher=
+# Configures the consumer against the install under PREFIX, asking for
+# version WANT, into build-NAME.
+cmake_configure() { # NAME PREFIX WANT [CMAKE OPTIONS...]
+    name=$1 prefix=$2 want=$3
+    shift 3
+    cmake -S "$tmp/cmake" -B "$tmp/cmake/build-$name" -DWANT="$want" \
+          -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$compiler" \
+          -DCMAKE_C_COMPILER_LAUNCHER="$launcher" "$@"
+}
+# Checks that the configure of build-NAME used the fmnnConfig.cmake of
+# PREFIX, not one that CMAKE_PREFIX_PATH in the environment led to.
+found_in() { # NAME PREFIX
+    dir=$(sed -n 's/^fmnn_DIR:PATH=//p' "$tmp/cmake/build-$1/CMakeCache.txt")
+    [ "$dir" = "$2/$3" ] || fail "CMake found fmnn in $dir, not in $2/$3"
 }
 wanted=$major.$minor
-quiet cmake_configure "$wanted" || fail "CMake: find_package(fmnn $wanted) fails"
-quiet cmake --build "$tmp/cmake/build-$wanted" ||
+quiet cmake_configure main "$tmp/usr" "$wanted" ||
+    fail "CMake: find_package(fmnn $wanted) fails"
+found_in main "$tmp/usr" lib/cmake/fmnn
+quiet cmake --build "$tmp/cmake/build-main" ||
     fail "CMake: cannot build against fmnn::fmnn and fmnn::fmnn_static"
-needs_installed_so "$tmp/cmake/build-$wanted/prog_shared" CMake
-needs_no_so "$tmp/cmake/build-$wanted/prog_static" CMake
+needs_installed_so "$tmp/cmake/build-main/prog_shared" CMake
+needs_no_so "$tmp/cmake/build-main/prog_static" CMake
 # CMake's build RPATH finds the installed library with no LD_LIBRARY_PATH.
-version=$("$tmp/cmake/build-$wanted/prog_shared") || fail "the CMake shared build fails"
-version=$("$tmp/cmake/build-$wanted/prog_static") || fail "the CMake static build fails"
+version=$("$tmp/cmake/build-main/prog_shared") || fail "the CMake shared build fails"
+[ "$("$tmp/cmake/build-main/prog_static")" = "$version" ] || fail "the CMake static build fails"
 # Newer versions are refused, and so are older ones of another ABI: while
 # the major version is 0, each minor version is one.
 refused="$major.$((minor + 1)) $((major + 1)).0"
@@ -174,15 +194,33 @@ elif [ "$minor" -gt 0 ]; then
     refused="$refused 0.$((minor - 1))"
 fi
 for other in $refused; do
-    if cmake_configure "$other" >/dev/null 2>&1; then
+    if cmake_configure "$other" "$tmp/usr" "$other" > "$tmp/log" 2>&1; then
         fail "CMake: find_package(fmnn $other) accepts version $version"
     fi
+    grep -q 'considered but not accepted' "$tmp/log" ||
+        { cat "$tmp/log" >&2; fail "CMake: find_package(fmnn $other) fails for another reason"; }
 done
 echo "downstream: CMake ok (fmnn::fmnn and fmnn::fmnn_static, version $version; refuses $refused)"
 
+# A multiarch LIBDIR, as Debian's packages use: the package files find the
+# library and the headers from a deeper folder.
+multiarch=$($cc -print-multiarch 2>/dev/null || true)
+libdir=/usr/lib/${multiarch:-multiarch}
+quiet $make install DESTDIR="$tmp/multiarch" PREFIX=/usr LIBDIR="$libdir" ||
+    fail "make install LIBDIR=$libdir"
+quiet cmake_configure multiarch "$tmp/multiarch/usr" "$wanted" -DSHARED_ONLY=ON ||
+    fail "CMake: find_package(fmnn) fails with LIBDIR=$libdir"
+found_in multiarch "$tmp/multiarch/usr" "${libdir#/usr/}/cmake/fmnn"
+quiet cmake --build "$tmp/cmake/build-multiarch" ||
+    fail "CMake: cannot build against fmnn::fmnn with LIBDIR=$libdir"
+"$tmp/cmake/build-multiarch/prog_shared" > /dev/null ||
+    fail "the CMake shared build fails with LIBDIR=$libdir"
+rm -rf "$tmp/multiarch"
+echo "downstream: CMake ok with LIBDIR=$libdir"
+
 # ---- uninstall ------------------------------------------------------
 # shellcheck disable=SC2086
-quiet $make uninstall DESTDIR="$tmp" PREFIX=/usr || fail "make uninstall"
+quiet $make uninstall DESTDIR="$tmp" PREFIX=/usr LIBDIR=/usr/lib || fail "make uninstall"
 left=$(find "$tmp/usr" ! -type d)
 [ -z "$left" ] || fail "make uninstall left behind: $left"
 echo "downstream: uninstall ok (nothing left)"
