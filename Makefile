@@ -8,6 +8,7 @@
 #   make dist            build/fmnn-VERSION.tar.gz, the tracked sources
 #   make distcheck       build, test, install and uninstall that tarball
 #   make abi-check       compare libfmnn.so's ABI with tests/abi/libfmnn.abi
+#                        (installs abigail-tools; make abi-baseline records it)
 #   make check-fresh     make check and make experiments on a fresh Debian root
 #
 # Every output goes to build/.

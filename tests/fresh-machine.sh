@@ -2,8 +2,8 @@
 # tests/fresh-machine.sh - the README's promise, tested: on a fresh minimal
 # Debian machine, `make check` and `make experiments` need nothing else.
 #
-# Run by `make check-fresh` (root; about five minutes the first time, three
-# after that; not part of `make check`).
+# Run by `make check-fresh` (root; on 2 cores about four minutes the first
+# time, two after that; not part of `make check`).
 #
 #  1. Builds a minimal root of SUITE (bookworm) with debootstrap
 #     --variant=minbase, from the Debian mirror this machine's own apt
