@@ -32,10 +32,11 @@ fail() { echo "abi-check: FAIL: $*" >&2; exit 1; }
 command -v abidw >/dev/null 2>&1 || fail "abidw is missing (apt-get install abigail-tools)"
 [ -f "$so" ] || fail "$so: no such file (run make)"
 
-# No source paths, line numbers or DT_NEEDED: the baseline changes only
-# when the ABI does, whoever builds it and wherever.
-abidw --headers-dir "$root/include" --drop-private-types --no-corpus-path \
-      --no-comp-dir-path --no-show-locs --no-elf-needed --type-id-style hash \
+# Exported interfaces only, without source paths, line numbers or
+# DT_NEEDED: the baseline changes only when the ABI does, whoever builds
+# it and wherever.
+abidw --exported-interfaces-only --headers-dir "$root/include" --drop-private-types \
+      --no-corpus-path --no-comp-dir-path --no-show-locs --no-elf-needed --type-id-style hash \
       --out-file "$tmp/current.abi" "$so" || fail "abidw cannot read $so"
 soname=$(sed -n "1s/.* soname='\([^']*\)'.*/\1/p" "$tmp/current.abi")
 [ -n "$soname" ] || fail "$so has no soname"
