@@ -77,11 +77,3 @@ void fmnn__free(void *ptr)
         current.free_fn(((void **)ptr)[-1], current.user);
 }
 
-char *fmnn__strdup(const char *s, const char *what)
-{
-    size_t n = strlen(s) + 1;
-    char *copy = fmnn__alloc(n, what);
-    if (copy)
-        memcpy(copy, s, n);
-    return copy;
-}

@@ -40,7 +40,6 @@ FMNN_INTERNAL void *fmnn__alloc(size_t size, const char *what);
 FMNN_INTERNAL void *fmnn__alloc_zeroed(size_t size, const char *what);
 FMNN_INTERNAL void *fmnn__alloc_array(size_t n, size_t size, const char *what);
 FMNN_INTERNAL void fmnn__free(void *ptr);
-FMNN_INTERNAL char *fmnn__strdup(const char *s, const char *what);
 
 /* Returns 1 and stores a * b in *out unless the product overflows. */
 static inline int fmnn__mul_ok(size_t a, size_t b, size_t *out)
@@ -79,7 +78,7 @@ FMNN_INTERNAL void fmnn__thread_band(int length, int tile, int *first, int *last
 FMNN_INTERNAL unsigned fmnn__flush_denormals(void);
 FMNN_INTERNAL void fmnn__restore_fp_mode(unsigned saved);
 
-/* ---- random numbers (rng.h is header-only: see below) --------------- */
+/* ---- random numbers ---------------------------------------------------- */
 
 /*
  * splitmix64: tiny, fast, and good enough for initialisation, shuffling

@@ -12,6 +12,7 @@
 #define FMNN_LAYER_IMPL_H
 
 #include "internal.h"
+#include "kernels/kernels.h"
 
 typedef struct fmnn_shape {
     int rank;                 /* without the batch axis */
@@ -155,7 +156,7 @@ static inline fmnn_activation_kind fmnn__output_activation(const fmnn_layer *lay
     return layer->activation != FMNN_LINEAR ? layer->activation : layer->fused_activation;
 }
 
-/* Allocates a zeroed layer struct of `size` bytes with its ops (layers.c). */
+/* Allocates a zeroed layer struct of `size` bytes with its ops (layer.c). */
 FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
                                             const struct fmnn_layer_ops *ops);
 
@@ -188,36 +189,5 @@ FMNN_INTERNAL int fmnn__window_axis(int in, int window, int stride,
 /* Formats a shape as Keras does, "(None, 26, 26, 256)". */
 FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
                                       size_t size);
-
-/* ---- kernels shared by several layers (lib/kernels/) ---------------- */
-
-/* In place over rows of `cols` values (softmax normalises each row). */
-FMNN_INTERNAL void fmnn__activate(fmnn_activation_kind kind, float *x,
-                                  size_t rows, size_t cols);
-
-/* d *= f'(.) expressed through the activation's output y. */
-FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
-                                           const float *y, float *d,
-                                           size_t rows, size_t cols);
-
-/* y[r, :] = f(y[r, :] + bias) for every row, in one pass. */
-FMNN_INTERNAL void fmnn__bias_activate(fmnn_activation_kind kind, float *y,
-                                       const float *bias, size_t rows,
-                                       size_t cols);
-
-/* d *= f'(.) through the output y, then bias_grad[c] = sum over rows of
- * d[r, c] (added to bias_grad when accumulate is set); element-wise kinds
- * in one pass. */
-FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
-                                                const float *y, float *d,
-                                                float *bias_grad,
-                                                size_t rows, size_t cols,
-                                                int accumulate);
-
-/* C = alpha * op(A) * op(B) + beta * C, row-major (kernels/gemm.c). */
-FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,
-                              float alpha, const float *a, int lda,
-                              const float *b, int ldb, float beta, float *c,
-                              int ldc);
 
 #endif /* FMNN_LAYER_IMPL_H */

@@ -6,7 +6,7 @@
  */
 #include <math.h>
 
-#include "layer_impl.h"
+#include "kernels.h"
 
 
 /* Below this many values a parallel region costs more than it saves. */

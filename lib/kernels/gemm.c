@@ -38,7 +38,7 @@
 #include <string.h>
 
 #include "gemm_impl.h"
-#include "layer_impl.h"
+#include "kernels.h"
 
 /* Longest run of k summed by one micro-kernel call. */
 #define KC_MAX FMNN_GEMM_KC

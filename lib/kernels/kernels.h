@@ -1,0 +1,42 @@
+/*
+ * kernels.h - the compute kernels layers share: activations (activation.c)
+ * and the matrix product (gemm.c).  Kernels are leaves: they know arrays
+ * and activation kinds, nothing of layers or models.
+ */
+#ifndef FMNN_KERNELS_H
+#define FMNN_KERNELS_H
+
+#include <stddef.h>
+
+#include "internal.h"
+
+/* In place over rows of `cols` values (softmax normalises each row). */
+FMNN_INTERNAL void fmnn__activate(fmnn_activation_kind kind, float *x,
+                                  size_t rows, size_t cols);
+
+/* d *= f'(.) expressed through the activation's output y. */
+FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
+                                           const float *y, float *d,
+                                           size_t rows, size_t cols);
+
+/* y[r, :] = f(y[r, :] + bias) for every row, in one pass. */
+FMNN_INTERNAL void fmnn__bias_activate(fmnn_activation_kind kind, float *y,
+                                       const float *bias, size_t rows,
+                                       size_t cols);
+
+/* d *= f'(.) through the output y, then bias_grad[c] = sum over rows of
+ * d[r, c] (added to bias_grad when accumulate is set); element-wise kinds
+ * in one pass. */
+FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
+                                                const float *y, float *d,
+                                                float *bias_grad,
+                                                size_t rows, size_t cols,
+                                                int accumulate);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major (gemm.c). */
+FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,
+                              float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c,
+                              int ldc);
+
+#endif /* FMNN_KERNELS_H */
