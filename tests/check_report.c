@@ -1,5 +1,5 @@
 /*
- * check_report.c - the report writers of examples/support/report.c:
+ * check_report.c - the report writers of examples/support/report_*.c:
  * metrics against hand-computed values, scikit-learn's report layout,
  * well-formed SVG and XHTML (with a checker that is itself tested), the
  * PNG encoder, and the CSV files.  Needs no model: it runs in a second.
