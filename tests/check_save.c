@@ -1,5 +1,5 @@
 /*
- * check_save.c - model files (lib/save.c, docs/FORMAT.md).
+ * check_save.c - model files (lib/save.c, lib/model_file.c, docs/FORMAT.md).
  *
  * Round trips (architecture, options, weights, predictions), resuming
  * training from a file with the optimizer's state, every kind of corrupt

@@ -1,5 +1,5 @@
 /*
- * fuzz_model.c - libFuzzer target for the model loader (lib/save.c).
+ * fuzz_model.c - libFuzzer target for the model loader (lib/save.c, lib/model_file.c).
  *
  * Each input is a model file, loaded with fmnn_model_load from an
  * in-memory file, twice: as it is, and with the header's payload size
