@@ -14,14 +14,14 @@
 # Every output goes to build/.
 
 # The version lives in include/fmnn/version.h alone.
-version_part = $(shell sed -n 's/^\#define FMNN_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/fmnn/version.h)
-VERSION_MAJOR := $(call version_part,MAJOR)
-VERSION_MINOR := $(call version_part,MINOR)
-VERSION_PATCH := $(call version_part,PATCH)
+version_define = $(shell sed -n 's/^\#define $(1) \([0-9][0-9]*\).*/\1/p' include/fmnn/version.h)
+VERSION_MAJOR := $(call version_define,FMNN_VERSION_MAJOR)
+VERSION_MINOR := $(call version_define,FMNN_VERSION_MINOR)
+VERSION_PATCH := $(call version_define,FMNN_VERSION_PATCH)
 VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 # The soname's number: it changes with every incompatible ABI change
 # (docs/internals.md, "Releases and the ABI").
-SOVERSION     := $(shell sed -n 's/^\#define FMNN_SOVERSION \([0-9][0-9]*\).*/\1/p' include/fmnn/version.h)
+SOVERSION     := $(call version_define,FMNN_SOVERSION)
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
