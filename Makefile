@@ -65,7 +65,7 @@ LIBS_PRIVATE := -fopenmp -lm
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-LIB_SRCS := $(sort $(wildcard lib/*.c lib/layers/*.c lib/kernels/*.c))
+LIB_SRCS := $(sort $(wildcard lib/*.c lib/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HEADERS  := include/fmnn.h $(wildcard include/fmnn/*.h)
 

@@ -1,19 +1,34 @@
-/* layer.c - what all layers share: allocation, names, errors, regularizers. */
+/* layer.c - what all layers share: allocation, initialisation, errors, the
+ * window arithmetic of convolution and pooling, names and regularizers. */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "layer_impl.h"
 
-fmnn_layer *fmnn__layer_alloc(size_t size, const struct fmnn_layer_ops *ops)
+fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops)
 {
-    fmnn_layer *layer = fmnn__alloc_zeroed(size, ops->base_name);
+    fmnn_layer *layer = fmnn__alloc_zeroed(ops->size, ops->base_name);
     if (layer) {
         layer->ops = ops;
         snprintf(layer->name, sizeof layer->name, "%s", ops->base_name);
     }
     return layer;
+}
+
+void fmnn__layer_init_default(fmnn_layer *layer, fmnn_rng *rng)
+{
+    if (layer->n_kernel) {
+        float limit = (float)sqrt(6.0 / ((double)layer->fan_in + layer->fan_out));
+        for (size_t k = 0; k < layer->n_kernel; k++)
+            layer->kernel[k] = (2.0f * fmnn__rng_uniform(rng) - 1.0f) * limit;
+    }
+    for (size_t k = 0; k < layer->n_bias; k++)
+        layer->bias[k] = 0.0f;
+    for (size_t k = 0; k < layer->n_state; k++)
+        layer->state[k] = 0.0f;
 }
 
 int fmnn__layer_error(const fmnn_layer *layer, int status, const char *fmt, ...)
@@ -26,7 +41,9 @@ int fmnn__layer_error(const fmnn_layer *layer, int status, const char *fmt, ...)
     return fmnn__error(status, "%s (%s): %s", layer->name, layer->ops->type, detail);
 }
 
-int fmnn__window_axis(int in, int window, int stride, fmnn_padding padding, int *pad_before)
+/* Output size along one axis, and the padding before it; 0 when a valid
+ * window does not fit, -1 when the positions visited pass INT_MAX. */
+static int window_axis(int in, int window, int stride, fmnn_padding padding, int *pad_before)
 {
     /* In long long: in, window and stride may each be near INT_MAX. */
     long long out, total = 0;
@@ -37,10 +54,27 @@ int fmnn__window_axis(int in, int window, int stride, fmnn_padding padding, int 
         out = in < window ? 0 : (in - window) / stride + 1;
     }
     *pad_before = total > 0 ? (int)(total / 2) : 0;
-    /* Every index the window visits, padding included, must fit in int. */
     if (out > 0 && (out - 1) * stride + window > INT_MAX)
         return -1;
     return (int)out;
+}
+
+int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *win, const char *what, int *out_h, int *out_w,
+                       int *pad_top, int *pad_left)
+{
+    if (layer->in.rank != 3)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "expects (height, width, channels) input, got rank %d",
+                                 layer->in.rank);
+    const int h = layer->in.dims[0], w = layer->in.dims[1];
+    *out_h = window_axis(h, win->h, win->stride_h, win->padding, pad_top);
+    *out_w = window_axis(w, win->w, win->stride_w, win->padding, pad_left);
+    if (*out_h < 0 || *out_w < 0)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "%s %dx%d with strides %dx%d is too large", what, win->h,
+                                 win->w, win->stride_h, win->stride_w);
+    if (*out_h < 1 || *out_w < 1)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "%s %dx%d is larger than its %dx%d input", what, win->h,
+                                 win->w, h, w);
+    return FMNN_OK;
 }
 
 void fmnn__shape_format(const fmnn_shape *shape, char *buf, size_t size)

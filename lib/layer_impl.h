@@ -2,15 +2,20 @@
  * layer_impl.h - the private interface every layer implements.
  *
  * A layer is one struct whose first member is `struct fmnn_layer`, plus
- * one const `struct fmnn_layer_ops` table at the end of its file.  The
- * model owns all memory the layer uses while training: parameters and
- * gradients are views into the model's collated arrays, activations and
- * scratch are views into buffers the model sizes once (see model.c).
- * Read lib/layers/dense.c first: it is the simplest layer with weights.
+ * one const `struct fmnn_layer_ops` table at the end of its file, listed
+ * in lib/layers/registry.h.  The ops say everything the rest of the
+ * library needs about the type: its options (a field table, which compile
+ * checks and model files store), its shapes, how its weights start, and
+ * its passes.  The model owns all memory the layer uses while training:
+ * parameters, gradients and non-trainable state are views into the
+ * model's collated arrays, activations and scratch are views into buffers
+ * the execution plan sizes once (plan.c).  Read lib/layers/dense.c first:
+ * it is the simplest layer with weights.
  */
 #ifndef FMNN_LAYER_IMPL_H
 #define FMNN_LAYER_IMPL_H
 
+#include "config.h"
 #include "internal.h"
 #include "kernels/kernels.h"
 
@@ -27,59 +32,66 @@ static inline size_t fmnn__shape_size(const fmnn_shape *s)
     return n;
 }
 
+/* The last activation kind: options and files name kinds 0..this. */
+#define FMNN__LAST_ACTIVATION FMNN_TANH
+
 /* What one forward or backward call of a layer is given. */
 typedef struct fmnn_pass {
-    int batch;          /* samples in this batch (<= the planned capacity) */
+    int batch;          /* samples in this call (<= the planned capacity) */
     int training;       /* 1 in fit: dropout is active */
     float *workspace;   /* scratch shared by all layers, ops->workspace floats */
     uint64_t seed;      /* differs every training step: dropout masks */
     /* The index in the batch of this call's first sample: nonzero only
-     * when the model runs a Conv2D and its MaxPooling2D on a few images
-     * at a time (the pipeline in train.c).  Those two layers then offset
-     * their saved state by it, and add to their gradients rather than
-     * overwrite them. */
+     * when the plan runs a step a few images at a time (a pipelined
+     * Conv2D and its MaxPooling2D, plan.c).  The layer then offsets its
+     * saved state by it, and adds to its gradients rather than
+     * overwriting them. */
     int first;
+
+    /* Set by the execution plan for each call; a layer reads only what
+     * its ops flags below ask for. */
+    fmnn_activation_kind activation; /* fuses_activation, is_activation: what
+                                      * to apply to the output (its own, one
+                                      * fused from the next layer, or linear
+                                      * when it moved into the loss) */
+    int defer_bias;                  /* can_defer_bias_relu: leave the bias and
+                                      * relu to the next layer */
+    const float *deferred_bias;      /* applies_deferred_bias_relu: the layer
+                                      * before's bias to add, then relu; or NULL */
+    float *deferred_bias_grad;       /* ... and where its gradient goes */
 } fmnn_pass;
-
-/* A layer's own options as plain numbers, for the model file (save.c). */
-typedef struct fmnn_layer_config {
-    int32_t ints[6];
-    float rate;
-} fmnn_layer_config;
-
-/* Layer type codes in model files: never change or reuse one. */
-enum fmnn_layer_code {
-    FMNN_CODE_DENSE = 1,
-    FMNN_CODE_CONV2D = 2,
-    FMNN_CODE_MAXPOOL2D = 3,
-    FMNN_CODE_DROPOUT = 4,
-    FMNN_CODE_ACTIVATION = 5,
-    FMNN_CODE_FLATTEN = 6
-};
 
 struct fmnn_layer_ops {
     const char *type;       /* as Keras prints it: "Conv2D" */
-    uint32_t code;          /* enum fmnn_layer_code */
     const char *base_name;  /* Keras's automatic name: "conv2d", "conv2d_1" */
-    int fuses_activation;   /* can apply a following element-wise Activation itself */
-    int reshape_only;       /* output is the input under another shape (Flatten) */
-    int is_activation;      /* an Activation layer: may fold into the layer before */
-    /* Conv2D -> relu -> MaxPooling2D: the first can leave its bias and relu
-     * to the pool (defer_bias_activation), which applies them to pooled
-     * values (bias_from); right because a per-channel bias and relu both
-     * commute with a per-channel max. */
+    size_t size;            /* of the layer's struct, for the model loader */
+    fmnn_fields config;     /* its options, in file order (config.h) */
+
+    /* What the layer can do for the execution plan (plan.c); all 0 is
+     * always right.  fuses_activation: applies pass->activation to its own
+     * output (Conv2D, Dense).  reshape_only: its output is its input under
+     * another shape (Flatten).  is_activation: an Activation layer.
+     * can_defer_bias_relu / applies_deferred_bias_relu: the two ends of
+     * Conv2D -> relu -> MaxPooling2D, which adds the bias and relu after
+     * pooling (exact: a per-channel bias and relu commute with a
+     * per-channel max). */
+    int fuses_activation;
+    int reshape_only;
+    int is_activation;
     int can_defer_bias_relu;
     int applies_deferred_bias_relu;
 
     /*
-     * From layer->in, checks the options and sets layer->out, n_kernel,
-     * n_bias, fan_in and fan_out.  Errors name the layer.
+     * From layer->in (its options already checked against the field
+     * table), checks the shapes and sets layer->out, n_kernel, n_bias,
+     * n_state, fan_in and fan_out.  Errors name the layer.
      */
     int (*infer)(fmnn_layer *layer);
 
-    /* Its own options (activation and regularizer aside), for saving.
-     * May be NULL when there are none. */
-    void (*get_config)(const fmnn_layer *layer, fmnn_layer_config *config);
+    /* Sets the kernel, bias and non-trainable state at compile.  NULL
+     * means Keras's defaults: glorot_uniform kernel, zero bias and state
+     * (fmnn__layer_init_default). */
+    void (*init)(fmnn_layer *layer, fmnn_rng *rng);
 
     /* Floats of shared scratch one pass needs at this batch size (may be NULL). */
     size_t (*workspace)(const fmnn_layer *layer, int batch);
@@ -108,86 +120,71 @@ struct fmnn_layer {
     int in_model;         /* owned by a model: cannot be added again */
     fmnn_shape in, out;
 
-    /* Keras's activation= argument of Conv2D and Dense, applied in place. */
+    /* Options several layer types share; each type's field table says
+     * whether it has them.  activation is Keras's activation= of Conv2D
+     * and Dense, or the kind of an Activation layer. */
     fmnn_activation_kind activation;
-    /* Set by the model when a final softmax is folded into the loss: the
-     * layer then outputs logits and its backward skips the softmax. */
-    int activation_in_loss;
-    /* Set by the model when the next layer is an element-wise Activation:
-     * this layer applies it in the same pass over its output, and the
-     * Activation layer becomes a pass-through (see passthrough). */
-    fmnn_activation_kind fused_activation;
-    /* Set by the model for Conv2D -> relu -> MaxPool2D: the conv leaves
-     * its raw GEMM output, and the pool that follows applies the conv's
-     * bias and relu after pooling (exact: max(x) + b rounds the same as
-     * max(x + b), and relu is monotone) and computes the conv's bias
-     * gradient.  bias_from on the pool points at the conv. */
-    int defer_bias_activation;
-    fmnn_layer *bias_from;
-    /* Set by the model on such a Conv2D when its output is large for the
-     * work it costs (a first layer: few multiply-adds per output value).
-     * Forward and backward then run the conv and its pool a few images
-     * at a time, so the conv's output never leaves the cache and needs
-     * no batch-sized buffer: pipeline_images at a time, into the pool
-     * pipeline_into (see train.c). */
-    fmnn_layer *pipeline_into;
-    int pipeline_images;
-    /* Set by the model: the layer does no work at run time.  Its output
-     * is its input buffer and its backward pass is skipped (a Flatten, or
-     * an Activation fused into the layer before it). */
-    int passthrough;
-    fmnn_regularizer regularizer;
+    fmnn_regularizer regularizer; /* on the kernel */
 
     /* Set by infer.  The kernel comes first in the collated arrays. */
     size_t n_kernel, n_bias;
+    size_t n_state;       /* non-trainable values (moving statistics) */
     int fan_in, fan_out;  /* for glorot_uniform */
 
     /* Views into the model's collated arrays and buffers. */
-    float *kernel, *bias;
+    float *kernel, *bias, *state;
     float *kernel_grad, *bias_grad;
     void *saved;
 };
 
-/* The activation a Conv2D or Dense applies to its own output. */
-static inline fmnn_activation_kind fmnn__output_activation(const fmnn_layer *layer)
-{
-    if (layer->activation_in_loss)
-        return FMNN_LINEAR;
-    return layer->activation != FMNN_LINEAR ? layer->activation : layer->fused_activation;
-}
+/* The registered types (lib/layers/registry.c): the ops of a file's type
+ * code, or NULL; and the code of a type. */
+FMNN_INTERNAL const struct fmnn_layer_ops *fmnn__layer_type(uint32_t code);
+FMNN_INTERNAL uint32_t fmnn__layer_code(const struct fmnn_layer_ops *ops);
 
-/* Allocates a zeroed layer struct of `size` bytes with its ops (layer.c). */
-FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(size_t size,
-                                            const struct fmnn_layer_ops *ops);
+/* Allocates a zeroed layer struct of ops->size bytes (layer.c). */
+FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops);
 
-/*
- * The largest input dimension, unit or filter count, kernel, pool or
- * stride size a model may have: the model file's limit (save.c), checked
- * at compile too so that every model that compiles can be saved and
- * loaded again.  Far beyond any real network.
- */
-#define FMNN__MAX_SIZE (1 << 24)
+/* glorot_uniform kernel: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out));
+ * zero bias and state. */
+FMNN_INTERNAL void fmnn__layer_init_default(fmnn_layer *layer, fmnn_rng *rng);
+
+/* fmnn__error with the layer's name in front: "conv2d_1 (Conv2D): ...". */
+FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
+                                    const char *fmt, ...) FMNN_PRINTF(3, 4);
 
 static inline int fmnn__valid_size(long long v)
 {
     return v >= 1 && v <= FMNN__MAX_SIZE;
 }
 
-/* fmnn__error with the layer's name in front: "conv2d_1: ...". */
-FMNN_INTERNAL int fmnn__layer_error(const fmnn_layer *layer, int status,
-                                    const char *fmt, ...) FMNN_PRINTF(3, 4);
-
 /*
- * Output size along one axis of a sliding window (convolution or pooling),
- * and the padding before the first element, as TensorFlow computes them.
- * Returns 0 when a valid window does not fit, and -1 when the positions
- * the window visits would not fit in an int.
+ * A sliding window over (height, width, channels), for convolution and
+ * pooling: from the input shape, the window, strides and padding, the
+ * output height and width and the padding before the first row and
+ * column, as TensorFlow computes them.  Fails, naming the layer and
+ * calling the window `what` ("kernel", "pool"), when the input is not
+ * rank 3, the window does not fit, or the positions it visits would not
+ * fit in an int.
  */
-FMNN_INTERNAL int fmnn__window_axis(int in, int window, int stride,
-                                    fmnn_padding padding, int *pad_before);
+typedef struct fmnn_window {
+    int h, w;            /* window */
+    int stride_h, stride_w;
+    fmnn_padding padding;
+} fmnn_window;
+
+FMNN_INTERNAL int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *window, const char *what,
+                                     int *out_h, int *out_w, int *pad_top, int *pad_left);
 
 /* Formats a shape as Keras does, "(None, 26, 26, 256)". */
 FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
                                       size_t size);
+
+/* Field-table entries for the shared options. */
+#define FMNN__ACTIVATION_FIELD(type) \
+    FMNN__CHOICE(type, base.activation, "activation", FMNN__LAST_ACTIVATION)
+#define FMNN__REGULARIZER_FIELDS(type)                                          \
+    FMNN__FACTOR(type, base.regularizer.l1, "kernel_regularizer.l1"),           \
+    FMNN__FACTOR(type, base.regularizer.l2, "kernel_regularizer.l2")
 
 #endif /* FMNN_LAYER_IMPL_H */

@@ -21,7 +21,8 @@
 #include "model_file.h"
 
 static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x1a };
-#define FORMAT_VERSION 1u
+/* The version written; every version from 1 on is read. */
+#define FORMAT_VERSION 2u
 #define HEADER_SIZE 32
 
 /* ---- writing ------------------------------------------------------------ */
@@ -231,6 +232,16 @@ float fmnn__get_f32(fmnn__reader *r, const char *what)
     return f;
 }
 
+void fmnn__skip(fmnn__reader *r, size_t n, const char *what)
+{
+    if (r->err || r->left < n) {
+        fmnn__truncated(r, what);
+        return;
+    }
+    r->p += n;
+    r->left -= n;
+}
+
 void fmnn__get_floats(fmnn__reader *r, float *out, size_t n, const char *what)
 {
     if (r->err || r->left / 4 < n) {
@@ -243,8 +254,8 @@ void fmnn__get_floats(fmnn__reader *r, float *out, size_t n, const char *what)
 
 /* Reads and checks the header: the magic, the version, the flags, the
  * reserved word, and that the payload size is the file's. */
-static int read_header(FILE *file, const char *path, uint64_t file_size, uint32_t *flags, uint64_t *payload,
-                       uint32_t *crc)
+static int read_header(FILE *file, const char *path, uint64_t file_size, uint32_t *version, uint32_t *flags,
+                       uint64_t *payload, uint32_t *crc)
 {
     unsigned char h[HEADER_SIZE];
     if (file_size < HEADER_SIZE || fread(h, 1, HEADER_SIZE, file) != HEADER_SIZE)
@@ -253,14 +264,14 @@ static int read_header(FILE *file, const char *path, uint64_t file_size, uint32_
     if (memcmp(h, MAGIC, 8) != 0)
         return fmnn__error(FMNN_EFORMAT, "%s: not a libfmnn model file (wrong magic number)", path);
     fmnn__reader r = { h + 8, HEADER_SIZE - 8, path, 0 };
-    uint32_t version = fmnn__get_u32(&r, "the header");
+    *version = fmnn__get_u32(&r, "the header");
     *flags = fmnn__get_u32(&r, "the header");
     *payload = fmnn__get_u64(&r, "the header");
     *crc = fmnn__get_u32(&r, "the header");
     uint32_t reserved = fmnn__get_u32(&r, "the header");
-    if (version != FORMAT_VERSION)
-        return fmnn__error(FMNN_EFORMAT, "%s: model file format version %u is not supported (this is %u)", path,
-                           (unsigned)version, FORMAT_VERSION);
+    if (*version < 1 || *version > FORMAT_VERSION)
+        return fmnn__error(FMNN_EFORMAT, "%s: model file format version %u is not supported (this library reads 1 to %u)",
+                           path, (unsigned)*version, FORMAT_VERSION);
     if (*flags & ~FMNN__FILE_OPTIMIZER)
         return fmnn__error(FMNN_EFORMAT, "%s: corrupt model file: unknown flags 0x%x", path, (unsigned)*flags);
     if (reserved != 0)
@@ -287,7 +298,7 @@ static uint32_t crc_of(const unsigned char *p, size_t n)
     return (uint32_t)crc;
 }
 
-int fmnn__file_load(const char *path, unsigned char **out, size_t *size, uint32_t *flags)
+int fmnn__file_load(const char *path, unsigned char **out, size_t *size, uint32_t *version, uint32_t *flags)
 {
     *out = NULL;
     *size = 0;
@@ -301,7 +312,7 @@ int fmnn__file_load(const char *path, unsigned char **out, size_t *size, uint32_
     }
     uint32_t crc = 0;
     uint64_t payload = 0;
-    int err = read_header(file, path, (uint64_t)st.st_size, flags, &payload, &crc);
+    int err = read_header(file, path, (uint64_t)st.st_size, version, flags, &payload, &crc);
     if (err) {
         fclose(file);
         return err;

@@ -66,12 +66,17 @@ FMNN_INTERNAL float fmnn__get_f32(fmnn__reader *r, const char *what);
 FMNN_INTERNAL void fmnn__get_floats(fmnn__reader *r, float *out, size_t n, const char *what);
 
 /*
- * Reads the model file at path, checks its header (magic, version, known
- * flags, payload size) and its checksum, and gives the payload (free it
- * with fmnn__free) and the header flags.  FMNN_EIO, FMNN_EFORMAT or
- * FMNN_ENOMEM, with a message naming the file.
+ * Reads the model file at path, checks its header (magic, a version this
+ * library reads, known flags, payload size) and its checksum, and gives
+ * the payload (free it with fmnn__free), the format version and the
+ * header flags.  FMNN_EIO, FMNN_EFORMAT or FMNN_ENOMEM, with a message
+ * naming the file.
  */
 FMNN_INTERNAL int fmnn__file_load(const char *path, unsigned char **payload,
-                                  size_t *size, uint32_t *flags);
+                                  size_t *size, uint32_t *version,
+                                  uint32_t *flags);
+
+/* Skips n bytes of the payload (truncated when fewer are left). */
+FMNN_INTERNAL void fmnn__skip(fmnn__reader *r, size_t n, const char *what);
 
 #endif /* FMNN_MODEL_FILE_H */

@@ -4,7 +4,7 @@
  * One training step, as Keras runs it:
  *   gather the batch -> forward (training) -> loss and its gradient ->
  *   backward through the layers -> regularization -> optimizer update.
- * Every buffer was sized by fmnn__model_plan before the loop starts, so
+ * Every buffer was sized by fmnn__plan_buffers before the loop starts, so
  * the loop itself never allocates.
  */
 #include <math.h>
@@ -48,137 +48,43 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
         return fmnn__error(FMNN_EINVAL, "%s: y is NULL", fn);
     if (y->dims[0] != x->dims[0])
         return fmnn__error(FMNN_ESHAPE, "%s: x has %d samples but y has %d", fn, x->dims[0], y->dims[0]);
-    int want = m->output_rows * fmnn__loss_target_width(m->loss, m->output_width);
+    int want = m->output_rows * (m->loss_ops->sparse ? 1 : m->output_width);
     int width = (int)(y->size / (size_t)y->dims[0]);
     if (width != want) {
-        if (m->loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        if (m->loss_ops->sparse)
             return fmnn__error(FMNN_ESHAPE, "%s: the sparse loss takes %d class index(es) per sample, y has %d",
                                fn, want, width);
         return fmnn__error(FMNN_ESHAPE, "%s: y has %d values per sample but the model outputs %d (%s)",
                            fn, width, want, m->layers[m->n_layers - 1]->name);
     }
-    return fmnn__loss_check_targets(m->loss, y->data, y->size, m->output_width, fn);
+    return m->loss_ops->check_targets(y->data, y->size, m->output_width, fn);
 }
 
 /* ---- one batch ------------------------------------------------------- */
 
-/* One layer's forward or backward call, timed when profiling is on. */
-static void run_forward(fmnn_model *m, fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad, int *correct)
 {
-    double start = m->profile_forward ? fmnn__now() : 0.0;
-    layer->ops->forward(layer, pass, in, out);
-    if (m->profile_forward)
-        m->profile_forward[layer->index] += fmnn__now() - start;
-}
-
-static void run_backward(fmnn_model *m, fmnn_layer *layer, const fmnn_pass *pass, const float *in,
-                         const float *out, float *dout, float *din)
-{
-    double start = m->profile_backward ? fmnn__now() : 0.0;
-    layer->ops->backward(layer, pass, in, out, dout, din);
-    if (m->profile_backward)
-        m->profile_backward[layer->index] += fmnn__now() - start;
-}
-
-/*
- * The conv-pool pipeline (layer_impl.h): conv and pool run on a slice of
- * images at a time, through the conv's slice-sized buffer, which stays in
- * the cache between the two.  The slices are whole images in order, so
- * forward gives the same bits as one call over the batch would.
- */
-static void forward_pipeline(fmnn_model *m, const fmnn_pass *pass, fmnn_layer *conv, const float *in)
-{
-    fmnn_layer *pool = conv->pipeline_into;
-    const size_t in_image = fmnn__shape_size(&conv->in), out_image = fmnn__shape_size(&pool->out);
-    float *slice = m->acts[conv->index + 1], *out = m->acts[pool->index + 1];
-    fmnn_pass part = *pass;
-    for (part.first = 0; part.first < pass->batch; part.first += conv->pipeline_images) {
-        const int left = pass->batch - part.first;
-        part.batch = left < conv->pipeline_images ? left : conv->pipeline_images;
-        run_forward(m, conv, &part, in + (size_t)part.first * in_image, slice);
-        run_forward(m, pool, &part, slice, out + (size_t)part.first * out_image);
-    }
-}
-
-/* Backward through the pipeline, slice by slice: the pool routes the
- * slice's gradient into the conv's buffer, the conv adds the slice's
- * share to its kernel gradient and writes the slice's din. */
-static void backward_pipeline(fmnn_model *m, const fmnn_pass *pass, fmnn_layer *conv, const float *in,
-                              float *dout, float *din)
-{
-    fmnn_layer *pool = conv->pipeline_into;
-    const size_t in_image = fmnn__shape_size(&conv->in), out_image = fmnn__shape_size(&pool->out);
-    float *slice = m->acts[conv->index + 1];
-    const float *out = m->acts[pool->index + 1];
-    fmnn_pass part = *pass;
-    for (part.first = 0; part.first < pass->batch; part.first += conv->pipeline_images) {
-        const int left = pass->batch - part.first;
-        part.batch = left < conv->pipeline_images ? left : conv->pipeline_images;
-        const size_t at_in = (size_t)part.first * in_image, at_out = (size_t)part.first * out_image;
-        run_backward(m, pool, &part, slice, out + at_out, dout + at_out, slice);
-        run_backward(m, conv, &part, in + at_in, NULL, slice, din ? din + at_in : NULL);
-    }
-}
-
-void fmnn__model_forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
-{
-    for (int i = 0; i < m->n_layers; i++) {
-        fmnn_layer *layer = m->layers[i];
-        const float *in = i == 0 ? input : m->acts[i];
-        if (layer->pipeline_into) {
-            forward_pipeline(m, pass, layer, in);
-            i = layer->pipeline_into->index; /* the layers up to the pool are done */
-        } else if (!layer->passthrough) {
-            run_forward(m, layer, pass, in, m->acts[i + 1]);
-        }
-    }
-    if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
-        size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
-        memcpy(m->probs, m->logits, rows * (size_t)m->output_width * sizeof *m->probs);
-        fmnn__activate(FMNN_SOFTMAX, m->probs, rows, (size_t)m->output_width);
-    }
-}
-
-/* Sum of the per-row losses of the batch (a row per sample, or per
- * position of a convolutional output); the gradient of their mean goes to
- * delta[0], and *correct counts the rows predicted right. */
-static double loss(fmnn_model *m, int batch, const float *targets, int with_grad, int *correct)
-{
-    fmnn_loss_batch b = {
-        .kind = m->loss,
-        .fused_softmax = m->fusion != FUSE_NONE,
-        .batch = batch * m->output_rows,
+    const struct fmnn_loss_ops *ops = m->loss_ops;
+    const fmnn_loss_rows b = {
+        .rows = batch * m->output_rows,
         .width = m->output_width,
+        .fused = m->fusion != FUSE_NONE,
         .logits = m->logits,
         .output = m->probs,
         .target = targets,
-        .grad = with_grad ? m->delta[0] : NULL,
     };
-    return fmnn__loss(&b, correct);
-}
-
-void fmnn__model_backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
-{
-    /* With FUSE_LAYER the gradient from the loss is already with respect
-     * to the softmax layer's input, so that layer is skipped. */
-    int last = m->fusion == FUSE_LAYER ? m->n_layers - 2 : m->n_layers - 1;
-    int d = 0;
-    for (int i = last; i >= 0; i--) {
-        fmnn_layer *layer = m->layers[i];
-        if (layer->passthrough) /* the gradient passes through unchanged */
-            continue;
-        fmnn_layer *conv = layer->bias_from && layer->bias_from->pipeline_into == layer ? layer->bias_from : NULL;
-        const int first = conv ? conv->index : i; /* the lowest layer this step covers */
-        const float *in = first == 0 ? input : m->acts[first];
-        float *din = first > 0 ? m->delta[1 - d] : NULL;
-        if (conv) {
-            backward_pipeline(m, pass, conv, in, m->delta[d], din);
-            i = first;
-        } else {
-            run_backward(m, layer, pass, in, m->acts[i + 1], m->delta[d], din);
-        }
-        d = 1 - d;
+    const float scale = 1.0f / (float)b.rows; /* the gradient of the mean */
+    double total = 0.0;
+    int right = 0;
+    /* Rows in order: the sum must not depend on the thread count. */
+    for (int row = 0; row < b.rows; row++) {
+        float *grad = with_grad ? m->delta[0] + (size_t)row * b.width : NULL;
+        total += ops->row(&b, row, grad, scale);
+        right += ops->correct(&b, row);
     }
+    if (correct)
+        *correct = right;
+    return total;
 }
 
 /* Copies samples order[0..count) of x and y into the batch buffers. */
@@ -209,7 +115,7 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
                    int batch_size, float *loss_out, float *accuracy_out)
 {
     int chunk = inference_chunk(m, batch_size);
-    int err = fmnn__model_plan(m, chunk);
+    int err = fmnn__plan_buffers(m, chunk);
     if (err)
         return err;
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
@@ -219,9 +125,9 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
-        fmnn__model_forward(m, &pass, x->data + (size_t)start * x_width);
+        fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
         int correct;
-        total += loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
+        total += fmnn__model_loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
         right += correct;
     }
     const double rows = (double)count * m->output_rows;
@@ -315,16 +221,16 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         pass.seed = fmnn__mix64(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->step + 1);
         const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
         gather(m, x, y, order + first, pass.batch);
-        fmnn__model_forward(m, &pass, m->acts[0]);
+        fmnn__plan_forward(m, &pass, m->acts[0]);
         int correct;
         const int rows = pass.batch * m->output_rows;
-        double batch_loss = loss(m, pass.batch, m->targets, 1, &correct) / rows +
+        double batch_loss = fmnn__model_loss(m, pass.batch, m->targets, 1, &correct) / rows +
                             fmnn__regularization_penalty(m);
         /* Checked as the float it is reported as; and an update that would
          * overflow a weight is refused, so the weights stay the last good ones. */
         int bad_loss = !isfinite((float)batch_loss);
         if (!bad_loss) {
-            fmnn__model_backward(m, &pass, m->acts[0]);
+            fmnn__plan_backward(m, &pass, m->acts[0]);
             fmnn__regularization_gradient(m);
         }
         const int bad_update = !bad_loss && fmnn__optimizer_step(m) != FMNN_OK;
@@ -381,7 +287,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                            "%s: %d epochs of %d batches would take the optimizer, at step %lld, to 2^62 "
                            "steps, more than a model file can hold",
                            fn, o.epochs, batches, (long long)m->step);
-    if ((err = fmnn__model_plan(m, o.batch_size < n_train ? o.batch_size : n_train)))
+    if ((err = fmnn__plan_buffers(m, o.batch_size < n_train ? o.batch_size : n_train)))
         return err;
     fmnn_history *h = NULL;
     int *order = fmnn__alloc_array((size_t)n_train, sizeof *order, "the shuffle order");
@@ -460,7 +366,7 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
     if (batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
     int chunk = inference_chunk(m, batch_size ? batch_size : 32);
-    if ((err = fmnn__model_plan(m, chunk)))
+    if ((err = fmnn__plan_buffers(m, chunk)))
         return err;
     const fmnn_shape *shape = &m->layers[m->n_layers - 1]->out;
     if (shape->rank + 1 > FMNN_MAX_RANK)
@@ -475,7 +381,7 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = 0; start < x->dims[0]; start += chunk) {
         pass.batch = x->dims[0] - start < chunk ? x->dims[0] - start : chunk;
-        fmnn__model_forward(m, &pass, x->data + (size_t)start * x_width);
+        fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
         memcpy(result->data + (size_t)start * out_width, m->probs, (size_t)pass.batch * out_width * sizeof(float));
     }
     fmnn__restore_fp_mode(fp);

@@ -399,10 +399,10 @@ END_TEST
 /* ---- a softmax left to the loss ---------------------------------------------- */
 
 /*
- * When the model folds a final activation=softmax into cross-entropy it
- * sets activation_in_loss, and the layer must then output the logits and
- * its backward skip the softmax (layer_impl.h).  The layer is compared
- * with a twin whose activation is linear.
+ * When the model folds a final activation=softmax into cross-entropy the
+ * plan gives the layer a linear pass->activation, and the layer must then
+ * output the logits and its backward skip the softmax.  The layer is
+ * compared with a twin whose activation is linear.
  */
 static void check_softmax_left_to_loss(fmnn_layer *fused, fmnn_layer *plain, int rank,
                                        const int *dims, int batch, const char *name)
@@ -411,7 +411,7 @@ static void check_softmax_left_to_loss(fmnn_layer *fused, fmnn_layer *plain, int
     setup_layer(&a, fused, rank, dims, batch, 1000);
     setup_layer(&b, plain, rank, dims, batch, 1000);
     ck_assert_int_eq(a.layer->activation, FMNN_SOFTMAX);
-    a.layer->activation_in_loss = 1;
+    a.pass.activation = FMNN_LINEAR; /* as fmnn__plan_build does for FUSE_ACTIVATION */
     gc_layer_gradients(&a);
     gc_layer_gradients(&b);
     double dy = max_abs_diff(a.y, b.y, a.n_out);
@@ -419,7 +419,7 @@ static void check_softmax_left_to_loss(fmnn_layer *fused, fmnn_layer *plain, int
     double dk = max_abs_diff(a.kernel_grad, b.kernel_grad, a.layer->n_kernel);
     double db = max_abs_diff(a.bias_grad, b.bias_grad, a.layer->n_bias);
     ck_assert_msg(dy <= 1e-6 && dx <= 1e-6 && dk <= 1e-6 && db <= 1e-6,
-                  "%s with activation_in_loss = 1 differs from the linear layer: output by %.3g, din "
+                  "%s with a linear pass->activation differs from the linear layer: output by %.3g, din "
                   "by %.3g, kernel_grad by %.3g, bias_grad by %.3g (it still applies the softmax)",
                   name, dy, dx, dk, db);
     gc_layer_free(&a);
@@ -690,9 +690,10 @@ static fmnn_model *small_cnn(int pipeline_images)
     ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(3, NULL)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_add(m, fmnn_activation(FMNN_SOFTMAX)), FMNN_OK);
     ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 7), FMNN_OK);
-    ck_assert_ptr_eq(m->layers[0]->pipeline_into, m->layers[2]);
+    ck_assert_int_eq(m->steps[0].n_links, 2); /* conv and pool in one step */
+    ck_assert_ptr_eq(m->steps[0].links[1].layer, m->layers[2]);
     if (pipeline_images) /* before the buffers are planned */
-        m->layers[0]->pipeline_images = pipeline_images;
+        m->steps[0].slice = pipeline_images;
     return m;
 }
 

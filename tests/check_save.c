@@ -35,11 +35,34 @@ static char tmpdir[] = "/tmp/fmnn_check_save_XXXXXX";
 static char shmdir[] = "/dev/shm/fmnn_check_save_XXXXXX";
 static const char *corruptdir = tmpdir;
 
-/* Offsets in a file of a model with a rank-3 input (docs/FORMAT.md). */
+/* Offsets in a format-1 file of a model with a rank-3 input (docs/FORMAT.md). */
 #define HEADER 32
 #define RECORDS (HEADER + 52)
 #define RECORD 44
 #define AT_RECORD(i) (RECORDS + RECORD * (i))
+
+/* Offsets in the format-2 file of small_model() with Adam: each layer
+ * record is its code, its option count, then the options. */
+enum {
+    V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
+    V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon */
+    V2_LAYERS = HEADER + 44,
+    V2_CONV = HEADER + 48,       /* filters, kernel h, w, strides h, w, padding, activation, l1, l2 */
+    V2_RELU = V2_CONV + 44,      /* activation */
+    V2_POOL = V2_RELU + 12,      /* pool h, w, strides h, w, padding */
+    V2_DROPOUT = V2_POOL + 28,   /* rate */
+    V2_FLATTEN = V2_DROPOUT + 12,
+    V2_DENSE = V2_FLATTEN + 8,   /* units, activation, l1, l2 */
+    V2_SOFTMAX = V2_DENSE + 24,
+    V2_PARAMS = V2_SOFTMAX + 12, /* u64 count, 225 floats */
+    V2_STATE = V2_PARAMS + 8 + 4 * 225,
+    V2_STEP = V2_STATE + 8,
+    V2_SLOTS = V2_STEP + 8,
+    V2_MOMENTS = V2_SLOTS + 4
+};
+
+/* tests/format1/NAME, from the source tree Make runs the tests in. */
+static unsigned char *format1_file(const char *name, size_t *n);
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -73,6 +96,14 @@ static unsigned char *slurp(const char *path, size_t *n)
     fclose(f);
     *n = (size_t)size;
     return buf;
+}
+
+static unsigned char *format1_file(const char *name, size_t *n)
+{
+    const char *root = getenv("FMNN_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/format1/%s", root ? root : ".", name);
+    return slurp(path, n);
 }
 
 static uint32_t rd32(const unsigned char *p)
@@ -271,11 +302,11 @@ static void assert_same_model(fmnn_model *a, fmnn_model *b)
     ck_assert_int_eq(a->loss, b->loss);
     ck_assert_int_eq(a->optimizer.kind, b->optimizer.kind);
     ck_assert(a->optimizer.learning_rate == b->optimizer.learning_rate);
-    ck_assert(a->optimizer.beta_1 == b->optimizer.beta_1);
-    ck_assert(a->optimizer.beta_2 == b->optimizer.beta_2);
-    ck_assert(a->optimizer.epsilon == b->optimizer.epsilon);
-    ck_assert(a->optimizer.momentum == b->optimizer.momentum);
-    ck_assert_int_eq(a->optimizer.nesterov, b->optimizer.nesterov);
+    ck_assert(a->optimizer.adam.beta_1 == b->optimizer.adam.beta_1);
+    ck_assert(a->optimizer.adam.beta_2 == b->optimizer.adam.beta_2);
+    ck_assert(a->optimizer.adam.epsilon == b->optimizer.adam.epsilon);
+    ck_assert(a->optimizer.sgd.momentum == b->optimizer.sgd.momentum);
+    ck_assert_int_eq(a->optimizer.sgd.nesterov, b->optimizer.sgd.nesterov);
     for (int i = 0; i < fmnn_model_layer_count(a); i++) {
         const fmnn_layer *la = fmnn_model_layer(a, i), *lb = fmnn_model_layer(b, i);
         ck_assert_str_eq(fmnn_layer_name(la), fmnn_layer_name(lb));
@@ -288,13 +319,10 @@ static void assert_same_model(fmnn_model *a, fmnn_model *b)
         ck_assert(la->regularizer.l2 == lb->regularizer.l2);
         ck_assert_uint_eq(la->n_kernel, lb->n_kernel);
         ck_assert_uint_eq(la->n_bias, lb->n_bias);
-        fmnn_layer_config ca = { { 0 }, 0.0f }, cb = { { 0 }, 0.0f };
-        if (la->ops->get_config) {
-            la->ops->get_config(la, &ca);
-            lb->ops->get_config(lb, &cb);
-        }
-        ck_assert_mem_eq(ca.ints, cb.ints, sizeof ca.ints);
-        ck_assert(ca.rate == cb.rate);
+        ck_assert_int_eq(la->n_state, lb->n_state);
+        const fmnn_fields *config = &la->ops->config; /* every option, as the file keeps them */
+        for (int k = 0; k < config->count; k++)
+            ck_assert_mem_eq((const char *)la + config->fields[k].offset, (const char *)lb + config->fields[k].offset, 4);
     }
     size_t na, nb;
     const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
@@ -356,7 +384,7 @@ START_TEST(test_round_trip)
 {
     fmnn_loss loss = (fmnn_loss)_i;
     fmnn_optimizer sgd = fmnn_sgd(0.05f, 0.9f);
-    sgd.nesterov = 1;
+    sgd.sgd.nesterov = 1;
     fmnn_model *a = full_model(loss, _i == 1 ? &sgd : NULL, 11);
     char path[512];
     tpath(path, sizeof path, "round.fmnn");
@@ -472,8 +500,8 @@ START_TEST(test_resume)
     const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
     ck_assert_uint_eq(na, nb);
     ck_assert_mem_eq(wa, wb, na * sizeof *wa);
-    ck_assert_mem_eq(a->adam_m, b->adam_m, na * sizeof *wa);
-    ck_assert_mem_eq(a->adam_v, b->adam_v, na * sizeof *wa);
+    for (int k = 0; k < a->optimizer_ops->n_slots; k++)
+        ck_assert_mem_eq(a->slots[k], b->slots[k], na * sizeof *wa);
 
     fmnn_model *c = load_ok(without);
     ck_assert_int_eq(c->step, 0);
@@ -584,8 +612,8 @@ START_TEST(test_bad_header)
     expect_load_error(b, n, FMNN_EFORMAT, "magic");
 
     memcpy(b, good, n);
-    wr32(b + 8, 2);
-    expect_load_error(b, n, FMNN_EFORMAT, "version 2");
+    wr32(b + 8, 3);
+    expect_load_error(b, n, FMNN_EFORMAT, "version 3");
     wr32(b + 8, 0);
     expect_load_error(b, n, FMNN_EFORMAT, "version 0");
 
@@ -682,11 +710,99 @@ typedef struct edit {
     const char *word; /* expected in the message */
 } edit;
 
-/* A valid checksum but an impossible architecture or value. */
+/* Each edit in turn on a copy of good, with a header made to agree. */
+static void expect_edits_refused(const unsigned char *good, size_t n, const edit *edits, size_t count,
+                                 const char *prefix)
+{
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < count; i++) {
+        const edit *e = &edits[i];
+        memcpy(b, good, n);
+        if (e->is_float)
+            wrf(b + e->at, e->f);
+        else
+            wr32(b + e->at, e->u);
+        fix_header(b, n);
+        char name[128];
+        snprintf(name, sizeof name, "%s-%zu.fmnn", prefix, i);
+        expect_load_error_named(name, b, n, FMNN_EFORMAT, e->word);
+    }
+    free(b);
+}
+
+/* A valid checksum but an impossible architecture or value: format 2. */
 START_TEST(test_impossible_architecture)
 {
     size_t n;
     unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    const edit edits[] = {
+        { "unknown loss", V2_LOSS, 0, 3, 0, "loss" },
+        { "input rank 0", V2_RANK, 0, 0, 0, "rank" },
+        { "input rank 4", V2_RANK, 0, 4, 0, "rank" },
+        { "input height 0", V2_HEIGHT, 0, 0, 0, "input dimension" },
+        { "input height 2^31", V2_HEIGHT, 0, 0x80000000u, 0, "input dimension" },
+        { "input height 2^24: 5e8 parameters", V2_HEIGHT, 0, 1u << 24, 0, "parameters" },
+        { "unknown optimizer", V2_OPTIMIZER, 0, 2, 0, "optimizer" },
+        { "more optimizer settings than Adam has", V2_SETTINGS, 0, 5, 0, "options" },
+        { "fewer optimizer settings: the rest is misread", V2_SETTINGS, 0, 3, 0, "layer count" },
+        { "negative learning rate", V2_SETTINGS + 4, 1, 0, -1.0f, "learning_rate" },
+        { "NaN learning rate", V2_SETTINGS + 4, 1, 0, NAN, "learning_rate" },
+        { "beta_1 of 1", V2_SETTINGS + 8, 1, 0, 1.0f, "beta_1" },
+        { "negative epsilon", V2_SETTINGS + 16, 1, 0, -1.0f, "epsilon" },
+        { "layer count 0", V2_LAYERS, 0, 0, 0, "layer count" },
+        { "layer count 1e9", V2_LAYERS, 0, 1000000000u, 0, "layer count" },
+        { "layer count 8", V2_LAYERS, 0, 8, 0, "layer 7" },
+        { "unknown layer code", V2_RELU, 0, 99, 0, "unknown type code" },
+        { "layer code 0", V2_RELU, 0, 0, 0, "unknown type code" },
+        { "more conv options than it has", V2_CONV + 4, 0, 10, 0, "options" },
+        { "options on a Flatten", V2_FLATTEN + 4, 0, 1, 0, "options" },
+        { "conv with 0 filters", V2_CONV + 8, 0, 0, 0, "filters" },
+        { "conv with 2^30 filters", V2_CONV + 8, 0, 1u << 30, 0, "filters" },
+        { "conv with more filters", V2_CONV + 8, 0, 5, 0, "parameters" },
+        { "conv kernel larger than the input", V2_CONV + 12, 0, 9, 0, "larger" },
+        { "conv stride 0", V2_CONV + 20, 0, 0, 0, "strides[0]" },
+        { "conv stride -1", V2_CONV + 20, 0, 0xffffffffu, 0, "strides[0]" },
+        { "conv padding 2", V2_CONV + 28, 0, 2, 0, "padding" },
+        { "conv activation 5", V2_CONV + 32, 0, 5, 0, "activation" },
+        { "negative regularizer", V2_CONV + 36, 1, 0, -0.5f, "regularizer" },
+        { "NaN regularizer", V2_DENSE + 20, 1, 0, NAN, "regularizer" },
+        { "infinite regularizer", V2_DENSE + 20, 1, 0, INFINITY, "regularizer" },
+        { "pool larger than the input", V2_POOL + 8, 0, 7, 0, "larger" },
+        { "pool stride 0", V2_POOL + 16, 0, 0, 0, "strides[0]" },
+        { "dropout rate 2", V2_DROPOUT + 8, 1, 0, 2.0f, "rate" },
+        { "dropout rate 1", V2_DROPOUT + 8, 1, 0, 1.0f, "rate" },
+        { "dropout rate -0.1", V2_DROPOUT + 8, 1, 0, -0.1f, "rate" },
+        { "dropout rate NaN", V2_DROPOUT + 8, 1, 0, NAN, "rate" },
+        { "dense with 0 units", V2_DENSE + 8, 0, 0, 0, "units" },
+        { "dense with 2^24 units", V2_DENSE + 8, 0, 1u << 24, 0, "parameters" },
+        { "dense with 2^24+1 units", V2_DENSE + 8, 0, (1u << 24) + 1, 0, "units" },
+        { "activation kind 9", V2_SOFTMAX + 8, 0, 9, 0, "activation" },
+        { "parameter count + 1", V2_PARAMS, 0, 225 + 1, 0, "parameters" },
+        { "parameter count 2^32", V2_PARAMS + 4, 0, 1, 0, "parameters" },
+        { "a non-trainable value", V2_STATE, 0, 1, 0, "non-trainable" },
+        { "step count 2^63", V2_STEP + 4, 0, 0x80000000u, 0, "step" },
+        { "step count 2^62", V2_STEP + 4, 0, 0x40000000u, 0, "step" },
+        { "one optimizer array for Adam", V2_SLOTS, 0, 1, 0, "optimizer state arrays" },
+        { "NaN weight", V2_PARAMS + 8, 1, 0, NAN, "NaN" },
+        { "infinite weight", V2_PARAMS + 8 + 4 * 224, 1, 0, -INFINITY, "NaN or Inf" },
+        { "NaN first moment", V2_MOMENTS, 1, 0, NAN, "optimizer state" },
+        { "negative second moment", V2_MOMENTS + 4 * 225 + 8, 1, 0, -1.0f, "second moment" },
+    };
+    ck_assert_uint_eq(rd32(good + V2_PARAMS), 225); /* 40 + 185 parameters */
+    ck_assert_uint_eq(rd32(good + V2_SLOTS), 2);
+    ck_assert_uint_eq(n, V2_MOMENTS + 8 * 225);
+    expect_edits_refused(good, n, edits, sizeof edits / sizeof *edits, "impossible");
+    free(good);
+}
+END_TEST
+
+/* The same for format 1, on the small model's file that the first
+ * library wrote (tests/format1/small-optimizer.fmnn). */
+START_TEST(test_impossible_architecture_format1)
+{
+    size_t n;
+    unsigned char *good = format1_file("small-optimizer.fmnn", &n);
     /* Layers: 0 conv2d 4 3x3, 1 relu, 2 maxpool 2x2, 3 dropout, 4 flatten,
      * 5 dense 5, 6 softmax.  Record fields: +0 code, +4 activation, +8 l1,
      * +12 l2, +16 six ints, +40 rate. */
@@ -745,21 +861,7 @@ START_TEST(test_impossible_architecture)
     };
     ck_assert_uint_eq(rd32(good + params), 225); /* 40 + 185 parameters */
     ck_assert_uint_eq(n, params + 16 + 12 * 225);
-    unsigned char *b = malloc(n);
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
-        const edit *e = &edits[i];
-        memcpy(b, good, n);
-        if (e->is_float)
-            wrf(b + e->at, e->f);
-        else
-            wr32(b + e->at, e->u);
-        fix_header(b, n);
-        char name[128];
-        snprintf(name, sizeof name, "impossible-%zu.fmnn", i);
-        expect_load_error_named(name, b, n, FMNN_EFORMAT, e->word);
-    }
-    free(b);
+    expect_edits_refused(good, n, edits, sizeof edits / sizeof *edits, "impossible-format1");
     free(good);
 }
 END_TEST
@@ -770,6 +872,25 @@ START_TEST(test_oversized_kernel)
     size_t n;
     unsigned char *good = good_file(&n, 0);
     unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, good, n);
+    wr32(b + V2_CONV + 12, 1u << 24); /* kh */
+    wr32(b + V2_CONV + 16, 1u << 24); /* kw */
+    wr32(b + V2_CONV + 28, FMNN_PADDING_SAME);
+    fix_header(b, n);
+    expect_load_error(b, n, FMNN_EFORMAT, "too large");
+    memcpy(b, good, n);
+    wr32(b + V2_CONV + 12, 1u << 16);
+    wr32(b + V2_CONV + 16, 1u << 15);
+    wr32(b + V2_CONV + 28, FMNN_PADDING_SAME);
+    fix_header(b, n);
+    expect_load_error(b, n, FMNN_EFORMAT, "too large");
+    free(b);
+    free(good);
+
+    /* And in format 1. */
+    good = format1_file("small.fmnn", &n);
+    b = malloc(n);
     ck_assert_ptr_nonnull(b);
     memcpy(b, good, n);
     wr32(b + AT_RECORD(0) + 20, 1u << 24); /* kh */
@@ -867,7 +988,7 @@ START_TEST(test_nonfinite_not_saved)
         ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "NaN or Inf"));
         w[n - 1] = kept;
     }
-    m->adam_v[0] = INFINITY;
+    m->slots[1][0] = INFINITY;
     EXPECT_ERROR(fmnn_model_save(m, path, FMNN_SAVE_OPTIMIZER), FMNN_ENUMERIC, "optimizer state 0");
     unsigned char *after = slurp(path, &n_after);
     ck_assert_uint_eq(n_after, n_good);
@@ -1002,6 +1123,7 @@ static Suite *save_suite(void)
     tcase_add_loop_test(tc, test_trailing_garbage, 0, 2);
     tcase_add_test(tc, test_bad_checksum);
     tcase_add_test(tc, test_impossible_architecture);
+    tcase_add_test(tc, test_impossible_architecture_format1);
     tcase_add_test(tc, test_oversized_kernel);
     tcase_add_test(tc, test_not_a_file);
     tcase_add_test(tc, test_bad_arguments);

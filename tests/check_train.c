@@ -250,8 +250,8 @@ START_TEST(test_adam_by_hand)
     fmnn_optimizer o = fmnn_adam();
     o.learning_rate = adam_cases[_i].lr;
     if (!adam_cases[_i].defaults) {
-        o.beta_1 = adam_cases[_i].beta_1;
-        o.beta_2 = adam_cases[_i].beta_2;
+        o.adam.beta_1 = adam_cases[_i].beta_1;
+        o.adam.beta_2 = adam_cases[_i].beta_2;
     }
     fmnn_model *m = line_model(&o, adam_cases[_i].w, adam_cases[_i].b);
     const double x = adam_cases[_i].x, t = adam_cases[_i].t;
@@ -259,7 +259,7 @@ START_TEST(test_adam_by_hand)
     fmnn_tensor_data(xt)[0] = (float)x;
     fmnn_tensor_data(yt)[0] = (float)t;
 
-    const double lr = o.learning_rate, b1 = o.beta_1, b2 = o.beta_2, eps = o.epsilon;
+    const double lr = o.learning_rate, b1 = o.adam.beta_1, b2 = o.adam.beta_2, eps = o.adam.epsilon;
     ck_assert(eps == (double)1e-7f);
     double w[2] = { adam_cases[_i].w, adam_cases[_i].b }, mo[2] = { 0, 0 }, v[2] = { 0, 0 };
     fmnn_fit_options fo = quiet_options(1, 1, 0);
@@ -301,9 +301,9 @@ static const struct {
 START_TEST(test_sgd_by_hand)
 {
     fmnn_optimizer o = fmnn_sgd(sgd_cases[_i].lr, sgd_cases[_i].momentum);
-    o.nesterov = sgd_cases[_i].nesterov;
+    o.sgd.nesterov = sgd_cases[_i].nesterov;
     fmnn_model *m = line_model(&o, 0.5f, -0.2f);
-    const double x = 1.5, t = 2.0, lr = o.learning_rate, mu = o.momentum;
+    const double x = 1.5, t = 2.0, lr = o.learning_rate, mu = o.sgd.momentum;
     fmnn_tensor *xt = matrix(1, 1), *yt = matrix(1, 1);
     fmnn_tensor_data(xt)[0] = (float)x;
     fmnn_tensor_data(yt)[0] = (float)t;
@@ -315,7 +315,7 @@ START_TEST(test_sgd_by_hand)
         for (int k = 0; k < 2; k++) {
             /* keras.optimizers.SGD */
             vel[k] = mu * vel[k] - lr * g[k];
-            w[k] += o.nesterov ? mu * vel[k] - lr * g[k] : vel[k];
+            w[k] += o.sgd.nesterov ? mu * vel[k] - lr * g[k] : vel[k];
         }
         EXPECT_OK(fmnn_model_fit(m, xt, yt, &fo, NULL));
         const float *p = fmnn_model_weights(m, NULL);

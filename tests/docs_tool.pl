@@ -175,13 +175,11 @@ C
 
 # Where a recipe block's lines go, by its CONTEXT: [ before, after ].
 my %RECIPE_CONTEXT = (
-    # save.c's record, as layer_from_record() receives it.
-    'layer_from_record()' => [
-        "typedef struct docs_record {\n    uint32_t code, activation;\n    float l1, l2;\n"
-          . "    int32_t ints[6];\n    float rate;\n} docs_record;\n"
-          . "fmnn_layer *docs_layer_from_record(const docs_record *rec);\n"
-          . "fmnn_layer *docs_layer_from_record(const docs_record *rec)\n{\n    switch (rec->code) {\n",
-        "    }\n    return NULL;\n}\n" ],
+    # A line of the registry's list of layer types, which declares its ops
+    # here (the list's lines end in a backslash: the blank line ends it).
+    'LAYER_TYPES' => [
+        "#define X(code, name) extern const struct fmnn_layer_ops fmnn__##name##_ops;\n",
+        "\n\n#undef X\n" ],
     'gradients_suite()' => [
         "static void docs_add_tests(TCase *tc)\n{\n",
         "}\n" ],

@@ -242,7 +242,6 @@ int gc_layer_init(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int
     if (rank < 1 || rank > FMNN_MAX_RANK - 1 || batch < 1)
         return FMNN_EINVAL;
     layer->index = index;
-    layer->activation_in_loss = 0;
     layer->in.rank = rank;
     for (int d = 0; d < FMNN_MAX_RANK; d++)
         layer->in.dims[d] = d < rank ? dims[d] : 0;
@@ -276,6 +275,7 @@ int gc_layer_init(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int
     g->pass.training = 0;
     g->pass.workspace = g->workspace;
     g->pass.seed = 0;
+    fmnn__plan_alone(layer, &g->pass); /* its own activation, nothing fused */
     return FMNN_OK;
 }
 
@@ -337,10 +337,9 @@ void gc_layer_gradients(gc_layer *g)
 
 double gc_layer_min_preactivation(gc_layer *g)
 {
-    fmnn_activation_kind kind = g->layer->activation;
-    g->layer->activation = FMNN_LINEAR;
-    g->layer->ops->forward(g->layer, &g->pass, g->x, g->y);
-    g->layer->activation = kind;
+    fmnn_pass linear = g->pass; /* the output before the activation */
+    linear.activation = FMNN_LINEAR;
+    g->layer->ops->forward(g->layer, &linear, g->x, g->y);
     return gc_min_abs(g->y, g->n_out);
 }
 
@@ -395,18 +394,19 @@ static double gc_loss_run(gc_loss *l, float *grad)
         memcpy(l->probs, l->x, n * sizeof *l->probs);
         fmnn__activate(FMNN_SOFTMAX, l->probs, (size_t)l->batch, (size_t)l->width);
     }
-    fmnn_loss_batch b = {
-        .kind = l->kind,
-        .fused_softmax = l->fused_softmax,
-        .batch = l->batch,
+    const struct fmnn_loss_ops *ops = fmnn__loss_type(l->kind);
+    const fmnn_loss_rows b = {
+        .rows = l->batch,
         .width = l->width,
+        .fused = l->fused_softmax,
         .logits = l->fused_softmax ? l->x : NULL,
         .output = l->fused_softmax ? l->probs : l->x,
         .target = l->target,
-        .grad = grad,
     };
-    int correct;
-    return fmnn__loss(&b, &correct);
+    double total = 0.0;
+    for (int row = 0; row < b.rows; row++)
+        total += ops->row(&b, row, grad ? grad + (size_t)row * b.width : NULL, 1.0f / (float)l->batch);
+    return total;
 }
 
 double gc_loss_mean(void *ctx)
@@ -432,7 +432,7 @@ int gc_model_init(gc_model *g, fmnn_model *model, int batch, const float *x, con
     g->y = y;
     if (!model || !model->compiled || batch < 1)
         return FMNN_ESTATE;
-    int err = fmnn__model_plan(model, batch);
+    int err = fmnn__plan_buffers(model, batch);
     if (err)
         return err;
     g->pass.batch = batch;
@@ -450,22 +450,13 @@ static double gc_model_run(gc_model *g, int with_grad)
     g->pass.workspace = m->workspace; /* in case a library call re-planned the buffers */
     const fmnn_pass *pass = &g->pass;
     memcpy(m->acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
-    fmnn__model_forward(m, pass, m->acts[0]);
-    fmnn_loss_batch b = {
-        .kind = m->loss,
-        .fused_softmax = m->fusion != FUSE_NONE,
-        .batch = pass->batch,
-        .width = m->output_width,
-        .logits = m->logits,
-        .output = m->probs,
-        .target = g->y,
-        .grad = with_grad ? m->delta[0] : NULL,
-    };
+    fmnn__plan_forward(m, pass, m->acts[0]);
     int correct;
-    double objective = fmnn__loss(&b, &correct) / pass->batch + fmnn__regularization_penalty(m);
+    double objective = fmnn__model_loss(m, pass->batch, g->y, with_grad, &correct) /
+                       ((double)pass->batch * m->output_rows) + fmnn__regularization_penalty(m);
     if (!with_grad)
         return objective;
-    fmnn__model_backward(m, pass, m->acts[0]);
+    fmnn__plan_backward(m, pass, m->acts[0]);
     fmnn__regularization_gradient(m);
     return objective;
 }

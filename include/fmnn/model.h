@@ -41,13 +41,34 @@ typedef enum fmnn_optimizer_kind {
     FMNN_OPTIMIZER_SGD
 } fmnn_optimizer_kind;
 
-/** Optimizer settings; build them with fmnn_adam() or fmnn_sgd(). */
+/** Adam's own settings (keras.optimizers.Adam). */
+typedef struct fmnn_adam_settings {
+    float beta_1, beta_2;  /**< in [0, 1) */
+    float epsilon;         /**< >= 0, added to sqrt(v) */
+} fmnn_adam_settings;
+
+/** SGD's own settings (keras.optimizers.SGD). */
+typedef struct fmnn_sgd_settings {
+    float momentum;        /**< in [0, 1) */
+    int nesterov;          /**< 0 or 1 */
+} fmnn_sgd_settings;
+
+/**
+ * Optimizer settings; build them with fmnn_adam() or fmnn_sgd() and
+ * change what you need.  The settings of each kind are nested under its
+ * name (o.adam.beta_1, o.sgd.momentum).  The struct's size is fixed: later
+ * optimizers' settings go in the union, and settings every optimizer
+ * shares in the reserved floats, which must be 0.
+ */
 typedef struct fmnn_optimizer {
     fmnn_optimizer_kind kind;
-    float learning_rate;
-    float beta_1, beta_2, epsilon;  /**< Adam */
-    float momentum;                 /**< SGD */
-    int nesterov;                   /**< SGD */
+    float learning_rate;   /**< > 0 */
+    union {
+        fmnn_adam_settings adam;
+        fmnn_sgd_settings sgd;
+        float reserved_kind[16];
+    };
+    float reserved[8];
 } fmnn_optimizer;
 
 /** Adam with Keras's defaults: lr 1e-3, beta_1 0.9, beta_2 0.999, eps 1e-7. */

@@ -5,8 +5,6 @@
 
 static int activation_infer(fmnn_layer *layer)
 {
-    if ((unsigned)layer->activation > FMNN_TANH)
-        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown activation %d", (int)layer->activation);
     layer->out = layer->in;
     return FMNN_OK;
 }
@@ -22,8 +20,7 @@ static void activation_forward(fmnn_layer *layer, const fmnn_pass *pass, const f
     size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;
     if (out != in)
         memcpy(out, in, n * sizeof *out);
-    if (!layer->activation_in_loss)
-        fmnn__activate(layer->activation, out, n / row_width(layer), row_width(layer));
+    fmnn__activate(pass->activation, out, n / row_width(layer), row_width(layer));
 }
 
 static void activation_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
@@ -33,15 +30,19 @@ static void activation_backward(fmnn_layer *layer, const fmnn_pass *pass, const 
     size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;
     if (!din)
         return;
-    if (!layer->activation_in_loss)
-        fmnn__activate_backward(layer->activation, out, dout, n / row_width(layer), row_width(layer));
+    fmnn__activate_backward(pass->activation, out, dout, n / row_width(layer), row_width(layer));
     memcpy(din, dout, n * sizeof *din);
 }
 
-static const struct fmnn_layer_ops activation_ops = {
+static const fmnn_field activation_fields[] = {
+    FMNN__CHOICE(fmnn_layer, activation, "activation", FMNN__LAST_ACTIVATION),
+};
+
+const struct fmnn_layer_ops fmnn__activation_ops = {
     .type = "Activation",
-    .code = FMNN_CODE_ACTIVATION,
     .base_name = "activation",
+    .size = sizeof(fmnn_layer),
+    .config = FMNN__FIELDS(activation_fields),
     .is_activation = 1,
     .infer = activation_infer,
     .forward = activation_forward,
@@ -50,7 +51,7 @@ static const struct fmnn_layer_ops activation_ops = {
 
 FMNN_API fmnn_layer *fmnn_activation(fmnn_activation_kind kind)
 {
-    fmnn_layer *layer = fmnn__layer_alloc(sizeof *layer, &activation_ops);
+    fmnn_layer *layer = fmnn__layer_alloc(&fmnn__activation_ops);
     if (layer)
         layer->activation = kind;
     return layer;

@@ -18,59 +18,39 @@
 
 typedef struct conv2d {
     fmnn_layer base;
-    int filters, kh, kw, sh, sw;
-    fmnn_padding padding;
+    int filters;
+    fmnn_window kernel;    /* its size, strides and padding */
     int pad_top, pad_left; /* from the padding mode, set by infer */
 } conv2d;
 
 static int conv2d_infer(fmnn_layer *layer)
 {
     conv2d *c = (conv2d *)layer;
-    if (layer->in.rank != 3)
-        return fmnn__layer_error(layer, FMNN_ESHAPE,
-                                 "expects (height, width, channels) input, got rank %d", layer->in.rank);
-    if (!fmnn__valid_size(c->filters))
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "filters must be in 1..%d, got %d", FMNN__MAX_SIZE,
-                                 c->filters);
-    if (!fmnn__valid_size(c->kh) || !fmnn__valid_size(c->kw))
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel size %dx%d must be in 1..%d", c->kh, c->kw,
-                                 FMNN__MAX_SIZE);
-    if (!fmnn__valid_size(c->sh) || !fmnn__valid_size(c->sw))
-        return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be in 1..%d", c->sh, c->sw,
-                                 FMNN__MAX_SIZE);
-    if ((unsigned)c->padding > FMNN_PADDING_SAME)
-        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown padding %d", (int)c->padding);
-    if ((unsigned)layer->activation > FMNN_TANH)
-        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown activation %d", (int)layer->activation);
-    int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
-    if ((long long)c->kh * c->kw * ch > INT_MAX || (long long)c->kh * c->kw * c->filters > INT_MAX)
+    int oh, ow;
+    int err = fmnn__window_infer(layer, &c->kernel, "kernel", &oh, &ow, &c->pad_top, &c->pad_left);
+    if (err)
+        return err;
+    int ch = layer->in.dims[2];
+    if ((long long)c->kernel.h * c->kernel.w * ch > INT_MAX || (long long)c->kernel.h * c->kernel.w * c->filters > INT_MAX)
         return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d over %d channels, %d filters is too large",
-                                 c->kh, c->kw, ch, c->filters);
-    int oh = fmnn__window_axis(h, c->kh, c->sh, c->padding, &c->pad_top);
-    int ow = fmnn__window_axis(w, c->kw, c->sw, c->padding, &c->pad_left);
-    if (oh < 0 || ow < 0)
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d with strides %dx%d is too large",
-                                 c->kh, c->kw, c->sh, c->sw);
-    if (oh < 1 || ow < 1)
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d is larger than its %dx%d input",
-                                 c->kh, c->kw, h, w);
+                                 c->kernel.h, c->kernel.w, ch, c->filters);
     layer->out = (fmnn_shape){ 3, { oh, ow, c->filters, 0 } };
-    layer->n_kernel = (size_t)c->kh * (size_t)c->kw * (size_t)ch * (size_t)c->filters;
+    layer->n_kernel = (size_t)c->kernel.h * (size_t)c->kernel.w * (size_t)ch * (size_t)c->filters;
     layer->n_bias = (size_t)c->filters;
-    layer->fan_in = c->kh * c->kw * ch;
-    layer->fan_out = c->kh * c->kw * c->filters;
+    layer->fan_in = c->kernel.h * c->kernel.w * ch;
+    layer->fan_out = c->kernel.h * c->kernel.w * c->filters;
     return FMNN_OK;
 }
 
 /* The 1x1, stride-1, unpadded case needs no im2col: the input is col. */
 static int is_pointwise(const conv2d *c)
 {
-    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1;
+    return c->kernel.h == 1 && c->kernel.w == 1 && c->kernel.stride_h == 1 && c->kernel.stride_w == 1;
 }
 
 static size_t col_width(const conv2d *c)
 {
-    return (size_t)c->kh * (size_t)c->kw * (size_t)c->base.in.dims[2];
+    return (size_t)c->kernel.h * (size_t)c->kernel.w * (size_t)c->base.in.dims[2];
 }
 
 static size_t pixels_out(const conv2d *c)
@@ -98,7 +78,7 @@ static void im2col(const conv2d *c, const float *in, int images, float *col)
     const int h = c->base.in.dims[0], w = c->base.in.dims[1], ch = c->base.in.dims[2];
     const int oh = c->base.out.dims[0], ow = c->base.out.dims[1];
     const size_t width = col_width(c);
-    const size_t patch_row = (size_t)c->kw * (size_t)ch;
+    const size_t patch_row = (size_t)c->kernel.w * (size_t)ch;
 #pragma omp parallel num_threads(fmnn__threads())
     {
         const unsigned fp = fmnn__flush_denormals();
@@ -108,19 +88,19 @@ static void im2col(const conv2d *c, const float *in, int images, float *col)
                 const float *image = in + (size_t)n * h * w * ch;
                 for (int x = 0; x < ow; x++) {
                     float *row = col + (((size_t)n * oh + y) * ow + x) * width;
-                    int x0 = x * c->sw - c->pad_left;
-                    for (int i = 0; i < c->kh; i++) {
-                        int iy = y * c->sh - c->pad_top + i;
+                    int x0 = x * c->kernel.stride_w - c->pad_left;
+                    for (int i = 0; i < c->kernel.h; i++) {
+                        int iy = y * c->kernel.stride_h - c->pad_top + i;
                         float *dst = row + (size_t)i * patch_row;
                         if (iy < 0 || iy >= h) {
                             memset(dst, 0, patch_row * sizeof *dst);
                             continue;
                         }
-                        if (x0 >= 0 && x0 + c->kw <= w) { /* the common case: no edge */
+                        if (x0 >= 0 && x0 + c->kernel.w <= w) { /* the common case: no edge */
                             memcpy(dst, image + ((size_t)iy * w + x0) * ch, patch_row * sizeof *dst);
                             continue;
                         }
-                        for (int j = 0; j < c->kw; j++) {
+                        for (int j = 0; j < c->kernel.w; j++) {
                             int ix = x0 + j;
                             if (ix < 0 || ix >= w)
                                 memset(dst + (size_t)j * ch, 0, (size_t)ch * sizeof *dst);
@@ -154,18 +134,18 @@ static void col2im(const conv2d *c, const float *dcol, int images, float *din)
                 for (int ix = 0; ix < w; ix++) {
                     float *dst = din + (((size_t)n * h + iy) * w + ix) * ch;
                     memset(dst, 0, (size_t)ch * sizeof *dst);
-                    for (int i = 0; i < c->kh; i++) {
+                    for (int i = 0; i < c->kernel.h; i++) {
                         int ty = iy + c->pad_top - i; /* = y * sh when output row y saw iy */
-                        if (ty < 0 || ty % c->sh != 0 || ty / c->sh >= oh)
+                        if (ty < 0 || ty % c->kernel.stride_h != 0 || ty / c->kernel.stride_h >= oh)
                             continue;
-                        int y = ty / c->sh;
-                        for (int j = 0; j < c->kw; j++) {
+                        int y = ty / c->kernel.stride_h;
+                        for (int j = 0; j < c->kernel.w; j++) {
                             int tx = ix + c->pad_left - j;
-                            if (tx < 0 || tx % c->sw != 0 || tx / c->sw >= ow)
+                            if (tx < 0 || tx % c->kernel.stride_w != 0 || tx / c->kernel.stride_w >= ow)
                                 continue;
-                            int x = tx / c->sw;
+                            int x = tx / c->kernel.stride_w;
                             const float *src = dcol + (((size_t)n * oh + y) * ow + x) * width +
-                                               ((size_t)i * c->kw + j) * ch;
+                                               ((size_t)i * c->kernel.w + j) * ch;
 #pragma omp simd
                             for (int k = 0; k < ch; k++)
                                 dst[k] += src[k];
@@ -195,8 +175,8 @@ static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float
         int rows = images * (int)pixels_out(c);
         fmnn__gemm(0, 0, rows, c->filters, width, 1.0f, col, width, layer->kernel,
                    c->filters, 0.0f, y, c->filters);
-        if (!layer->defer_bias_activation)
-            fmnn__bias_activate(fmnn__output_activation(layer), y, layer->bias, (size_t)rows,
+        if (!pass->defer_bias)
+            fmnn__bias_activate(pass->activation, y, layer->bias, (size_t)rows,
                                 (size_t)c->filters);
     }
 }
@@ -211,8 +191,8 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     const int group = group_size(c, pass->batch);
     const size_t all_rows = (size_t)pass->batch * pixels_out(c);
 
-    if (!layer->defer_bias_activation) /* else the pool after us did this */
-        fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, all_rows,
+    if (!pass->defer_bias) /* else the pool after us did this */
+        fmnn__bias_activate_backward(pass->activation, out, dout, layer->bias_grad, all_rows,
                                      (size_t)c->filters, pass->first > 0);
     for (int n0 = 0; n0 < pass->batch; n0 += group) {
         int images = pass->batch - n0 < group ? pass->batch - n0 : group;
@@ -241,20 +221,24 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     }
 }
 
-static void conv2d_config(const fmnn_layer *layer, fmnn_layer_config *config)
-{
-    const conv2d *c = (const conv2d *)layer;
-    int32_t values[6] = { c->filters, c->kh, c->kw, c->sh, c->sw, (int32_t)c->padding };
-    memcpy(config->ints, values, sizeof values);
-}
+static const fmnn_field conv2d_fields[] = {
+    FMNN__SIZE(conv2d, filters, "filters"),
+    FMNN__SIZE(conv2d, kernel.h, "kernel_size[0]"),
+    FMNN__SIZE(conv2d, kernel.w, "kernel_size[1]"),
+    FMNN__STRIDE(conv2d, kernel.stride_h, "strides[0]"),
+    FMNN__STRIDE(conv2d, kernel.stride_w, "strides[1]"),
+    FMNN__CHOICE(conv2d, kernel.padding, "padding", FMNN_PADDING_SAME),
+    FMNN__ACTIVATION_FIELD(conv2d),
+    FMNN__REGULARIZER_FIELDS(conv2d),
+};
 
-static const struct fmnn_layer_ops conv2d_ops = {
+const struct fmnn_layer_ops fmnn__conv2d_ops = {
     .type = "Conv2D",
-    .code = FMNN_CODE_CONV2D,
     .base_name = "conv2d",
+    .size = sizeof(conv2d),
+    .config = FMNN__FIELDS(conv2d_fields),
     .fuses_activation = 1,
     .can_defer_bias_relu = 1,
-    .get_config = conv2d_config,
     .infer = conv2d_infer,
     .workspace = conv2d_workspace,
     .forward = conv2d_forward,
@@ -264,17 +248,15 @@ static const struct fmnn_layer_ops conv2d_ops = {
 FMNN_API fmnn_layer *fmnn_conv2d(int filters, int kernel_h, int kernel_w,
                                  const fmnn_conv2d_options *options)
 {
-    conv2d *c = (conv2d *)fmnn__layer_alloc(sizeof *c, &conv2d_ops);
+    conv2d *c = (conv2d *)fmnn__layer_alloc(&fmnn__conv2d_ops);
     if (!c)
         return NULL;
     c->filters = filters;
-    c->kh = kernel_h;
-    c->kw = kernel_w;
-    c->sh = c->sw = 1;
+    c->kernel = (fmnn_window){ kernel_h, kernel_w, 1, 1, FMNN_PADDING_VALID };
     if (options) {
-        c->sh = options->stride_h ? options->stride_h : 1;
-        c->sw = options->stride_w ? options->stride_w : 1;
-        c->padding = options->padding;
+        c->kernel.stride_h = options->stride_h ? options->stride_h : 1;
+        c->kernel.stride_w = options->stride_w ? options->stride_w : 1;
+        c->kernel.padding = options->padding;
         c->base.activation = options->activation;
         c->base.regularizer = options->kernel_regularizer;
     }

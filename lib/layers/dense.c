@@ -1,6 +1,6 @@
 /*
- * dense.c - Dense: y = x W + b over the last axis, with an optional fused
- * activation (Keras's activation= argument).
+ * dense.c - Dense: y = f(x W + b) over the last axis, f being Keras's
+ * activation= argument (the plan hands it over as pass->activation).
  *
  * Start reading the layers here.  The kernel W is (in, units), as Keras
  * stores it, so a batch of rows x (rows, in) is one GEMM.  Inputs of
@@ -16,9 +16,6 @@ typedef struct dense {
 static int dense_infer(fmnn_layer *layer)
 {
     dense *d = (dense *)layer;
-    if (!fmnn__valid_size(d->units))
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "units must be in 1..%d, got %d", FMNN__MAX_SIZE,
-                                 d->units);
     layer->out = layer->in;
     int in_features = layer->in.dims[layer->in.rank - 1];
     layer->out.dims[layer->out.rank - 1] = d->units;
@@ -42,7 +39,7 @@ static void dense_forward(fmnn_layer *layer, const fmnn_pass *pass, const float 
     int in_features = layer->fan_in;
     fmnn__gemm(0, 0, rows, d->units, in_features, 1.0f, in, in_features,
                layer->kernel, d->units, 0.0f, out, d->units);
-    fmnn__bias_activate(fmnn__output_activation(layer), out, layer->bias, (size_t)rows, (size_t)d->units);
+    fmnn__bias_activate(pass->activation, out, layer->bias, (size_t)rows, (size_t)d->units);
 }
 
 static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
@@ -52,7 +49,7 @@ static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float
     int rows = dense_rows(layer, pass->batch);
     int in_features = layer->fan_in;
     /* dY through the activation, db = column sums of dY, dW = x^T dY, dx = dY W^T */
-    fmnn__bias_activate_backward(fmnn__output_activation(layer), out, dout, layer->bias_grad, (size_t)rows,
+    fmnn__bias_activate_backward(pass->activation, out, dout, layer->bias_grad, (size_t)rows,
                                  (size_t)d->units, 0);
     fmnn__gemm(1, 0, in_features, d->units, rows, 1.0f, in, in_features, dout,
                d->units, 0.0f, layer->kernel_grad, d->units);
@@ -61,17 +58,19 @@ static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float
                    layer->kernel, d->units, 0.0f, din, in_features);
 }
 
-static void dense_config(const fmnn_layer *layer, fmnn_layer_config *config)
-{
-    config->ints[0] = ((const dense *)layer)->units;
-}
+/* Its options, as model files keep them: checked at compile. */
+static const fmnn_field dense_fields[] = {
+    FMNN__SIZE(dense, units, "units"),
+    FMNN__ACTIVATION_FIELD(dense),
+    FMNN__REGULARIZER_FIELDS(dense),
+};
 
-static const struct fmnn_layer_ops dense_ops = {
+const struct fmnn_layer_ops fmnn__dense_ops = {
     .type = "Dense",
-    .code = FMNN_CODE_DENSE,
     .base_name = "dense",
+    .size = sizeof(dense),
+    .config = FMNN__FIELDS(dense_fields),
     .fuses_activation = 1,
-    .get_config = dense_config,
     .infer = dense_infer,
     .forward = dense_forward,
     .backward = dense_backward,
@@ -79,7 +78,7 @@ static const struct fmnn_layer_ops dense_ops = {
 
 FMNN_API fmnn_layer *fmnn_dense(int units, const fmnn_dense_options *options)
 {
-    dense *d = (dense *)fmnn__layer_alloc(sizeof *d, &dense_ops);
+    dense *d = (dense *)fmnn__layer_alloc(&fmnn__dense_ops);
     if (!d)
         return NULL;
     d->units = units;

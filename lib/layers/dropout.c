@@ -18,9 +18,6 @@ typedef struct dropout {
 
 static int dropout_infer(fmnn_layer *layer)
 {
-    dropout *d = (dropout *)layer;
-    if (!(d->rate >= 0.0f && d->rate < 1.0f))
-        return fmnn__layer_error(layer, FMNN_EINVAL, "rate must be in [0, 1), got %g", (double)d->rate);
     layer->out = layer->in;
     return FMNN_OK;
 }
@@ -87,16 +84,15 @@ static void dropout_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
     }
 }
 
-static void dropout_config(const fmnn_layer *layer, fmnn_layer_config *config)
-{
-    config->rate = ((const dropout *)layer)->rate;
-}
+static const fmnn_field dropout_fields[] = {
+    { "rate", offsetof(dropout, rate), FMNN__FIELD_FLOAT, 0.0, 1.0, 0, 1, 0.0 }, /* [0, 1) */
+};
 
-static const struct fmnn_layer_ops dropout_ops = {
+const struct fmnn_layer_ops fmnn__dropout_ops = {
     .type = "Dropout",
-    .code = FMNN_CODE_DROPOUT,
     .base_name = "dropout",
-    .get_config = dropout_config,
+    .size = sizeof(dropout),
+    .config = FMNN__FIELDS(dropout_fields),
     .infer = dropout_infer,
     .saved = dropout_saved,
     .forward = dropout_forward,
@@ -105,7 +101,7 @@ static const struct fmnn_layer_ops dropout_ops = {
 
 FMNN_API fmnn_layer *fmnn_dropout(float rate)
 {
-    dropout *d = (dropout *)fmnn__layer_alloc(sizeof *d, &dropout_ops);
+    dropout *d = (dropout *)fmnn__layer_alloc(&fmnn__dropout_ops);
     if (!d)
         return NULL;
     d->rate = rate;

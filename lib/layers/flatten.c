@@ -27,10 +27,10 @@ static void flatten_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
         memcpy(din, dout, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *din);
 }
 
-static const struct fmnn_layer_ops flatten_ops = {
+const struct fmnn_layer_ops fmnn__flatten_ops = {
     .type = "Flatten",
-    .code = FMNN_CODE_FLATTEN,
     .base_name = "flatten",
+    .size = sizeof(fmnn_layer),
     .reshape_only = 1,
     .infer = flatten_infer,
     .forward = flatten_forward,
@@ -39,5 +39,5 @@ static const struct fmnn_layer_ops flatten_ops = {
 
 FMNN_API fmnn_layer *fmnn_flatten(void)
 {
-    return fmnn__layer_alloc(sizeof(fmnn_layer), &flatten_ops);
+    return fmnn__layer_alloc(&fmnn__flatten_ops);
 }

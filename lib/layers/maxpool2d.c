@@ -11,34 +11,17 @@
 
 typedef struct maxpool2d {
     fmnn_layer base;
-    int ph, pw, sh, sw;
-    fmnn_padding padding;
-    int pad_top, pad_left;
+    fmnn_window pool;      /* its size, strides and padding */
+    int pad_top, pad_left; /* from the padding mode, set by infer */
 } maxpool2d;
 
 static int maxpool2d_infer(fmnn_layer *layer)
 {
     maxpool2d *p = (maxpool2d *)layer;
-    if (layer->in.rank != 3)
-        return fmnn__layer_error(layer, FMNN_ESHAPE,
-                                 "expects (height, width, channels) input, got rank %d", layer->in.rank);
-    if (!fmnn__valid_size(p->ph) || !fmnn__valid_size(p->pw))
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool size %dx%d must be in 1..%d", p->ph, p->pw,
-                                 FMNN__MAX_SIZE);
-    if (!fmnn__valid_size(p->sh) || !fmnn__valid_size(p->sw))
-        return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d must be in 1..%d", p->sh, p->sw,
-                                 FMNN__MAX_SIZE);
-    if ((unsigned)p->padding > FMNN_PADDING_SAME)
-        return fmnn__layer_error(layer, FMNN_EINVAL, "unknown padding %d", (int)p->padding);
-    int h = layer->in.dims[0], w = layer->in.dims[1];
-    int oh = fmnn__window_axis(h, p->ph, p->sh, p->padding, &p->pad_top);
-    int ow = fmnn__window_axis(w, p->pw, p->sw, p->padding, &p->pad_left);
-    if (oh < 0 || ow < 0)
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool %dx%d with strides %dx%d is too large",
-                                 p->ph, p->pw, p->sh, p->sw);
-    if (oh < 1 || ow < 1)
-        return fmnn__layer_error(layer, FMNN_ESHAPE, "pool %dx%d is larger than its %dx%d input",
-                                 p->ph, p->pw, h, w);
+    int oh, ow;
+    int err = fmnn__window_infer(layer, &p->pool, "pool", &oh, &ow, &p->pad_top, &p->pad_left);
+    if (err)
+        return err;
     layer->out = (fmnn_shape){ 3, { oh, ow, layer->in.dims[2], 0 } };
     return FMNN_OK;
 }
@@ -85,7 +68,7 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
     const int oh = layer->out.dims[0], ow = layer->out.dims[1];
     const size_t in_image = fmnn__shape_size(&layer->in);
     int32_t *argmax = (int32_t *)layer->saved + (size_t)pass->first * fmnn__shape_size(&layer->out);
-    const float *bias = layer->bias_from ? layer->bias_from->bias : NULL;
+    const float *bias = pass->deferred_bias;
 #pragma omp parallel num_threads(fmnn__threads())
     {
         const unsigned fp = fmnn__flush_denormals();
@@ -93,13 +76,13 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
         for (int n = 0; n < pass->batch; n++)
             for (int y = 0; y < oh; y++) {
                 const float *image = in + (size_t)n * in_image;
-                int y0 = y * p->sh - p->pad_top;
-                int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+                int y0 = y * p->pool.stride_h - p->pad_top;
+                int ya = y0 < 0 ? 0 : y0, yb = y0 + p->pool.h > h ? h : y0 + p->pool.h;
                 for (int x = 0; x < ow; x++) {
                     size_t o = (((size_t)n * oh + y) * ow + x) * ch;
                     float *best = out + o;
-                    int x0 = x * p->sw - p->pad_left;
-                    int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+                    int x0 = x * p->pool.stride_w - p->pad_left;
+                    int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pool.w > w ? w : x0 + p->pool.w;
                     pool_pixel(image, w, ch, ya, yb, xa, xb, best, argmax + o);
                     if (bias) { /* the conv before us deferred its bias and relu */
 #pragma omp simd
@@ -117,15 +100,15 @@ static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const fl
 /* Windows that never overlap let backward write each input once. */
 static int windows_disjoint(const maxpool2d *p)
 {
-    return p->sh >= p->ph && p->sw >= p->pw;
+    return p->pool.stride_h >= p->pool.h && p->pool.stride_w >= p->pool.w;
 }
 
 /* ... and when they also tile the input exactly, nothing needs zeroing. */
 static int windows_tile_input(const maxpool2d *p)
 {
     const fmnn_layer *l = &p->base;
-    return p->sh == p->ph && p->sw == p->pw && p->pad_top == 0 && p->pad_left == 0 &&
-           l->out.dims[0] * p->ph == l->in.dims[0] && l->out.dims[1] * p->pw == l->in.dims[1];
+    return p->pool.stride_h == p->pool.h && p->pool.stride_w == p->pool.w && p->pad_top == 0 && p->pad_left == 0 &&
+           l->out.dims[0] * p->pool.h == l->in.dims[0] && l->out.dims[1] * p->pool.w == l->in.dims[1];
 }
 
 /*
@@ -139,16 +122,16 @@ static void unpool_row(const maxpool2d *p, int y, const float *dy, const int32_t
 {
     const int h = p->base.in.dims[0], w = p->base.in.dims[1], ch = p->base.in.dims[2];
     const int oh = p->base.out.dims[0], ow = p->base.out.dims[1];
-    int y0 = y * p->sh - p->pad_top;
-    int ya = y0 < 0 ? 0 : y0, yb = y0 + p->ph > h ? h : y0 + p->ph;
+    int y0 = y * p->pool.stride_h - p->pad_top;
+    int ya = y0 < 0 ? 0 : y0, yb = y0 + p->pool.h > h ? h : y0 + p->pool.h;
     if (!windows_tile_input(p)) {
-        int end = y == oh - 1 || y0 + p->sh > h ? h : y0 + p->sh;
+        int end = y == oh - 1 || y0 + p->pool.stride_h > h ? h : y0 + p->pool.stride_h;
         memset(dx + (size_t)ya * w * ch, 0, (size_t)(end - ya) * w * ch * sizeof *dx);
     }
     for (int x = 0; x < ow; x++) {
         size_t o = ((size_t)y * ow + x) * ch;
-        int x0 = x * p->sw - p->pad_left;
-        int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pw > w ? w : x0 + p->pw;
+        int x0 = x * p->pool.stride_w - p->pad_left;
+        int xa = x0 < 0 ? 0 : x0, xb = x0 + p->pool.w > w ? w : x0 + p->pool.w;
         for (int iy = ya; iy < yb; iy++)
             for (int ix = xa; ix < xb; ix++) {
                 const int32_t at = (int32_t)(((size_t)iy * w + ix) * ch);
@@ -168,8 +151,8 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     const maxpool2d *p = (const maxpool2d *)layer;
     const size_t in_image = fmnn__shape_size(&layer->in);
     const size_t out_image = fmnn__shape_size(&layer->out);
-    if (layer->bias_from) /* relu's mask and the conv's bias gradient, on pooled values */
-        fmnn__bias_activate_backward(FMNN_RELU, out, dout, layer->bias_from->bias_grad,
+    if (pass->deferred_bias) /* relu's mask and the conv's bias gradient, on pooled values */
+        fmnn__bias_activate_backward(FMNN_RELU, out, dout, pass->deferred_bias_grad,
                                      out_image / (size_t)layer->out.dims[2] * (size_t)pass->batch,
                                      (size_t)layer->out.dims[2], pass->first > 0);
     if (!din)
@@ -202,19 +185,20 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     }
 }
 
-static void maxpool2d_config(const fmnn_layer *layer, fmnn_layer_config *config)
-{
-    const maxpool2d *p = (const maxpool2d *)layer;
-    int32_t values[5] = { p->ph, p->pw, p->sh, p->sw, (int32_t)p->padding };
-    memcpy(config->ints, values, sizeof values);
-}
+static const fmnn_field maxpool2d_fields[] = {
+    FMNN__SIZE(maxpool2d, pool.h, "pool_size[0]"),
+    FMNN__SIZE(maxpool2d, pool.w, "pool_size[1]"),
+    FMNN__STRIDE(maxpool2d, pool.stride_h, "strides[0]"),
+    FMNN__STRIDE(maxpool2d, pool.stride_w, "strides[1]"),
+    FMNN__CHOICE(maxpool2d, pool.padding, "padding", FMNN_PADDING_SAME),
+};
 
-static const struct fmnn_layer_ops maxpool2d_ops = {
+const struct fmnn_layer_ops fmnn__maxpool2d_ops = {
     .type = "MaxPooling2D",
-    .code = FMNN_CODE_MAXPOOL2D,
     .base_name = "max_pooling2d",
+    .size = sizeof(maxpool2d),
+    .config = FMNN__FIELDS(maxpool2d_fields),
     .applies_deferred_bias_relu = 1,
-    .get_config = maxpool2d_config,
     .infer = maxpool2d_infer,
     .saved = maxpool2d_saved,
     .forward = maxpool2d_forward,
@@ -223,13 +207,13 @@ static const struct fmnn_layer_ops maxpool2d_ops = {
 
 FMNN_API fmnn_layer *fmnn_maxpool2d(int pool_h, int pool_w, const fmnn_maxpool2d_options *options)
 {
-    maxpool2d *p = (maxpool2d *)fmnn__layer_alloc(sizeof *p, &maxpool2d_ops);
+    maxpool2d *p = (maxpool2d *)fmnn__layer_alloc(&fmnn__maxpool2d_ops);
     if (!p)
         return NULL;
-    p->ph = pool_h;
-    p->pw = pool_w;
-    p->sh = options && options->stride_h ? options->stride_h : pool_h;
-    p->sw = options && options->stride_w ? options->stride_w : pool_w;
-    p->padding = options ? options->padding : FMNN_PADDING_VALID;
+    p->pool.h = pool_h;
+    p->pool.w = pool_w;
+    p->pool.stride_h = options && options->stride_h ? options->stride_h : pool_h;
+    p->pool.stride_w = options && options->stride_w ? options->stride_w : pool_w;
+    p->pool.padding = options ? options->padding : FMNN_PADDING_VALID;
     return &p->base;
 }

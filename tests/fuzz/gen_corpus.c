@@ -120,7 +120,7 @@ static void model_corpus(void)
         fmnn_model_add(m, fmnn_dense(2, NULL)) || fmnn_model_add(m, fmnn_activation(FMNN_SOFTMAX)))
         die("dense model");
     fmnn_optimizer sgd = fmnn_sgd(0.1f, 0.9f);
-    sgd.nesterov = 1;
+    sgd.sgd.nesterov = 1;
     if (fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, &sgd, 1))
         die("compile");
     save(m, "dense", 0);

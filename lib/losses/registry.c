@@ -1,0 +1,29 @@
+/*
+ * registry.c - every loss, by its fmnn_loss value.  A new loss is its
+ * file in lib/losses/, one line here and its value at the end of
+ * enum fmnn_loss (include/fmnn/model.h), which model files store.
+ */
+#include "loss_impl.h"
+
+#define LOSS_TYPES(X)                                                  \
+    X(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, categorical_crossentropy)    \
+    X(FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, sparse_categorical_crossentropy) \
+    X(FMNN_LOSS_MSE, mean_squared_error)
+
+#define DECLARE(kind, name) extern const struct fmnn_loss_ops fmnn__##name##_loss;
+LOSS_TYPES(DECLARE)
+
+#define ENTRY(kind, name) [kind] = &fmnn__##name##_loss,
+static const struct fmnn_loss_ops *const by_kind[] = { LOSS_TYPES(ENTRY) };
+
+/* The values run 0..N-1, each once (as for the layer codes). */
+#define ONE(kind, name) +1
+#define VALUE(kind, name) +(kind)
+enum { LOSS_COUNT = 0 LOSS_TYPES(ONE) };
+_Static_assert(sizeof by_kind / sizeof *by_kind == LOSS_COUNT, "loss values must be 0..N-1 with no gap");
+_Static_assert(0 LOSS_TYPES(VALUE) == LOSS_COUNT * (LOSS_COUNT - 1) / 2, "each loss value once");
+
+const struct fmnn_loss_ops *fmnn__loss_type(fmnn_loss kind)
+{
+    return (unsigned)kind < LOSS_COUNT ? by_kind[kind] : NULL;
+}

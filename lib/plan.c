@@ -1,0 +1,386 @@
+/*
+ * plan.c - the execution plan (plan.h): compile decides here, once, which
+ * layers run fused, skipped or pipelined; the buffers are sized for it;
+ * and forward and backward are single loops over its steps.
+ *
+ * The fusions, so that the batch loop makes no extra passes:
+ *   - a final softmax followed by cross-entropy moves into the loss,
+ *     which works from the logits (exact, and its gradient is p - y);
+ *   - an element-wise Activation right after a layer that fuses_activation
+ *     (Conv2D, Dense) is applied by that layer in the same pass over its
+ *     output; the Activation layer, like every Flatten, is then skipped
+ *     (its output is its input's buffer, under another shape);
+ *   - Conv2D -> relu -> MaxPooling2D pools the raw convolution first and
+ *     adds the bias and relu to the pooled values only;
+ *   - when that Conv2D does at most PIPELINE_MAX_FAN_IN multiply-adds per
+ *     output value (a first layer), its output costs more to write to
+ *     memory and read back than to compute, so the conv and the pool run
+ *     as one step a few images at a time, through a buffer that stays in
+ *     the cache: PIPELINE_FLOATS of conv output, 2 MB, a share of L2 for
+ *     each of two threads.
+ * Skipped layers still show in the summary, as in Keras.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "model_impl.h"
+#include "progress.h" /* fmnn__now, for profiling */
+
+#define PIPELINE_MAX_FAN_IN 64
+#define PIPELINE_FLOATS ((size_t)1 << 19)
+
+/* ---- deciding ---------------------------------------------------------- */
+
+/* The activation a layer applies to its own output, unfused. */
+static fmnn_activation_kind own_activation(const fmnn_layer *layer)
+{
+    return layer->ops->fuses_activation || layer->ops->is_activation ? layer->activation : FMNN_LINEAR;
+}
+
+void fmnn__plan_alone(const fmnn_layer *layer, fmnn_pass *pass)
+{
+    pass->activation = own_activation(layer);
+    pass->defer_bias = 0;
+    pass->deferred_bias = NULL;
+    pass->deferred_bias_grad = NULL;
+}
+
+/* Whether the loss takes the model's final activation over. */
+static fmnn_output_fusion output_fusion(const fmnn_model *m)
+{
+    const fmnn_layer *last = m->layers[m->n_layers - 1];
+    const fmnn_activation_kind fused = m->loss_ops->fuses;
+    if (fused == FMNN_LINEAR || own_activation(last) != fused)
+        return FUSE_NONE;
+    if (!last->ops->is_activation)
+        return FUSE_ACTIVATION;
+    /* The logits are the previous layer's output; a lone activation layer
+     * has none of its own, so it stays unfused. */
+    return m->n_layers >= 2 ? FUSE_LAYER : FUSE_NONE;
+}
+
+static int is_pointwise(fmnn_activation_kind kind)
+{
+    return kind == FMNN_RELU || kind == FMNN_SIGMOID || kind == FMNN_TANH;
+}
+
+/* Images of a pipelined conv's output per slice. */
+static int pipeline_slice(const fmnn_layer *conv)
+{
+    size_t images = PIPELINE_FLOATS / fmnn__shape_size(&conv->out);
+    return images < 1 ? 1 : images > INT_MAX ? INT_MAX : (int)images;
+}
+
+int fmnn__plan_build(fmnn_model *m)
+{
+    const int n = m->n_layers;
+    fmnn__free(m->steps);
+    m->steps = fmnn__alloc_array((size_t)n, sizeof *m->steps, "the execution plan");
+    m->n_steps = 0;
+    if (!m->steps)
+        return FMNN_ENOMEM;
+
+    /* Per layer: the activation it applies, and whether it is skipped. */
+    fmnn_activation_kind act[FMNN__MAX_LAYERS];
+    unsigned char skipped[FMNN__MAX_LAYERS];
+    m->fusion = output_fusion(m);
+    m->output_activation = m->fusion == FUSE_ACTIVATION ? m->layers[n - 1]->activation : FMNN_LINEAR;
+    for (int i = 0; i < n; i++) {
+        act[i] = own_activation(m->layers[i]);
+        skipped[i] = 0;
+    }
+    if (m->fusion == FUSE_ACTIVATION) /* the loss applies it, from the logits */
+        act[n - 1] = FMNN_LINEAR;
+    for (int i = 1; i < n; i++) { /* layer 0 reads the caller's x */
+        const fmnn_layer *layer = m->layers[i], *prev = m->layers[i - 1];
+        if (layer->ops->reshape_only) {
+            skipped[i] = 1;
+        } else if (layer->ops->is_activation && is_pointwise(act[i]) && prev->ops->fuses_activation &&
+                   act[i - 1] == FMNN_LINEAR) {
+            act[i - 1] = act[i];
+            skipped[i] = 1;
+        }
+    }
+
+    for (int i = 0; i < n; i++) {
+        if (skipped[i])
+            continue;
+        fmnn_layer *layer = m->layers[i];
+        fmnn_step *step = &m->steps[m->n_steps++];
+        *step = (fmnn_step){ .n_links = 1, .backward = 1 };
+        step->links[0] = (fmnn_link){ layer, act[i], 0, NULL };
+        /* Conv2D -> fused relu -> MaxPooling2D (layer_impl.h). */
+        if (i + 2 < n && layer->ops->can_defer_bias_relu && layer->activation == FMNN_LINEAR &&
+            act[i] == FMNN_RELU && skipped[i + 1] && m->layers[i + 2]->ops->applies_deferred_bias_relu) {
+            fmnn_layer *pool = m->layers[i + 2];
+            step->links[0].defer_bias = 1;
+            fmnn_link deferred = { pool, act[i + 2], 0, layer };
+            if (layer->fan_in <= PIPELINE_MAX_FAN_IN) { /* one step, slice by slice */
+                step->links[1] = deferred;
+                step->n_links = 2;
+                step->slice = pipeline_slice(layer);
+            } else { /* two steps */
+                fmnn_step *next = &m->steps[m->n_steps++];
+                *next = (fmnn_step){ .n_links = 1, .backward = 1 };
+                next->links[0] = deferred;
+            }
+            i += 2;
+        }
+    }
+    if (m->fusion == FUSE_LAYER) /* the loss's gradient is already past it */
+        m->steps[m->n_steps - 1].backward = 0;
+    return FMNN_OK;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+/* Rounds a float count up to whole cache lines, so every buffer in the
+ * arena starts aligned. */
+static size_t aligned_floats(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+static size_t aligned_bytes(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+void fmnn__plan_free_buffers(fmnn_model *m)
+{
+    fmnn__free(m->arena);
+    fmnn__free(m->acts);
+    fmnn__free(m->saved);
+    m->arena = NULL;
+    m->acts = NULL;
+    m->saved = NULL;
+    m->capacity = 0;
+}
+
+/*
+ * Images each layer's output buffer holds at batch b: b, or a slice for a
+ * link whose output feeds the next link of its step (inner), or 0 for a
+ * skipped layer, which shares its input's buffer (and its innerness).
+ * called: the most images a layer is called with, for its workspace.
+ */
+static void buffer_sizes(const fmnn_model *m, size_t b, size_t *held, size_t *called, unsigned char *inner)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        held[i] = called[i] = inner[i] = 0;
+    for (int s = 0; s < m->n_steps; s++) {
+        const fmnn_step *step = &m->steps[s];
+        size_t images = step->slice && (size_t)step->slice < b ? (size_t)step->slice : b;
+        for (int k = 0; k < step->n_links; k++) {
+            int i = step->links[k].layer->index;
+            inner[i] = k + 1 < step->n_links;
+            held[i] = inner[i] ? images : b;
+            called[i] = images;
+        }
+    }
+    for (int i = 1; i < m->n_layers; i++)
+        if (!held[i])
+            inner[i] = inner[i - 1];
+}
+
+int fmnn__plan_buffers(fmnn_model *m, int batch)
+{
+    if (batch <= m->capacity)
+        return FMNN_OK;
+    if (batch > fmnn__model_batch_limit(m))
+        return fmnn__error(FMNN_ESHAPE, "a batch of %d samples is too large for this model: "
+                           "at most %d fit in one pass", batch, fmnn__model_batch_limit(m));
+    fmnn__plan_free_buffers(m);
+    const size_t b = (size_t)batch;
+    size_t held[FMNN__MAX_LAYERS], called[FMNN__MAX_LAYERS];
+    unsigned char inner[FMNN__MAX_LAYERS];
+    buffer_sizes(m, b, held, called, inner);
+
+    size_t total = aligned_floats(b * fmnn__shape_size(&m->input));
+    size_t max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;
+    size_t out_size = fmnn__shape_size(&m->layers[m->n_layers - 1]->out);
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *layer = m->layers[i];
+        size_t size = fmnn__shape_size(&layer->out);
+        total += aligned_floats(held[i] * size);
+        if (size > max_act && !inner[i]) /* gradients of inner links skip delta */
+            max_act = size;
+        size_t w = layer->ops->workspace && called[i] ? layer->ops->workspace(layer, (int)called[i]) : 0;
+        if (w > work)
+            work = w;
+        if (layer->ops->saved)
+            saved += aligned_bytes(layer->ops->saved(layer, batch));
+    }
+    total += 2 * aligned_floats(b * max_act);          /* delta[0], delta[1] */
+    total += aligned_floats(b * out_size);             /* targets */
+    total += aligned_floats(work);
+    if (m->fusion == FUSE_ACTIVATION)
+        total += aligned_floats(b * out_size);         /* probs */
+
+    m->arena = fmnn__alloc_array(total, sizeof(float), "the training buffers");
+    m->acts = fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list");
+    m->saved = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
+    if (!m->arena || !m->acts || (saved && !m->saved)) {
+        fmnn__plan_free_buffers(m);
+        return FMNN_ENOMEM;
+    }
+    float *p = m->arena;
+    m->acts[0] = p;
+    p += aligned_floats(b * fmnn__shape_size(&m->input));
+    unsigned char *s = m->saved;
+    for (int i = 0; i < m->n_layers; i++) {
+        fmnn_layer *layer = m->layers[i];
+        if (!held[i]) { /* skipped: same buffer, new shape */
+            m->acts[i + 1] = m->acts[i];
+        } else {
+            m->acts[i + 1] = p;
+            p += aligned_floats(held[i] * fmnn__shape_size(&layer->out));
+        }
+        layer->saved = NULL;
+        if (layer->ops->saved) {
+            layer->saved = s;
+            s += aligned_bytes(layer->ops->saved(layer, batch));
+        }
+    }
+    m->delta[0] = p;
+    p += aligned_floats(b * max_act);
+    m->delta[1] = p;
+    p += aligned_floats(b * max_act);
+    m->targets = p;
+    p += aligned_floats(b * out_size);
+    m->workspace = p;
+    p += aligned_floats(work);
+    /* Where the model's answer is: FUSE_ACTIVATION leaves logits in the
+     * last layer's output and needs a separate buffer for the activation. */
+    m->logits = m->fusion == FUSE_LAYER ? m->acts[m->n_layers - 1] : m->acts[m->n_layers];
+    m->probs = m->acts[m->n_layers];
+    if (m->fusion == FUSE_ACTIVATION)
+        m->probs = p;
+    m->capacity = batch;
+    return FMNN_OK;
+}
+
+/* ---- running ----------------------------------------------------------- */
+
+/* What one link's layer is told, on top of the batch's pass. */
+static fmnn_pass link_pass(const fmnn_pass *pass, const fmnn_link *link)
+{
+    fmnn_pass call = *pass;
+    call.activation = link->activation;
+    call.defer_bias = link->defer_bias;
+    call.deferred_bias = link->bias_of ? link->bias_of->bias : NULL;
+    call.deferred_bias_grad = link->bias_of ? link->bias_of->bias_grad : NULL;
+    return call;
+}
+
+/* One layer's forward or backward call, timed when profiling is on. */
+static void run_forward(fmnn_model *m, const fmnn_link *link, const fmnn_pass *pass, const float *in, float *out)
+{
+    fmnn_layer *layer = link->layer;
+    const fmnn_pass call = link_pass(pass, link);
+    double start = m->profile_forward ? fmnn__now() : 0.0;
+    layer->ops->forward(layer, &call, in, out);
+    if (m->profile_forward)
+        m->profile_forward[layer->index] += fmnn__now() - start;
+}
+
+static void run_backward(fmnn_model *m, const fmnn_link *link, const fmnn_pass *pass, const float *in,
+                         const float *out, float *dout, float *din)
+{
+    fmnn_layer *layer = link->layer;
+    const fmnn_pass call = link_pass(pass, link);
+    double start = m->profile_backward ? fmnn__now() : 0.0;
+    layer->ops->backward(layer, &call, in, out, dout, din);
+    if (m->profile_backward)
+        m->profile_backward[layer->index] += fmnn__now() - start;
+}
+
+/* The buffers around link k of a step: its input and its output. */
+static const float *link_input(const fmnn_model *m, const fmnn_step *step, int k, const float *input)
+{
+    int i = step->links[k].layer->index;
+    return i == 0 ? input : m->acts[i];
+}
+
+static float *link_output(const fmnn_model *m, const fmnn_step *step, int k)
+{
+    return m->acts[step->links[k].layer->index + 1];
+}
+
+/* Images per call of a step at this batch. */
+static int slice_of(const fmnn_step *step, int batch)
+{
+    return step->slice && step->slice < batch ? step->slice : batch;
+}
+
+/*
+ * A step runs its links slice by slice: whole images in order, so forward
+ * gives the same bits as one call over the batch would.  The buffers
+ * between links hold one slice; the first and last hold the batch, and
+ * each call sees its slice of them.
+ */
+static void forward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input)
+{
+    const int slice = slice_of(step, pass->batch);
+    fmnn_pass part = *pass;
+    for (part.first = 0; part.first < pass->batch; part.first += slice) {
+        part.batch = pass->batch - part.first < slice ? pass->batch - part.first : slice;
+        for (int k = 0; k < step->n_links; k++) {
+            const fmnn_layer *layer = step->links[k].layer;
+            const float *in = link_input(m, step, k, input);
+            float *out = link_output(m, step, k);
+            if (k == 0)
+                in += (size_t)part.first * fmnn__shape_size(&layer->in);
+            if (k == step->n_links - 1)
+                out += (size_t)part.first * fmnn__shape_size(&layer->out);
+            run_forward(m, &step->links[k], &part, in, out);
+        }
+    }
+}
+
+/* Backward through a step, slice by slice, last link first: a link's din
+ * into a slice buffer overwrites the forward's values there, so the link
+ * before gets no `out` (plan.h). */
+static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input,
+                          float *dout, float *din)
+{
+    const int slice = slice_of(step, pass->batch);
+    fmnn_pass part = *pass;
+    for (part.first = 0; part.first < pass->batch; part.first += slice) {
+        part.batch = pass->batch - part.first < slice ? pass->batch - part.first : slice;
+        for (int k = step->n_links - 1; k >= 0; k--) {
+            const fmnn_layer *layer = step->links[k].layer;
+            const size_t at_in = (size_t)part.first * fmnn__shape_size(&layer->in);
+            const size_t at_out = (size_t)part.first * fmnn__shape_size(&layer->out);
+            const int first = k == 0, last = k == step->n_links - 1;
+            const float *in = link_input(m, step, k, input) + (first ? at_in : 0);
+            const float *out = last ? link_output(m, step, k) + at_out : NULL;
+            float *dy = last ? dout + at_out : link_output(m, step, k);
+            float *dx = !first ? (float *)link_input(m, step, k, input) : din ? din + at_in : NULL;
+            run_backward(m, &step->links[k], &part, in, out, dy, dx);
+        }
+    }
+}
+
+void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+{
+    for (int s = 0; s < m->n_steps; s++)
+        forward_step(m, &m->steps[s], pass, input);
+    if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
+        size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
+        memcpy(m->probs, m->logits, rows * (size_t)m->output_width * sizeof *m->probs);
+        fmnn__activate(m->output_activation, m->probs, rows, (size_t)m->output_width);
+    }
+}
+
+void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+{
+    int d = 0;
+    for (int s = m->n_steps - 1; s >= 0; s--) {
+        const fmnn_step *step = &m->steps[s];
+        if (!step->backward)
+            continue;
+        float *din = step->links[0].layer->index > 0 ? m->delta[1 - d] : NULL;
+        backward_step(m, step, pass, input, m->delta[d], din);
+        d = 1 - d;
+    }
+}
