@@ -1,6 +1,6 @@
 /*
  * check_train.c - training semantics (lib/train.c, lib/optimizer.c,
- * lib/loss.c, lib/regularizer.c): Adam and SGD against updates computed
+ * lib/losses/, lib/regularizer.c): Adam and SGD against updates computed
  * by hand, Keras's validation_split, partial batches, regularization in
  * the reported loss, determinism, learning a separable problem,
  * callbacks, misuse of fit, NaN handling, sparse labels and predict.
