@@ -208,8 +208,8 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
         return fmnn__truncated(r, "the non-trainable values");
     uint64_t left = peek.left - 4 * n_state, want = 0;
     if (flags & FMNN__FILE_OPTIMIZER) {
-        uint64_t slots = (uint64_t)optimizer->n_slots;
-        if (left < 12 || n_params > (left - 12) / 4 / (slots ? slots : 1))
+        uint64_t slots = (uint64_t)optimizer->n_slots; /* may be 0 */
+        if (left < 12 || (slots && n_params > (left - 12) / 4 / slots))
             return fmnn__truncated(r, "the optimizer state");
         want = 12 + 4 * slots * n_params;
     }

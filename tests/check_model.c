@@ -174,6 +174,72 @@ START_TEST(test_layer_names_per_type)
 }
 END_TEST
 
+/*
+ * A layer type of this test's own, with non-trainable state (3 values
+ * per model, as moving statistics would be) and no weights.  It is not in
+ * the registry, so the model can use it but not save it.
+ */
+static int held_infer(fmnn_layer *layer)
+{
+    layer->out = layer->in;
+    layer->n_state = 3;
+    return FMNN_OK;
+}
+
+static void held_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+{
+    memcpy(out, in, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *out);
+}
+
+static void held_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, const float *out,
+                          float *dout, float *din)
+{
+    (void)in;
+    (void)out;
+    if (din)
+        memcpy(din, dout, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *din);
+}
+
+static const struct fmnn_layer_ops held_ops = {
+    .type = "Held",
+    .base_name = "held",
+    .size = sizeof(fmnn_layer),
+    .infer = held_infer,
+    .forward = held_forward,
+    .backward = held_backward,
+};
+
+/* Non-trainable values are collated apart from the parameters, start at
+ * 0, count in the summary's total and its non-trainable line, and are
+ * refused by save when the type is not registered. */
+START_TEST(test_non_trainable_state)
+{
+    fmnn_model *m = new_model(1, (int[]){ 4 });
+    add(m, fmnn_dense(2, NULL));
+    add(m, fmnn__layer_alloc(&held_ops));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1));
+    ck_assert_uint_eq(fmnn_model_param_count(m), 10);
+    ck_assert_uint_eq(m->n_state, 3);
+    const fmnn_layer *held = fmnn_model_layer(m, 1);
+    ck_assert_ptr_eq(held->state, m->state);
+    for (int k = 0; k < 3; k++)
+        ck_assert(held->state[k] == 0.0f);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    EXPECT_OK(fmnn_model_summary(m, f));
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_msg(strstr(text, "Total params: 13 (52.00 B)") != NULL, "summary:\n%s", text);
+    ck_assert_msg(strstr(text, "Trainable params: 10 (40.00 B)") != NULL, "summary:\n%s", text);
+    ck_assert_msg(strstr(text, "Non-trainable params: 3 (12.00 B)") != NULL, "summary:\n%s", text);
+    ck_assert_msg(strstr(text, " held (Held) ") != NULL, "summary:\n%s", text);
+    free(text);
+    EXPECT_ERROR(fmnn_model_save(m, "/nonexistent/held.fmnn", 0), FMNN_EINVAL, "not a registered layer type");
+    fmnn_model_free(m);
+}
+END_TEST
+
 START_TEST(test_base_summary)
 {
     fmnn_model *m = base_model();
@@ -893,6 +959,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_base_shapes_names_types);
     tcase_add_test(tc, test_layer_names_per_type);
     tcase_add_test(tc, test_base_summary);
+    tcase_add_test(tc, test_non_trainable_state);
     tcase_add_test(tc, test_glorot_uniform_limits);
     tcase_add_test(tc, test_seed_determines_weights);
     suite_add_tcase(s, tc);

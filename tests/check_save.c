@@ -797,6 +797,38 @@ START_TEST(test_impossible_architecture)
 }
 END_TEST
 
+/* Options a file lacks at the end of a record (written before they
+ * existed) take their fallback: here Dense's l2, which falls back to 0. */
+START_TEST(test_missing_options_fall_back)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, 0);
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(rd32(good + V2_DENSE + 4), 4);
+    const size_t l2_at = V2_DENSE + 20;
+    memcpy(b, good, l2_at);
+    memcpy(b + l2_at, good + l2_at + 4, n - l2_at - 4);
+    wr32(b + V2_DENSE + 4, 3);
+    fix_header(b, n - 4);
+    char path[512];
+    write_bytes(tpath(path, sizeof path, "fallback.fmnn"), b, n - 4);
+    fmnn_model *m = load_ok(path);
+    const fmnn_layer *dense = fmnn_model_layer(m, 5);
+    ck_assert(dense->regularizer.l1 == 0.0f && dense->regularizer.l2 == 0.0f);
+    fmnn_model *full = load_ok(tpath(path, sizeof path, "good.fmnn"));
+    ck_assert(fmnn_model_layer(full, 5)->regularizer.l2 == 0.01f);
+    size_t na, nb;
+    const float *wa = fmnn_model_weights(m, &na), *wb = fmnn_model_weights(full, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(wa, wb, na * sizeof *wa);
+    fmnn_model_free(m);
+    fmnn_model_free(full);
+    free(b);
+    free(good);
+}
+END_TEST
+
 /* The same for format 1, on the small model's file that the first
  * library wrote (tests/format1/small-optimizer.fmnn). */
 START_TEST(test_impossible_architecture_format1)
@@ -1124,6 +1156,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_bad_checksum);
     tcase_add_test(tc, test_impossible_architecture);
     tcase_add_test(tc, test_impossible_architecture_format1);
+    tcase_add_test(tc, test_missing_options_fall_back);
     tcase_add_test(tc, test_oversized_kernel);
     tcase_add_test(tc, test_not_a_file);
     tcase_add_test(tc, test_bad_arguments);
