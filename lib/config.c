@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "model_file.h"
 
 _Static_assert(sizeof(int) == 4 && sizeof(float) == 4, "fields are 4 bytes");
 _Static_assert(sizeof(fmnn_padding) == sizeof(int) && sizeof(fmnn_activation_kind) == sizeof(int),
@@ -24,18 +25,20 @@ static float float_at(const void *base, const fmnn_field *f)
 
 static int float_in_range(const fmnn_field *f, float v)
 {
-    if (!isfinite(v))
+    if (isnan(v))
         return 0;
     int above = f->min_open ? v > f->min : v >= f->min;
     int below = f->max_open ? v < f->max : v <= f->max;
     return above && below;
 }
 
-/* "finite and >= 0", "> 0", "in [0, 1)" */
+/* "finite", "finite and > 0", ">= 0", "in [0, 1)" */
 static void describe_range(const fmnn_field *f, char *buf, size_t size)
 {
-    if (isinf(f->max))
-        snprintf(buf, size, "finite and %s %g", f->min_open ? ">" : ">=", f->min);
+    if (isinf(f->min) && isinf(f->max))
+        snprintf(buf, size, "finite");
+    else if (isinf(f->max))
+        snprintf(buf, size, "%s%s %g", f->max_open ? "finite and " : "", f->min_open ? ">" : ">=", f->min);
     else
         snprintf(buf, size, "in %c%g, %g%c", f->min_open ? '(' : '[', f->min, f->max, f->max_open ? ')' : ']');
 }
@@ -60,7 +63,7 @@ int fmnn__fields_check(const fmnn_fields *table, const void *base, char *msg, si
             snprintf(msg, size, "unknown %s %d", f->name, v);
             return FMNN_EINVAL;
         }
-        snprintf(msg, size, "%s must be in 1..%d, got %d", f->name, FMNN__MAX_SIZE, v);
+        snprintf(msg, size, "%s must be in %.0f..%.0f, got %d", f->name, f->min, f->max, v);
         return f->kind == FMNN__FIELD_SIZE ? FMNN_ESHAPE : FMNN_EINVAL;
     }
     return FMNN_OK;

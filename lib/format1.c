@@ -210,12 +210,15 @@ static int read_weights(fmnn__reader *r, fmnn_model *m, uint32_t flags)
             return fmnn__corrupt(r, "the optimizer step count %llu is impossible (the limit is 2^62)",
                                  (unsigned long long)step);
         m->step = (int64_t)step;
-        /* Two arrays, always: Adam's m and v, or SGD's velocity and zeros. */
+        /* Two arrays, always: Adam's m and v, or SGD's velocity and an
+         * unused array (zeros), which must be finite all the same. */
         fmnn__get_floats(r, m->slots[0], m->n_params, "the optimizer state");
         if (m->optimizer_ops->n_slots > 1)
             fmnn__get_floats(r, m->slots[1], m->n_params, "the optimizer state");
         else
-            fmnn__skip(r, 4 * m->n_params, "the optimizer state");
+            for (size_t i = 0; i < m->n_params && !r->err; i++)
+                if (!isfinite(fmnn__get_f32(r, "the optimizer state")))
+                    return fmnn__corrupt(r, "optimizer state %zu is NaN or Inf", m->n_params + i);
     }
     if (r->err)
         return r->err;

@@ -3,7 +3,7 @@
  *
  * A layer is one struct whose first member is `struct fmnn_layer`, plus
  * one const `struct fmnn_layer_ops` table at the end of its file, listed
- * in lib/layers/registry.h.  The ops say everything the rest of the
+ * in lib/layers/registry.c.  The ops say everything the rest of the
  * library needs about the type: its options (a field table, which compile
  * checks and model files store), its shapes, how its weights start, and
  * its passes.  The model owns all memory the layer uses while training:
@@ -182,7 +182,7 @@ FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
 
 /* Field-table entries for the shared options. */
 #define FMNN__ACTIVATION_FIELD(type) \
-    FMNN__CHOICE(type, base.activation, "activation", FMNN__LAST_ACTIVATION)
+    FMNN__CHOICE(type, base.activation, "activation", FMNN_LINEAR, FMNN__LAST_ACTIVATION)
 #define FMNN__REGULARIZER_FIELDS(type)                                          \
     FMNN__FACTOR(type, base.regularizer.l1, "kernel_regularizer.l1"),           \
     FMNN__FACTOR(type, base.regularizer.l2, "kernel_regularizer.l2")

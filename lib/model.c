@@ -221,17 +221,14 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
     m->optimizer = opt;
     m->optimizer_ops = fmnn__optimizer_type(opt.kind);
     m->step = 0;
-    if ((err = collate(m, n_params, n_state)))
-        return err;
     const fmnn_layer *last = m->layers[m->n_layers - 1];
     size_t out_size = fmnn__shape_size(&last->out);
     m->output_width = loss_ops->whole_output ? (int)out_size : last->out.dims[last->out.rank - 1];
     m->output_rows = (int)(out_size / (size_t)m->output_width);
-    if ((err = fmnn__plan_build(m))) {
-        fmnn__free(m->params);
-        m->params = NULL;
+    /* The plan needs only the shapes and the loss; the parameters come
+     * last, so that a failure leaves no views into freed memory. */
+    if ((err = fmnn__plan_build(m)) || (err = collate(m, n_params, n_state)))
         return err;
-    }
     init_params(m, seed);
     m->compiled = 1;
     return FMNN_OK;

@@ -43,10 +43,9 @@ FMNN_INTERNAL int fmnn__optimizer_check(const fmnn_optimizer *o, const char *fn)
 
 /* The learning rate, first in every optimizer's settings. */
 #define FMNN__LEARNING_RATE_FIELD \
-    { "learning_rate", offsetof(fmnn_optimizer, learning_rate), FMNN__FIELD_FLOAT, 0.0, HUGE_VAL, 1, 1, 0.0 }
+    FMNN__FLOAT(fmnn_optimizer, learning_rate, "learning_rate", 0.0, HUGE_VAL, 1, 1, 0.0) /* finite, > 0 */
 
 /* A setting in [0, 1): betas, momentum. */
-#define FMNN__UNIT_FIELD(member, name) \
-    { name, offsetof(fmnn_optimizer, member), FMNN__FIELD_FLOAT, 0.0, 1.0, 0, 1, 0.0 }
+#define FMNN__UNIT_FIELD(member, name) FMNN__FLOAT(fmnn_optimizer, member, name, 0.0, 1.0, 0, 1, 0.0)
 
 #endif /* FMNN_OPTIMIZER_IMPL_H */

@@ -77,18 +77,18 @@ int fmnn__plan_build(fmnn_model *m)
     fmnn__free(m->steps);
     m->steps = fmnn__alloc_array((size_t)n, sizeof *m->steps, "the execution plan");
     m->n_steps = 0;
-    if (!m->steps)
+    /* Per layer, while deciding: the activation it applies, and whether it is skipped. */
+    fmnn_activation_kind *act = fmnn__alloc_array((size_t)n, sizeof *act, "the execution plan");
+    unsigned char *skipped = fmnn__alloc_zeroed((size_t)n, "the execution plan");
+    if (!m->steps || !act || !skipped) {
+        fmnn__free(act);
+        fmnn__free(skipped);
         return FMNN_ENOMEM;
-
-    /* Per layer: the activation it applies, and whether it is skipped. */
-    fmnn_activation_kind act[FMNN__MAX_LAYERS];
-    unsigned char skipped[FMNN__MAX_LAYERS];
+    }
     m->fusion = output_fusion(m);
     m->output_activation = m->fusion == FUSE_ACTIVATION ? m->layers[n - 1]->activation : FMNN_LINEAR;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         act[i] = own_activation(m->layers[i]);
-        skipped[i] = 0;
-    }
     if (m->fusion == FUSE_ACTIVATION) /* the loss applies it, from the logits */
         act[n - 1] = FMNN_LINEAR;
     for (int i = 1; i < n; i++) { /* layer 0 reads the caller's x */
@@ -109,9 +109,12 @@ int fmnn__plan_build(fmnn_model *m)
         fmnn_step *step = &m->steps[m->n_steps++];
         *step = (fmnn_step){ .n_links = 1, .backward = 1 };
         step->links[0] = (fmnn_link){ layer, act[i], 0, NULL };
-        /* Conv2D -> fused relu -> MaxPooling2D (layer_impl.h). */
+        /* Conv2D -> Activation(relu), fused into it -> MaxPooling2D
+         * (layer_impl.h); a Conv2D with activation="relu" of its own is
+         * left as it is. */
         if (i + 2 < n && layer->ops->can_defer_bias_relu && layer->activation == FMNN_LINEAR &&
-            act[i] == FMNN_RELU && skipped[i + 1] && m->layers[i + 2]->ops->applies_deferred_bias_relu) {
+            act[i] == FMNN_RELU && m->layers[i + 1]->ops->is_activation && skipped[i + 1] &&
+            m->layers[i + 2]->ops->applies_deferred_bias_relu) {
             fmnn_layer *pool = m->layers[i + 2];
             step->links[0].defer_bias = 1;
             fmnn_link deferred = { pool, act[i + 2], 0, layer };
@@ -124,11 +127,13 @@ int fmnn__plan_build(fmnn_model *m)
                 *next = (fmnn_step){ .n_links = 1, .backward = 1 };
                 next->links[0] = deferred;
             }
-            i += 2;
+            i += 2; /* the relu (skipped) and the pool are planned */
         }
     }
     if (m->fusion == FUSE_LAYER) /* the loss's gradient is already past it */
         m->steps[m->n_steps - 1].backward = 0;
+    fmnn__free(act);
+    fmnn__free(skipped);
     return FMNN_OK;
 }
 
@@ -157,29 +162,33 @@ void fmnn__plan_free_buffers(fmnn_model *m)
     m->capacity = 0;
 }
 
-/*
- * Images each layer's output buffer holds at batch b: b, or a slice for a
- * link whose output feeds the next link of its step (inner), or 0 for a
- * skipped layer, which shares its input's buffer (and its innerness).
- * called: the most images a layer is called with, for its workspace.
- */
-static void buffer_sizes(const fmnn_model *m, size_t b, size_t *held, size_t *called, unsigned char *inner)
+/* How each layer's output buffer is sized at a batch of b. */
+typedef struct layer_buffer {
+    int skipped;    /* in no step: its output is its input's buffer */
+    int inner;      /* feeds the next link of its step (or is skipped after
+                     * such a link): its gradient never goes through delta */
+    size_t held;    /* images the buffer holds: b, or a slice when inner */
+    size_t called;  /* the most images one call of the layer covers */
+} layer_buffer;
+
+static void size_buffers(const fmnn_model *m, size_t b, layer_buffer *buf)
 {
     for (int i = 0; i < m->n_layers; i++)
-        held[i] = called[i] = inner[i] = 0;
+        buf[i] = (layer_buffer){ 1, 0, 0, 0 };
     for (int s = 0; s < m->n_steps; s++) {
         const fmnn_step *step = &m->steps[s];
         size_t images = step->slice && (size_t)step->slice < b ? (size_t)step->slice : b;
         for (int k = 0; k < step->n_links; k++) {
-            int i = step->links[k].layer->index;
-            inner[i] = k + 1 < step->n_links;
-            held[i] = inner[i] ? images : b;
-            called[i] = images;
+            layer_buffer *lb = &buf[step->links[k].layer->index];
+            lb->skipped = 0;
+            lb->inner = k + 1 < step->n_links;
+            lb->held = lb->inner ? images : b;
+            lb->called = images;
         }
     }
     for (int i = 1; i < m->n_layers; i++)
-        if (!held[i])
-            inner[i] = inner[i - 1];
+        if (buf[i].skipped)
+            buf[i].inner = buf[i - 1].inner;
 }
 
 int fmnn__plan_buffers(fmnn_model *m, int batch)
@@ -191,9 +200,10 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
                            "at most %d fit in one pass", batch, fmnn__model_batch_limit(m));
     fmnn__plan_free_buffers(m);
     const size_t b = (size_t)batch;
-    size_t held[FMNN__MAX_LAYERS], called[FMNN__MAX_LAYERS];
-    unsigned char inner[FMNN__MAX_LAYERS];
-    buffer_sizes(m, b, held, called, inner);
+    layer_buffer *buf = fmnn__alloc_array((size_t)m->n_layers, sizeof *buf, "the buffer plan");
+    if (!buf)
+        return FMNN_ENOMEM;
+    size_buffers(m, b, buf);
 
     size_t total = aligned_floats(b * fmnn__shape_size(&m->input));
     size_t max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;
@@ -201,10 +211,10 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     for (int i = 0; i < m->n_layers; i++) {
         const fmnn_layer *layer = m->layers[i];
         size_t size = fmnn__shape_size(&layer->out);
-        total += aligned_floats(held[i] * size);
-        if (size > max_act && !inner[i]) /* gradients of inner links skip delta */
+        total += aligned_floats(buf[i].held * size);
+        if (size > max_act && !buf[i].inner)
             max_act = size;
-        size_t w = layer->ops->workspace && called[i] ? layer->ops->workspace(layer, (int)called[i]) : 0;
+        size_t w = layer->ops->workspace && !buf[i].skipped ? layer->ops->workspace(layer, (int)buf[i].called) : 0;
         if (w > work)
             work = w;
         if (layer->ops->saved)
@@ -220,6 +230,7 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     m->acts = fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list");
     m->saved = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
     if (!m->arena || !m->acts || (saved && !m->saved)) {
+        fmnn__free(buf);
         fmnn__plan_free_buffers(m);
         return FMNN_ENOMEM;
     }
@@ -229,11 +240,11 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     unsigned char *s = m->saved;
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];
-        if (!held[i]) { /* skipped: same buffer, new shape */
+        if (buf[i].skipped) { /* same buffer, new shape */
             m->acts[i + 1] = m->acts[i];
         } else {
             m->acts[i + 1] = p;
-            p += aligned_floats(held[i] * fmnn__shape_size(&layer->out));
+            p += aligned_floats(buf[i].held * fmnn__shape_size(&layer->out));
         }
         layer->saved = NULL;
         if (layer->ops->saved) {
@@ -256,6 +267,7 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     if (m->fusion == FUSE_ACTIVATION)
         m->probs = p;
     m->capacity = batch;
+    fmnn__free(buf);
     return FMNN_OK;
 }
 
@@ -294,11 +306,17 @@ static void run_backward(fmnn_model *m, const fmnn_link *link, const fmnn_pass *
         m->profile_backward[layer->index] += fmnn__now() - start;
 }
 
-/* The buffers around link k of a step: its input and its output. */
+/* The buffers around link k of a step: its input (the caller's x for the
+ * model's first layer), the slice buffer a later link reads, and its output. */
 static const float *link_input(const fmnn_model *m, const fmnn_step *step, int k, const float *input)
 {
     int i = step->links[k].layer->index;
     return i == 0 ? input : m->acts[i];
+}
+
+static float *slice_buffer(const fmnn_model *m, const fmnn_step *step, int k)
+{
+    return m->acts[step->links[k].layer->index]; /* k > 0: the previous link's output */
 }
 
 static float *link_output(const fmnn_model *m, const fmnn_step *step, int k)
@@ -337,9 +355,10 @@ static void forward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *
     }
 }
 
-/* Backward through a step, slice by slice, last link first: a link's din
- * into a slice buffer overwrites the forward's values there, so the link
- * before gets no `out` (plan.h). */
+/* Backward through a step, slice by slice, last link first.  A later
+ * link writes its din into the slice buffer it read its input from (so
+ * din == in: it must not read in after writing din, which MaxPooling2D
+ * never does), and the link before then gets no `out` (plan.h). */
 static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input,
                           float *dout, float *din)
 {
@@ -355,7 +374,7 @@ static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass 
             const float *in = link_input(m, step, k, input) + (first ? at_in : 0);
             const float *out = last ? link_output(m, step, k) + at_out : NULL;
             float *dy = last ? dout + at_out : link_output(m, step, k);
-            float *dx = !first ? (float *)link_input(m, step, k, input) : din ? din + at_in : NULL;
+            float *dx = !first ? slice_buffer(m, step, k) : din ? din + at_in : NULL;
             run_backward(m, &step->links[k], &part, in, out, dy, dx);
         }
     }

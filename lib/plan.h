@@ -38,8 +38,10 @@ typedef struct fmnn_step {
     int n_links;
     /* Images per call: 0 for the whole batch; else the step runs its
      * links on that many images at a time, through a buffer of that many
-     * images between them.  A link whose output is such a buffer gets no
-     * `out` in backward: it must have deferred what needs it (its bias). */
+     * images between them.  In backward, a link after the first writes its
+     * din over that buffer, which is also its in; and the link whose
+     * output it is gets no `out`: it must have deferred what needs it (its
+     * bias and relu, as a Conv2D does). */
     int slice;
     int backward;        /* 0: skipped, the loss took its part over (FUSE_LAYER) */
 } fmnn_step;

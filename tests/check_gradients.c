@@ -434,7 +434,7 @@ START_TEST(dense_softmax_in_loss_outputs_logits)
 END_TEST
 
 /* Regression test: at commit 9d70f6a, lib/layers/conv2d.c ignored
- * activation_in_loss (conv2d_forward and conv2d_backward applied the
+ * activation_in_loss, since replaced by the plan's pass->activation (conv2d_forward and conv2d_backward applied the
  * activation unconditionally), so a final Conv2D(activation=softmax)
  * had its softmax applied twice.  This test fails on that code. */
 START_TEST(conv2d_softmax_in_loss_outputs_logits)
@@ -675,9 +675,9 @@ static void check_model(gc_model *g, const char *name)
 }
 
 /* Conv2D(2, 3x3, same, l2) -> ReLU -> MaxPool 2 -> Flatten -> Dense(3) ->
- * Activation(softmax), compiled: the first three run as a conv-pool
- * pipeline (train.c) of pipeline_images images at a time, or of the whole
- * batch when 0. */
+ * Activation(softmax), compiled: the first three run as one plan step
+ * (plan.c) of a conv and a pool, pipeline_images images at a time
+ * (steps[0].slice), or the whole batch when 0. */
 static fmnn_model *small_cnn(int pipeline_images)
 {
     fmnn_model *m = NULL;
@@ -892,7 +892,7 @@ END_TEST
  * with a 1x1 output must train and evaluate exactly as the same weights
  * in Flatten -> Dense -> Dense(softmax).  Conv2D(4, 3x3) on a 3x3x2 image
  * is Dense(4) on its flattening, and a 1x1 Conv2D(3) is Dense(3); the
- * parameter layouts coincide.  Fails when conv2d.c ignores activation_in_loss.
+ * parameter layouts coincide.  Fails when conv2d.c ignores pass->activation.
  */
 START_TEST(model_conv_softmax_matches_dense)
 {
@@ -950,7 +950,7 @@ START_TEST(model_conv_softmax_matches_dense)
     ck_assert_msg(fabs(lb - ref) <= 1e-5, "Dense model: loss %.7g, expected %.7g", lb, ref);
     ck_assert_msg(fabs(la - ref) <= 1e-5,
                   "Conv2D(softmax) model: loss %.7g, expected %.7g (the Dense twin gives %.7g): "
-                  "Conv2D ignores activation_in_loss, so the softmax is applied twice",
+                  "Conv2D ignores pass->activation, so the softmax is applied twice",
                   la, ref, lb);
     double dg = max_abs_diff(a->grads, b->grads, a->n_params);
     ck_assert_msg(dg <= 1e-5, "Conv2D(softmax) model: gradient differs from the Dense twin by %.3g", dg);

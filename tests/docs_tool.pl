@@ -23,7 +23,7 @@
 #                   of one file form ONE unit, in document order, compiled
 #                   against the private headers (-Ilib -Itests).  CONTEXT
 #                   says where the lines go: "enum NAME" (enumerators),
-#                   "layer_from_record()" (cases of save.c's switch) or
+#                   "LAYER_TYPES" (lines of lib/layers/registry.c's list) or
 #                   "gradients_suite()" (statements adding Check tests;
 #                   then the unit also gets a main() that runs them);
 #         decls     anything else: top-level declarations, compiled after

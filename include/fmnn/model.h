@@ -50,7 +50,7 @@ typedef struct fmnn_adam_settings {
 /** SGD's own settings (keras.optimizers.SGD). */
 typedef struct fmnn_sgd_settings {
     float momentum;        /**< in [0, 1) */
-    int nesterov;          /**< 0 or 1 */
+    int nesterov;          /**< non-zero: Nesterov momentum */
 } fmnn_sgd_settings;
 
 /**
@@ -102,7 +102,8 @@ FMNN_API int fmnn_model_compile(fmnn_model *model, fmnn_loss loss,
                                 const fmnn_optimizer *optimizer,
                                 uint64_t seed);
 
-/** Prints Keras's summary table (layer, output shape, params) to out. */
+/** Prints Keras's summary table (layer, output shape, params, trainable and
+ * non-trainable totals) to out. */
 FMNN_API int fmnn_model_summary(const fmnn_model *model, FILE *out);
 
 /** Number of layers added so far. */
@@ -214,7 +215,7 @@ FMNN_API int fmnn_model_predict(fmnn_model *model, const fmnn_tensor *x,
 
 /**
  * Saves the architecture, loss, optimizer settings and weights (with
- * FMNN_SAVE_OPTIMIZER, also Adam's moments and step count) to path, in
+ * FMNN_SAVE_OPTIMIZER, also the optimizer's state and step count) to path, in
  * the format of docs/FORMAT.md.  Atomic: the file is written under a
  * temporary name in the same directory, synced, then renamed, so on any
  * failure an existing file at path is left intact.  FMNN_EIO on failure.

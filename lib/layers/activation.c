@@ -35,7 +35,7 @@ static void activation_backward(fmnn_layer *layer, const fmnn_pass *pass, const 
 }
 
 static const fmnn_field activation_fields[] = {
-    FMNN__CHOICE(fmnn_layer, activation, "activation", FMNN__LAST_ACTIVATION),
+    FMNN__CHOICE(fmnn_layer, activation, "activation", FMNN_LINEAR, FMNN__LAST_ACTIVATION),
 };
 
 const struct fmnn_layer_ops fmnn__activation_ops = {

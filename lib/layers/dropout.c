@@ -85,7 +85,7 @@ static void dropout_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
 }
 
 static const fmnn_field dropout_fields[] = {
-    { "rate", offsetof(dropout, rate), FMNN__FIELD_FLOAT, 0.0, 1.0, 0, 1, 0.0 }, /* [0, 1) */
+    FMNN__FLOAT(dropout, rate, "rate", 0.0, 1.0, 0, 1, 0.0), /* [0, 1) */
 };
 
 const struct fmnn_layer_ops fmnn__dropout_ops = {

@@ -190,7 +190,7 @@ static const fmnn_field maxpool2d_fields[] = {
     FMNN__SIZE(maxpool2d, pool.w, "pool_size[1]"),
     FMNN__STRIDE(maxpool2d, pool.stride_h, "strides[0]"),
     FMNN__STRIDE(maxpool2d, pool.stride_w, "strides[1]"),
-    FMNN__CHOICE(maxpool2d, pool.padding, "padding", FMNN_PADDING_SAME),
+    FMNN__CHOICE(maxpool2d, pool.padding, "padding", FMNN_PADDING_VALID, FMNN_PADDING_SAME),
 };
 
 const struct fmnn_layer_ops fmnn__maxpool2d_ops = {

@@ -62,7 +62,7 @@ static const fmnn_field adam_fields[] = {
     FMNN__LEARNING_RATE_FIELD,
     FMNN__UNIT_FIELD(adam.beta_1, "beta_1"),
     FMNN__UNIT_FIELD(adam.beta_2, "beta_2"),
-    { "epsilon", offsetof(fmnn_optimizer, adam.epsilon), FMNN__FIELD_FLOAT, 0.0, HUGE_VAL, 0, 1, 0.0 },
+    FMNN__FLOAT(fmnn_optimizer, adam.epsilon, "epsilon", 0.0, HUGE_VAL, 0, 0, 0.0), /* >= 0 */
 };
 
 const struct fmnn_optimizer_ops fmnn__adam_optimizer = {

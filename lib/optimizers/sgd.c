@@ -3,6 +3,7 @@
  * then w += velocity (or, Nesterov, w += momentum * velocity - lr * g);
  * plain w -= lr * g without momentum.
  */
+#include <limits.h>
 #include <math.h>
 
 #include "optimizer_impl.h"
@@ -42,7 +43,8 @@ static int sgd_update(const fmnn_optimizer *settings, int64_t step, float *w, co
 static const fmnn_field sgd_fields[] = {
     FMNN__LEARNING_RATE_FIELD,
     FMNN__UNIT_FIELD(sgd.momentum, "momentum"),
-    { "nesterov", offsetof(fmnn_optimizer, sgd.nesterov), FMNN__FIELD_CHOICE, 0, 1, 0, 0, 0 },
+    /* any int, non-zero meaning on, as it always was; 0 when missing */
+    { "nesterov", FMNN__FIELD_AT(fmnn_optimizer, sgd.nesterov), FMNN__FIELD_CHOICE, INT_MIN, INT_MAX, 0, 0, 0 },
 };
 
 const struct fmnn_optimizer_ops fmnn__sgd_optimizer = {
