@@ -30,11 +30,11 @@ struct fmnn__reader;
 #define FMNN__MAX_SIZE (1 << 24)
 
 typedef enum fmnn_field_kind {
-    /* An int in min..max.  SIZE and STRIDE differ only in the status a
-     * bad value gets: a size is a shape (FMNN_ESHAPE), a stride or a
-     * choice an argument (FMNN_EINVAL). */
+    /* An int in min..max.  SIZE and INT differ only in the status a bad
+     * value gets: a size is a shape (FMNN_ESHAPE), an INT (a stride, a
+     * padding width) or a CHOICE an argument (FMNN_EINVAL). */
     FMNN__FIELD_SIZE,
-    FMNN__FIELD_STRIDE,
+    FMNN__FIELD_INT,
     FMNN__FIELD_CHOICE,  /* an int or an enum in min..max, named in messages as "unknown" */
     FMNN__FIELD_FLOAT    /* a float between min and max, each bound open or closed;
                           * an open infinite bound means finite */
@@ -66,7 +66,9 @@ typedef struct fmnn_fields {
 #define FMNN__SIZE(type, member, name) \
     { name, FMNN__FIELD_AT(type, member), FMNN__FIELD_SIZE, 1, FMNN__MAX_SIZE, 0, 0, 0 }
 #define FMNN__STRIDE(type, member, name) \
-    { name, FMNN__FIELD_AT(type, member), FMNN__FIELD_STRIDE, 1, FMNN__MAX_SIZE, 0, 0, 1 }
+    { name, FMNN__FIELD_AT(type, member), FMNN__FIELD_INT, 1, FMNN__MAX_SIZE, 0, 0, 1 }
+#define FMNN__INT(type, member, name, min, max, fallback) \
+    { name, FMNN__FIELD_AT(type, member), FMNN__FIELD_INT, min, max, 0, 0, fallback }
 #define FMNN__CHOICE(type, member, name, first, last) \
     { name, FMNN__FIELD_AT(type, member), FMNN__FIELD_CHOICE, first, last, 0, 0, first }
 #define FMNN__FLOAT(type, member, name, min, max, min_open, max_open, fallback) \

@@ -262,15 +262,22 @@ int gc_layer_init(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int
     g->bias = gc_floats(layer->n_bias);
     g->bias_grad = gc_floats(layer->n_bias);
     g->workspace = gc_floats(work);
+    g->state = gc_floats(layer->n_state);
     g->saved = calloc(saved ? saved : 1, 1);
     if (!g->x || !g->din || !g->y || !g->r || !g->dout || !g->kernel || !g->kernel_grad ||
-        !g->bias || !g->bias_grad || !g->workspace || !g->saved)
+        !g->bias || !g->bias_grad || !g->workspace || !g->state || !g->saved)
         return FMNN_ENOMEM;
     layer->kernel = g->kernel;
     layer->bias = g->bias;
     layer->kernel_grad = g->kernel_grad;
     layer->bias_grad = g->bias_grad;
+    layer->state = g->state;
     layer->saved = g->saved;
+    if (layer->ops->init) { /* its own initial values: moving statistics */
+        fmnn_rng rng;
+        fmnn__rng_seed(&rng, 1);
+        layer->ops->init(layer, &rng);
+    }
     g->pass.batch = batch;
     g->pass.training = 0;
     g->pass.workspace = g->workspace;
@@ -292,6 +299,7 @@ void gc_layer_free(gc_layer *g)
     free(g->bias);
     free(g->bias_grad);
     free(g->workspace);
+    free(g->state);
     free(g->saved);
     memset(g, 0, sizeof *g);
 }

@@ -115,6 +115,7 @@ typedef struct gc_layer {
     float *x, *y, *r;    /* input, output, dL/dout */
     float *dout, *din;   /* backward's buffers */
     float *kernel, *bias, *kernel_grad, *bias_grad;
+    float *state;        /* non-trainable values, as the layer's init set them */
     void *saved;
     float *workspace;
 } gc_layer;

@@ -73,6 +73,50 @@ typedef struct fmnn_maxpool2d_options {
 FMNN_API fmnn_layer *fmnn_maxpool2d(int pool_h, int pool_w,
                                     const fmnn_maxpool2d_options *options);
 
+/** The options of AveragePooling2D, the same as MaxPooling2D's. */
+typedef fmnn_maxpool2d_options fmnn_pool2d_options;
+
+/**
+ * AveragePooling2D: the mean of each window.  With "same" padding a
+ * window at the border divides by the pixels it covers, as Keras does.
+ */
+FMNN_API fmnn_layer *fmnn_average_pooling2d(int pool_h, int pool_w,
+                                            const fmnn_pool2d_options *options);
+
+/** GlobalAveragePooling2D: (h, w, c) -> (c), the mean of each channel. */
+FMNN_API fmnn_layer *fmnn_global_average_pooling2d(void);
+
+/** GlobalMaxPooling2D: (h, w, c) -> (c), the max of each channel. */
+FMNN_API fmnn_layer *fmnn_global_max_pooling2d(void);
+
+/** BatchNormalization options; FMNN_BATCH_NORMALIZATION_OPTIONS_INIT (or a
+ * NULL pointer) gives Keras's defaults. */
+typedef struct fmnn_batch_normalization_options {
+    float momentum;   /**< of the moving statistics, in [0, 1]: Keras 0.99 */
+    float epsilon;    /**< added to the variance, > 0: Keras 1e-3 */
+    int center;       /**< learn an offset beta (0 or 1): Keras 1 */
+    int scale;        /**< learn a factor gamma (0 or 1): Keras 1 */
+} fmnn_batch_normalization_options;
+
+#define FMNN_BATCH_NORMALIZATION_OPTIONS_INIT { 0.99f, 1e-3f, 1, 1 }
+
+/**
+ * BatchNormalization over the last axis (per channel after a Conv2D, per
+ * unit after a Dense): batch statistics in fit, the moving mean and
+ * variance (non-trainable) in evaluate and predict, as Keras.
+ */
+FMNN_API fmnn_layer *fmnn_batch_normalization(
+    const fmnn_batch_normalization_options *options);
+
+/** ZeroPadding2D: rows of zeros above and below, columns left and right. */
+FMNN_API fmnn_layer *fmnn_zero_padding2d(int top, int bottom, int left, int right);
+
+/**
+ * Reshape to target_shape (rank 1..3 sizes, without the batch axis); one
+ * size may be -1, the number that makes the total match.
+ */
+FMNN_API fmnn_layer *fmnn_reshape(int rank, const int *target_shape);
+
 /** Dense options; zero-filled means linear activation, no regularizer. */
 typedef struct fmnn_dense_options {
     fmnn_activation_kind activation;

@@ -13,6 +13,12 @@
     X(4, dropout)         \
     X(5, activation)      \
     X(6, flatten)         \
+    X(7, batch_normalization) \
+    X(8, average_pooling2d) \
+    X(9, global_average_pooling2d) \
+    X(10, global_max_pooling2d) \
+    X(11, zero_padding2d) \
+    X(12, reshape)        \
     /* the next code goes above */
 
 #define DECLARE(code, name) extern const struct fmnn_layer_ops fmnn__##name##_ops;

@@ -44,7 +44,7 @@ static const fmnn_field sgd_fields[] = {
     FMNN__LEARNING_RATE_FIELD,
     FMNN__UNIT_FIELD(sgd.momentum, "momentum"),
     /* any int, non-zero meaning on, as it always was; 0 when missing */
-    { "nesterov", FMNN__FIELD_AT(fmnn_optimizer, sgd.nesterov), FMNN__FIELD_CHOICE, INT_MIN, INT_MAX, 0, 0, 0 },
+    FMNN__INT(fmnn_optimizer, sgd.nesterov, "nesterov", INT_MIN, INT_MAX, 0),
 };
 
 const struct fmnn_optimizer_ops fmnn__sgd_optimizer = {

@@ -144,6 +144,32 @@ static void model_corpus(void)
     save(m, "cnn-optimizer", FMNN_SAVE_OPTIMIZER);
     fmnn_model_free(m);
 
+    /* The newer layer types: padding, BatchNormalization (its moving
+     * statistics moved by training), both global poolings' inputs,
+     * average pooling with "same" borders and reshapes. */
+    fmnn_batch_normalization_options bn = FMNN_BATCH_NORMALIZATION_OPTIONS_INIT;
+    bn.center = 0;
+    if (fmnn_model_new(&m, 3, (int[]){ 6, 6, 1 }) || fmnn_model_add(m, fmnn_zero_padding2d(1, 0, 0, 1)) ||
+        fmnn_model_add(m, fmnn_conv2d(2, 3, 3, NULL)) || fmnn_model_add(m, fmnn_batch_normalization(NULL)) ||
+        fmnn_model_add(m, fmnn_average_pooling2d(2, 2, &(fmnn_pool2d_options){ 1, 1, FMNN_PADDING_SAME })) ||
+        fmnn_model_add(m, fmnn_reshape(3, (int[]){ 5, -1, 2 })) ||
+        fmnn_model_add(m, fmnn_global_max_pooling2d()) || fmnn_model_add(m, fmnn_batch_normalization(&bn)) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, { 0, 0 } })))
+        die("newer layers model");
+    if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 4))
+        die("compile");
+    train(m, 3, (int[]){ 6, 6, 1 }, 3, 0);
+    save(m, "newer-layers", 0);
+    save(m, "newer-layers-optimizer", FMNN_SAVE_OPTIMIZER);
+    fmnn_model_free(m);
+    if (fmnn_model_new(&m, 3, (int[]){ 4, 4, 2 }) || fmnn_model_add(m, fmnn_global_average_pooling2d()) ||
+        fmnn_model_add(m, fmnn_dense(2, NULL)))
+        die("global average model");
+    if (fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 5))
+        die("compile");
+    save(m, "global-average", 0);
+    fmnn_model_free(m);
+
     /* Rank-2 input, MSE, tanh and sigmoid. */
     if (fmnn_model_new(&m, 2, (int[]){ 2, 3 }) ||
         fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ FMNN_TANH, { 0, 0 } })) ||

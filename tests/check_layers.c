@@ -1,0 +1,425 @@
+/*
+ * check_layers.c - the layers beyond the notebook's: BatchNormalization,
+ * AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+ * ZeroPadding2D and Reshape.  Each forward pass against its definition
+ * computed here in double, each backward pass against central
+ * differences (tests/gradcheck.h), and the semantics Keras gives them:
+ * BatchNormalization's biased batch variance, its moving statistics and
+ * their use at inference, the "same" border of average pooling, the
+ * gradient of a max shared among ties.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmnn.h"
+#include "gradcheck.h"
+#include "model_impl.h"
+#include "testutil.h"
+
+#define ALL 0
+
+static void setup(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int batch, uint64_t seed)
+{
+    int err = gc_layer_init(g, layer, rank, dims, batch, 0);
+    ck_assert_msg(err == FMNN_OK, "layer setup failed (%d): %s", err, fmnn_last_error());
+    gc_layer_fill(g, seed);
+}
+
+static void assert_checked(const gc_stats *s, const char *what)
+{
+    ck_assert_msg(s->checked > 0, "%s: nothing was checked", what);
+    ck_assert_msg(s->failed == 0, "%s: %zu of %zu entries disagree with central differences (worst %.3g x)", what,
+                  s->failed, s->checked, s->max_ratio);
+    ck_assert_msg(s->max_grad > 1e-3, "%s: the gradient is trivially zero", what);
+}
+
+/* din, and the kernel and bias gradients where the layer has them. */
+static void check_gradients(gc_layer *g, const char *name, uint64_t seed)
+{
+    gc_tol tol = GC_TOL_LAYER;
+    gc_layer_report r = gc_layer_check(g, name, ALL, seed, &tol);
+    char what[128];
+    snprintf(what, sizeof what, "%s: din", name);
+    assert_checked(&r.din, what);
+    if (g->layer->n_kernel) {
+        snprintf(what, sizeof what, "%s: kernel_grad", name);
+        assert_checked(&r.kernel, what);
+    }
+    if (g->layer->n_bias) {
+        snprintf(what, sizeof what, "%s: bias_grad", name);
+        assert_checked(&r.bias, what);
+    }
+}
+
+static void assert_close(const char *name, const float *y, const double *ref, size_t n, double rel)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(y[i] - ref[i]) <= rel * fmax(1.0, fabs(ref[i])), "%s: y[%zu] = %.9g, expected %.9g", name,
+                      i, (double)y[i], ref[i]);
+}
+
+/* ---- BatchNormalization ----------------------------------------------------- */
+
+typedef struct bn_case {
+    const char *name;
+    int rank, dims[3], batch;
+    int center, scale;
+} bn_case;
+
+static const bn_case bn_cases[] = {
+    { "after a Conv2D (per channel)", 3, { 3, 4, 3 }, 2, 1, 1 },
+    { "after a Dense (per unit)", 1, { 5 }, 6, 1, 1 },
+    { "without center", 3, { 2, 2, 4 }, 3, 0, 1 },
+    { "without scale", 1, { 3 }, 5, 1, 0 },
+    { "neither", 2, { 3, 2 }, 4, 0, 0 },
+};
+#define N_BN_CASES ((int)(sizeof bn_cases / sizeof bn_cases[0]))
+
+static fmnn_layer *bn_layer(const bn_case *k)
+{
+    fmnn_batch_normalization_options o = FMNN_BATCH_NORMALIZATION_OPTIONS_INIT;
+    o.center = k->center;
+    o.scale = k->scale;
+    return fmnn_batch_normalization(&o);
+}
+
+/*
+ * y = gamma (x - mean) / sqrt(var + 1e-3) + beta per channel, with the
+ * batch's mean and biased variance (training) or the given ones.
+ */
+static void bn_reference(const gc_layer *g, int training, const float *mean_in, const float *var_in,
+                         double *ref, double *batch_mean, double *batch_var)
+{
+    const fmnn_layer *l = g->layer;
+    const size_t c = (size_t)l->in.dims[l->in.rank - 1], rows = g->n_in / c;
+    for (size_t k = 0; k < c; k++) {
+        double s = 0.0, s2 = 0.0;
+        for (size_t r = 0; r < rows; r++)
+            s += g->x[r * c + k];
+        s /= (double)rows;
+        for (size_t r = 0; r < rows; r++)
+            s2 += (g->x[r * c + k] - s) * (g->x[r * c + k] - s);
+        s2 /= (double)rows; /* biased, as Keras's ops.moments */
+        batch_mean[k] = s;
+        batch_var[k] = s2;
+        const double mean = training ? s : mean_in[k], var = training ? s2 : var_in[k];
+        const double gamma = l->n_kernel ? g->kernel[k] : 1.0, beta = l->n_bias ? g->bias[k] : 0.0;
+        for (size_t r = 0; r < rows; r++)
+            ref[r * c + k] = gamma * (g->x[r * c + k] - mean) / sqrt(var + 1e-3) + beta;
+    }
+}
+
+START_TEST(batch_normalization_training)
+{
+    const bn_case *k = &bn_cases[_i];
+    gc_layer g;
+    setup(&g, bn_layer(k), k->rank, k->dims, k->batch, 100 + (uint64_t)_i);
+    const fmnn_layer *l = g.layer;
+    const size_t c = (size_t)k->dims[k->rank - 1];
+    ck_assert_uint_eq(l->n_kernel, k->scale ? c : 0);
+    ck_assert_uint_eq(l->n_bias, k->center ? c : 0);
+    ck_assert_uint_eq(l->n_state, 2 * c);
+    for (size_t j = 0; j < c; j++) /* Keras's initial moving statistics */
+        ck_assert(g.state[j] == 0.0f && g.state[c + j] == 1.0f);
+    g.pass.training = 1;
+
+    /* One forward pass: the batch statistics, and one moving-average step. */
+    double *ref = calloc(g.n_out, sizeof *ref), mean[8], var[8];
+    ck_assert_ptr_nonnull(ref);
+    bn_reference(&g, 1, NULL, NULL, ref, mean, var);
+    gc_layer_objective(&g);
+    assert_close(k->name, g.y, ref, g.n_out, 2e-5);
+    for (size_t j = 0; j < c; j++) {
+        ck_assert_msg(fabs(g.state[j] - 0.01 * mean[j]) <= 1e-6, "%s: moving mean %g, expected %g", k->name,
+                      (double)g.state[j], 0.01 * mean[j]);
+        ck_assert_msg(fabs(g.state[c + j] - (0.99 + 0.01 * var[j])) <= 1e-6, "%s: moving variance %g, expected %g",
+                      k->name, (double)g.state[c + j], 0.99 + 0.01 * var[j]);
+    }
+    free(ref);
+    check_gradients(&g, k->name, 7 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* At inference the moving statistics normalise, and the batch's are not
+ * used or moved. */
+START_TEST(batch_normalization_inference)
+{
+    const bn_case *k = &bn_cases[_i];
+    gc_layer g;
+    setup(&g, bn_layer(k), k->rank, k->dims, k->batch, 200 + (uint64_t)_i);
+    const size_t c = (size_t)k->dims[k->rank - 1];
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 300 + (uint64_t)_i);
+    gc_fill_uniform(&rng, g.state, c, -0.5f, 0.5f);
+    gc_fill_uniform(&rng, g.state + c, c, 0.2f, 2.0f);
+    float before[16];
+    memcpy(before, g.state, 2 * c * sizeof *before);
+    g.pass.training = 0;
+    double *ref = calloc(g.n_out, sizeof *ref), mean[8], var[8];
+    ck_assert_ptr_nonnull(ref);
+    bn_reference(&g, 0, g.state, g.state + c, ref, mean, var);
+    gc_layer_objective(&g);
+    assert_close(k->name, g.y, ref, g.n_out, 2e-5);
+    ck_assert(memcmp(before, g.state, 2 * c * sizeof *before) == 0);
+    free(ref);
+    check_gradients(&g, k->name, 17 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* ---- AveragePooling2D ---------------------------------------------------------- */
+
+typedef struct pool_case {
+    const char *name;
+    int h, w, c, ph, pw, sh, sw; /* strides 0: the pool size */
+    fmnn_padding padding;
+    int out_h, out_w;
+} pool_case;
+
+static const pool_case pool_cases[] = {
+    { "2x2 valid", 4, 6, 3, 2, 2, 0, 0, FMNN_PADDING_VALID, 2, 3 },
+    { "3x3 stride 2 same (overlap + padding)", 7, 6, 2, 3, 3, 2, 2, FMNN_PADDING_SAME, 4, 3 },
+    { "3x3 stride 1 valid (heavy overlap)", 5, 5, 2, 3, 3, 1, 1, FMNN_PADDING_VALID, 3, 3 },
+    { "2x2 same, odd input", 5, 5, 2, 2, 2, 0, 0, FMNN_PADDING_SAME, 3, 3 },
+    { "3x3 stride 1 same (every border)", 4, 4, 1, 3, 3, 1, 1, FMNN_PADDING_SAME, 4, 4 },
+    { "2x2 stride 3 valid (gaps)", 7, 7, 3, 2, 2, 3, 3, FMNN_PADDING_VALID, 2, 2 },
+};
+#define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
+
+/* The mean over the part of each window inside the image. */
+static void avgpool_reference(const gc_layer *g, const pool_case *k, int batch, double *ref)
+{
+    const int sh = k->sh ? k->sh : k->ph, sw = k->sw ? k->sw : k->pw;
+    int pad_top = 0, pad_left = 0;
+    if (k->padding == FMNN_PADDING_SAME) {
+        int th = (k->out_h - 1) * sh + k->ph - k->h, tw = (k->out_w - 1) * sw + k->pw - k->w;
+        pad_top = th > 0 ? th / 2 : 0;
+        pad_left = tw > 0 ? tw / 2 : 0;
+    }
+    for (int n = 0; n < batch; n++)
+        for (int y = 0; y < k->out_h; y++)
+            for (int x = 0; x < k->out_w; x++)
+                for (int ch = 0; ch < k->c; ch++) {
+                    double sum = 0.0;
+                    int count = 0;
+                    for (int i = 0; i < k->ph; i++)
+                        for (int j = 0; j < k->pw; j++) {
+                            int iy = y * sh - pad_top + i, ix = x * sw - pad_left + j;
+                            if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w)
+                                continue;
+                            sum += g->x[(((size_t)n * k->h + iy) * k->w + ix) * k->c + ch];
+                            count++;
+                        }
+                    ref[(((size_t)n * k->out_h + y) * k->out_w + x) * k->c + ch] = sum / count;
+                }
+}
+
+START_TEST(average_pooling2d_gradients)
+{
+    const pool_case *k = &pool_cases[_i];
+    const fmnn_pool2d_options o = { .stride_h = k->sh, .stride_w = k->sw, .padding = k->padding };
+    gc_layer g;
+    setup(&g, fmnn_average_pooling2d(k->ph, k->pw, &o), 3, (int[]){ k->h, k->w, k->c }, 2, 400 + (uint64_t)_i);
+    const fmnn_shape *out = &g.layer->out;
+    ck_assert_msg(out->rank == 3 && out->dims[0] == k->out_h && out->dims[1] == k->out_w && out->dims[2] == k->c,
+                  "%s: output (%d, %d, %d)", k->name, out->dims[0], out->dims[1], out->dims[2]);
+    double *ref = calloc(g.n_out, sizeof *ref);
+    ck_assert_ptr_nonnull(ref);
+    avgpool_reference(&g, k, 2, ref);
+    gc_layer_objective(&g);
+    assert_close(k->name, g.y, ref, g.n_out, 1e-6);
+    free(ref);
+    check_gradients(&g, k->name, 23 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* A "same" corner window of a constant image averages to the constant:
+ * it divides by the 4 pixels it covers, not the 9 of the window. */
+START_TEST(average_pooling2d_same_border_counts_real_pixels)
+{
+    const fmnn_pool2d_options o = { .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME };
+    gc_layer g;
+    setup(&g, fmnn_average_pooling2d(3, 3, &o), 3, (int[]){ 3, 3, 1 }, 1, 1);
+    for (size_t i = 0; i < g.n_in; i++)
+        g.x[i] = 2.0f;
+    gc_layer_objective(&g);
+    for (size_t i = 0; i < g.n_out; i++)
+        ck_assert_msg(g.y[i] == 2.0f, "y[%zu] = %g, expected 2", i, (double)g.y[i]);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* ---- global pooling -------------------------------------------------------------- */
+
+START_TEST(global_pooling_gradients)
+{
+    const int dims[3] = { 3, 4, 3 };
+    for (int max = 0; max < 2; max++) {
+        const char *name = max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D";
+        gc_layer g;
+        setup(&g, max ? fmnn_global_max_pooling2d() : fmnn_global_average_pooling2d(), 3, dims, 2, 500);
+        ck_assert_int_eq(g.layer->out.rank, 1);
+        ck_assert_int_eq(g.layer->out.dims[0], 3);
+        fmnn_rng rng;
+        fmnn__rng_seed(&rng, 501);
+        gc_fill_distinct(&rng, g.x, g.n_in, 0.05f); /* no near-ties for the max */
+        double ref[6];
+        for (int n = 0; n < 2; n++)
+            for (int k = 0; k < 3; k++) {
+                double acc = max ? -INFINITY : 0.0;
+                for (int i = 0; i < 12; i++) {
+                    double v = g.x[((size_t)n * 12 + i) * 3 + k];
+                    acc = max ? fmax(acc, v) : acc + v / 12.0;
+                }
+                ref[n * 3 + k] = acc;
+            }
+        gc_layer_objective(&g);
+        assert_close(name, g.y, ref, 6, 1e-6);
+        check_gradients(&g, name, 29 + (uint64_t)max);
+        gc_layer_free(&g);
+    }
+}
+END_TEST
+
+/* Tied maxima share the gradient equally, as ops.max's gradient does. */
+START_TEST(global_max_pooling_shares_ties)
+{
+    gc_layer g;
+    setup(&g, fmnn_global_max_pooling2d(), 3, (int[]){ 2, 2, 1 }, 1, 1);
+    const float x[4] = { 1.0f, 3.0f, 3.0f, -2.0f };
+    memcpy(g.x, x, sizeof x);
+    g.r[0] = 1.0f;
+    gc_layer_gradients(&g);
+    ck_assert(g.y[0] == 3.0f);
+    ck_assert(g.din[0] == 0.0f && g.din[1] == 0.5f && g.din[2] == 0.5f && g.din[3] == 0.0f);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* ---- ZeroPadding2D and Reshape --------------------------------------------------- */
+
+START_TEST(zero_padding2d_gradients)
+{
+    gc_layer g;
+    setup(&g, fmnn_zero_padding2d(1, 2, 0, 3), 3, (int[]){ 2, 3, 2 }, 2, 600);
+    const fmnn_shape *out = &g.layer->out;
+    ck_assert(out->rank == 3 && out->dims[0] == 5 && out->dims[1] == 6 && out->dims[2] == 2);
+    double ref[2 * 5 * 6 * 2] = { 0 };
+    for (int n = 0; n < 2; n++)
+        for (int y = 0; y < 2; y++)
+            for (int x = 0; x < 3; x++)
+                for (int k = 0; k < 2; k++)
+                    ref[(((size_t)n * 5 + y + 1) * 6 + x) * 2 + k] = g.x[(((size_t)n * 2 + y) * 3 + x) * 2 + k];
+    gc_layer_objective(&g);
+    assert_close("ZeroPadding2D", g.y, ref, g.n_out, 0.0);
+    check_gradients(&g, "ZeroPadding2D", 31);
+    gc_layer_free(&g);
+}
+END_TEST
+
+START_TEST(reshape_shapes)
+{
+    gc_layer g;
+    setup(&g, fmnn_reshape(2, (int[]){ -1, 4 }), 3, (int[]){ 2, 3, 2 }, 2, 700);
+    ck_assert(g.layer->out.rank == 2 && g.layer->out.dims[0] == 3 && g.layer->out.dims[1] == 4);
+    gc_layer_gradients(&g); /* a copy both ways */
+    ck_assert(memcmp(g.y, g.x, g.n_in * sizeof *g.x) == 0);
+    ck_assert(memcmp(g.din, g.r, g.n_in * sizeof *g.r) == 0);
+    gc_layer_free(&g);
+
+    /* Refused: sizes that do not multiply out, two -1, a 0. */
+    const int bad[][3] = { { 5, -1, 0 }, { -1, -1, 0 }, { 0, 12, 0 }, { 7, 2, 0 } };
+    for (int i = 0; i < 4; i++) {
+        fmnn_model *m = NULL;
+        ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 2, 3, 2 }), FMNN_OK);
+        ck_assert_int_eq(fmnn_model_add(m, fmnn_reshape(2, bad[i])), FMNN_OK);
+        int err = fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1);
+        ck_assert_msg(err == FMNN_ESHAPE || err == FMNN_EINVAL, "case %d: %d", i, err);
+        ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "reshape"));
+        fmnn_model_free(m);
+    }
+}
+END_TEST
+
+/* ---- in a model --------------------------------------------------------------- */
+
+/* Every new layer in one trained model: gradients of all parameters
+ * through the library's own passes, BatchNormalization in training mode. */
+START_TEST(model_with_every_new_layer)
+{
+    enum { B = 3, H = 6, W = 6, CLASSES = 3 };
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ H, W, 1 }), FMNN_OK);
+    const fmnn_pool2d_options same = { .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME };
+    fmnn_layer *layers[] = {
+        fmnn_zero_padding2d(1, 1, 1, 1),
+        fmnn_conv2d(3, 3, 3, NULL),
+        fmnn_batch_normalization(NULL),
+        fmnn_activation(FMNN_TANH),
+        fmnn_average_pooling2d(2, 2, &same),
+        fmnn_reshape(3, (int[]){ 6, 6, 3 }),
+        fmnn_global_average_pooling2d(),
+        fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_TANH }),
+        fmnn_batch_normalization(NULL),
+        fmnn_dense(CLASSES, NULL),
+        fmnn_activation(FMNN_SOFTMAX),
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)
+        ck_assert_int_eq(fmnn_model_add(m, layers[i]), FMNN_OK);
+    ck_assert_msg(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 3) == FMNN_OK, "%s",
+                  fmnn_last_error());
+    ck_assert_uint_eq(m->n_state, 2 * 3 + 2 * 4);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 800);
+    gc_fill_uniform(&rng, m->params, m->n_params, -0.8f, 0.8f);
+    float x[B * H * W], y[B * CLASSES] = { 0 };
+    gc_fill_uniform(&rng, x, sizeof x / sizeof *x, -1.0f, 1.0f);
+    for (int n = 0; n < B; n++)
+        y[n * CLASSES + n % CLASSES] = 1.0f;
+    gc_model g;
+    ck_assert_int_eq(gc_model_init(&g, m, B, x, y, 1, 9), FMNN_OK);
+    double objective = gc_model_gradients(&g);
+    ck_assert(isfinite(objective));
+    float *analytic = malloc(m->n_params * sizeof *analytic);
+    ck_assert_ptr_nonnull(analytic);
+    memcpy(analytic, m->grads, m->n_params * sizeof *analytic);
+    gc_tol tol = { 1e-3, 1e-2, 2e-4 };
+    gc_stats s = gc_check("every new layer: all parameters", gc_model_objective, &g, m->params, analytic,
+                          m->n_params, ALL, 43, &tol);
+    assert_checked(&s, "every new layer: all parameters");
+    free(analytic);
+    fmnn_model_free(m);
+}
+END_TEST
+
+static Suite *layers_suite(void)
+{
+    Suite *s = suite_create("layers");
+    TCase *tc = tcase_create("new layers");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, batch_normalization_training, 0, N_BN_CASES);
+    tcase_add_loop_test(tc, batch_normalization_inference, 0, N_BN_CASES);
+    tcase_add_loop_test(tc, average_pooling2d_gradients, 0, N_POOL_CASES);
+    tcase_add_test(tc, average_pooling2d_same_border_counts_real_pixels);
+    tcase_add_test(tc, global_pooling_gradients);
+    tcase_add_test(tc, global_max_pooling_shares_ties);
+    tcase_add_test(tc, zero_padding2d_gradients);
+    tcase_add_test(tc, reshape_shapes);
+    tcase_add_test(tc, model_with_every_new_layer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    fmnn_set_num_threads(1);
+    SRunner *sr = srunner_create(layers_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
