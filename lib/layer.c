@@ -77,6 +77,17 @@ int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *win, const char *wh
     return FMNN_OK;
 }
 
+fmnn_window fmnn__pool_window(int pool_h, int pool_w, const fmnn_pool2d_options *options)
+{
+    fmnn_window w = { pool_h, pool_w, pool_h, pool_w, FMNN_PADDING_VALID };
+    if (options) {
+        w.stride_h = options->stride_h ? options->stride_h : pool_h;
+        w.stride_w = options->stride_w ? options->stride_w : pool_w;
+        w.padding = options->padding;
+    }
+    return w;
+}
+
 void fmnn__shape_format(const fmnn_shape *shape, char *buf, size_t size)
 {
     size_t used = (size_t)snprintf(buf, size, "(None");

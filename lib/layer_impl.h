@@ -176,6 +176,17 @@ typedef struct fmnn_window {
 FMNN_INTERNAL int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *window, const char *what,
                                      int *out_h, int *out_w, int *pad_top, int *pad_left);
 
+/* A pooling window from Keras's arguments: strides 0 (or no options)
+ * mean the pool size, no options valid padding. */
+FMNN_INTERNAL fmnn_window fmnn__pool_window(int pool_h, int pool_w, const fmnn_pool2d_options *options);
+
+/* Field-table entries for a window member: its size (named `size`, as
+ * "kernel_size" or "pool_size"), strides and padding. */
+#define FMNN__WINDOW_FIELDS(type, member, size)                                                  \
+    FMNN__SIZE(type, member.h, size "[0]"), FMNN__SIZE(type, member.w, size "[1]"),              \
+    FMNN__STRIDE(type, member.stride_h, "strides[0]"), FMNN__STRIDE(type, member.stride_w, "strides[1]"), \
+    FMNN__CHOICE(type, member.padding, "padding", FMNN_PADDING_VALID, FMNN_PADDING_SAME)
+
 /* Formats a shape as Keras does, "(None, 26, 26, 256)". */
 FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
                                       size_t size);

@@ -114,13 +114,7 @@ static void avgpool_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
     }
 }
 
-static const fmnn_field avgpool_fields[] = {
-    FMNN__SIZE(average_pooling2d, pool.h, "pool_size[0]"),
-    FMNN__SIZE(average_pooling2d, pool.w, "pool_size[1]"),
-    FMNN__STRIDE(average_pooling2d, pool.stride_h, "strides[0]"),
-    FMNN__STRIDE(average_pooling2d, pool.stride_w, "strides[1]"),
-    FMNN__CHOICE(average_pooling2d, pool.padding, "padding", FMNN_PADDING_VALID, FMNN_PADDING_SAME),
-};
+static const fmnn_field avgpool_fields[] = { FMNN__WINDOW_FIELDS(average_pooling2d, pool, "pool_size") };
 
 const struct fmnn_layer_ops fmnn__average_pooling2d_ops = {
     .type = "AveragePooling2D",
@@ -137,10 +131,6 @@ FMNN_API fmnn_layer *fmnn_average_pooling2d(int pool_h, int pool_w, const fmnn_p
     average_pooling2d *p = (average_pooling2d *)fmnn__layer_alloc(&fmnn__average_pooling2d_ops);
     if (!p)
         return NULL;
-    p->pool.h = pool_h;
-    p->pool.w = pool_w;
-    p->pool.stride_h = options && options->stride_h ? options->stride_h : pool_h;
-    p->pool.stride_w = options && options->stride_w ? options->stride_w : pool_w;
-    p->pool.padding = options ? options->padding : FMNN_PADDING_VALID;
+    p->pool = fmnn__pool_window(pool_h, pool_w, options);
     return &p->base;
 }

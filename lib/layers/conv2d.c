@@ -223,11 +223,7 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
 
 static const fmnn_field conv2d_fields[] = {
     FMNN__SIZE(conv2d, filters, "filters"),
-    FMNN__SIZE(conv2d, kernel.h, "kernel_size[0]"),
-    FMNN__SIZE(conv2d, kernel.w, "kernel_size[1]"),
-    FMNN__STRIDE(conv2d, kernel.stride_h, "strides[0]"),
-    FMNN__STRIDE(conv2d, kernel.stride_w, "strides[1]"),
-    FMNN__CHOICE(conv2d, kernel.padding, "padding", FMNN_PADDING_VALID, FMNN_PADDING_SAME),
+    FMNN__WINDOW_FIELDS(conv2d, kernel, "kernel_size"),
     FMNN__ACTIVATION_FIELD(conv2d),
     FMNN__REGULARIZER_FIELDS(conv2d),
 };

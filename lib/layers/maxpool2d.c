@@ -185,13 +185,7 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
     }
 }
 
-static const fmnn_field maxpool2d_fields[] = {
-    FMNN__SIZE(maxpool2d, pool.h, "pool_size[0]"),
-    FMNN__SIZE(maxpool2d, pool.w, "pool_size[1]"),
-    FMNN__STRIDE(maxpool2d, pool.stride_h, "strides[0]"),
-    FMNN__STRIDE(maxpool2d, pool.stride_w, "strides[1]"),
-    FMNN__CHOICE(maxpool2d, pool.padding, "padding", FMNN_PADDING_VALID, FMNN_PADDING_SAME),
-};
+static const fmnn_field maxpool2d_fields[] = { FMNN__WINDOW_FIELDS(maxpool2d, pool, "pool_size") };
 
 const struct fmnn_layer_ops fmnn__maxpool2d_ops = {
     .type = "MaxPooling2D",
@@ -210,10 +204,6 @@ FMNN_API fmnn_layer *fmnn_maxpool2d(int pool_h, int pool_w, const fmnn_maxpool2d
     maxpool2d *p = (maxpool2d *)fmnn__layer_alloc(&fmnn__maxpool2d_ops);
     if (!p)
         return NULL;
-    p->pool.h = pool_h;
-    p->pool.w = pool_w;
-    p->pool.stride_h = options && options->stride_h ? options->stride_h : pool_h;
-    p->pool.stride_w = options && options->stride_w ? options->stride_w : pool_w;
-    p->pool.padding = options ? options->padding : FMNN_PADDING_VALID;
+    p->pool = fmnn__pool_window(pool_h, pool_w, options);
     return &p->base;
 }
