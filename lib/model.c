@@ -163,13 +163,14 @@ int fmnn__model_infer(fmnn_model *m, size_t *n_params, size_t *n_state)
 }
 
 /* One block for the parameters, their gradients, the optimizer's slots
- * and the non-trainable state; each layer's views into it. */
+ * and the non-trainable state (with room for fit's copy of it); each
+ * layer's views into it. */
 static int collate(fmnn_model *m, size_t n_params, size_t n_state)
 {
     const size_t arrays = 2 + (size_t)m->optimizer_ops->n_slots;
-    if (n_params > (SIZE_MAX / sizeof(float) - n_state - 1) / arrays)
+    if (n_params > (SIZE_MAX / sizeof(float) - 2 * n_state - 1) / arrays)
         return fmnn__error(FMNN_ENOMEM, "fmnn_model_compile: %zu parameters do not fit in memory", n_params);
-    const size_t total = arrays * n_params + n_state;
+    const size_t total = arrays * n_params + 2 * n_state; /* the state and its copy */
     float *block = fmnn__alloc_array(total ? total : 1, sizeof(float), "the parameters");
     if (!block)
         return FMNN_ENOMEM;
@@ -181,6 +182,7 @@ static int collate(fmnn_model *m, size_t n_params, size_t n_state)
         m->slots[k] = k < m->optimizer_ops->n_slots ? block + (2 + (size_t)k) * n_params : NULL;
     m->n_state = n_state;
     m->state = block + arrays * n_params;
+    m->state_before = m->state + n_state;
     size_t at = 0, at_state = 0;
     for (int i = 0; i < m->n_layers; i++) {
         fmnn_layer *layer = m->layers[i];

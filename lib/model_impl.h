@@ -51,6 +51,7 @@ struct fmnn_model {
     float *slots[FMNN__MAX_SLOTS]; /* optimizer_ops->n_slots of them */
     size_t n_state;
     float *state;
+    float *state_before;    /* its copy before a training step, to restore a bad one */
     int64_t step;           /* optimizer steps taken (Adam's t), < FMNN__MAX_STEPS */
 
     /* The execution plan (plan.c). */

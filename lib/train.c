@@ -209,6 +209,14 @@ static int notify(const fmnn_fit_options *o, fmnn_progress_bar *bar, const fmnn_
     return FMNN_OK;
 }
 
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
 /* Trains one epoch over order[0..n_train); fills p with its metrics. */
 static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const int *order,
                        int n_train, const fmnn_fit_options *o, fmnn_progress_bar *bar, fmnn_progress *p)
@@ -221,26 +229,34 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         pass.seed = fmnn__mix64(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->step + 1);
         const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
         gather(m, x, y, order + first, pass.batch);
+        /* The forward pass moves the moving statistics: keep the last
+         * good ones, to restore if this step goes wrong. */
+        memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
         fmnn__plan_forward(m, &pass, m->acts[0]);
         int correct;
         const int rows = pass.batch * m->output_rows;
         double batch_loss = fmnn__model_loss(m, pass.batch, m->targets, 1, &correct) / rows +
                             fmnn__regularization_penalty(m);
         /* Checked as the float it is reported as; and an update that would
-         * overflow a weight is refused, so the weights stay the last good ones. */
-        int bad_loss = !isfinite((float)batch_loss);
-        if (!bad_loss) {
+         * overflow a weight or a moving statistic is refused, so the model
+         * stays as the last good step left it. */
+        const int bad_loss = !isfinite((float)batch_loss);
+        const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
+        if (!bad_loss && !bad_state) {
             fmnn__plan_backward(m, &pass, m->acts[0]);
             fmnn__regularization_gradient(m);
         }
-        const int bad_update = !bad_loss && fmnn__optimizer_step(m) != FMNN_OK;
+        const int bad_update = !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
         fmnn__restore_fp_mode(fp);
-        if (bad_loss || bad_update)
+        if (bad_loss || bad_state || bad_update) {
+            memcpy(m->state, m->state_before, m->n_state * sizeof *m->state);
             return fmnn__error(FMNN_ENUMERIC,
                                "fmnn_model_fit: the %s became %s at epoch %d, batch %d; the weights "
                                "are those of the last good step",
-                               bad_loss ? "loss" : "update", bad_loss && isnan(batch_loss) ? "NaN" : "Inf",
+                               bad_loss ? "loss" : bad_state ? "moving statistics" : "update",
+                               bad_loss && isnan(batch_loss) ? "NaN" : bad_loss ? "Inf" : "NaN or Inf",
                                p->epoch + 1, p->batch + 1);
+        }
 
         /* Keras reports running means over the epoch, weighted by batch size. */
         loss_sum += batch_loss * pass.batch;

@@ -170,6 +170,37 @@ START_TEST(batch_normalization_inference)
 }
 END_TEST
 
+/* Values so large that their variance overflows a float: fit refuses the
+ * step as it refuses a non-finite loss, and leaves the moving statistics
+ * of the last good step, so the model can still be saved. */
+START_TEST(batch_normalization_overflow_is_refused)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 2 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_batch_normalization(NULL)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })),
+                     FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1), FMNN_OK);
+    fmnn_tensor *x, *y;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 2, (int[]){ 4, 2 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ 4, 2 }), FMNN_OK);
+    for (int i = 0; i < 8; i++)
+        fmnn_tensor_data(x)[i] = (i % 2 ? 3e30f : -3e30f) * (float)(i + 1);
+    for (int i = 0; i < 4; i++)
+        fmnn_tensor_data(y)[2 * i + i % 2] = 1.0f;
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 4;
+    o.verbose = 0;
+    ck_assert_int_eq(fmnn_model_fit(m, x, y, &o, NULL), FMNN_ENUMERIC);
+    ck_assert_msg(strstr(fmnn_last_error(), "moving statistics") != NULL, "%s", fmnn_last_error());
+    const float initial[4] = { 0.0f, 0.0f, 1.0f, 1.0f };
+    ck_assert(memcmp(m->state, initial, sizeof initial) == 0);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(m);
+}
+END_TEST
+
 /* ---- AveragePooling2D ---------------------------------------------------------- */
 
 typedef struct pool_case {
@@ -403,6 +434,7 @@ static Suite *layers_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, batch_normalization_training, 0, N_BN_CASES);
     tcase_add_loop_test(tc, batch_normalization_inference, 0, N_BN_CASES);
+    tcase_add_test(tc, batch_normalization_overflow_is_refused);
     tcase_add_loop_test(tc, average_pooling2d_gradients, 0, N_POOL_CASES);
     tcase_add_test(tc, average_pooling2d_same_border_counts_real_pixels);
     tcase_add_test(tc, global_pooling_gradients);

@@ -186,8 +186,9 @@ FMNN_API void fmnn_history_free(fmnn_history *history);
  * for categorical cross-entropy and MSE, or (N) class indices for the
  * sparse loss.  When history is not NULL it receives the per-epoch metrics
  * (also after FMNN_ENUMERIC or FMNN_ECANCELED, with the epochs finished);
- * free it with fmnn_history_free().  If the loss turns NaN or Inf, fit
- * stops with FMNN_ENUMERIC and the weights of the last good step.
+ * free it with fmnn_history_free().  If the loss, an update or a moving
+ * statistic turns NaN or Inf, fit stops with FMNN_ENUMERIC and the
+ * weights and moving statistics of the last good step.
  */
 FMNN_API int fmnn_model_fit(fmnn_model *model, const fmnn_tensor *x,
                             const fmnn_tensor *y,
