@@ -33,7 +33,7 @@ static inline size_t fmnn__shape_size(const fmnn_shape *s)
 }
 
 /* The last activation kind: options and files name kinds 0..this. */
-#define FMNN__LAST_ACTIVATION FMNN_TANH
+#define FMNN__LAST_ACTIVATION FMNN_HARD_SIGMOID
 
 /* What one forward or backward call of a layer is given. */
 typedef struct fmnn_pass {

@@ -59,9 +59,11 @@ static fmnn_output_fusion output_fusion(const fmnn_model *m)
     return m->n_layers >= 2 ? FUSE_LAYER : FUSE_NONE;
 }
 
-static int is_pointwise(fmnn_activation_kind kind)
+/* Element-wise kinds a layer can apply to its own output in place:
+ * their derivative follows from the output. */
+static int fusible(fmnn_activation_kind kind)
 {
-    return kind == FMNN_RELU || kind == FMNN_SIGMOID || kind == FMNN_TANH;
+    return kind != FMNN_LINEAR && kind != FMNN_SOFTMAX && !fmnn__activation_needs_input(kind);
 }
 
 /* Images of a pipelined conv's output per slice. */
@@ -95,7 +97,7 @@ int fmnn__plan_build(fmnn_model *m)
         const fmnn_layer *layer = m->layers[i], *prev = m->layers[i - 1];
         if (layer->ops->reshape_only) {
             skipped[i] = 1;
-        } else if (layer->ops->is_activation && is_pointwise(act[i]) && prev->ops->fuses_activation &&
+        } else if (layer->ops->is_activation && fusible(act[i]) && prev->ops->fuses_activation &&
                    act[i - 1] == FMNN_LINEAR) {
             act[i - 1] = act[i];
             skipped[i] = 1;
@@ -107,8 +109,12 @@ int fmnn__plan_build(fmnn_model *m)
             continue;
         fmnn_layer *layer = m->layers[i];
         fmnn_step *step = &m->steps[m->n_steps++];
-        *step = (fmnn_step){ .n_links = 1, .backward = 1 };
+        *step = (fmnn_step){ .n_links = 1, .backward = 1, .post = FMNN_LINEAR };
         step->links[0] = (fmnn_link){ layer, act[i], 0, NULL };
+        if (layer->ops->fuses_activation && fmnn__activation_needs_input(act[i])) {
+            step->links[0].activation = FMNN_LINEAR; /* the step applies it, keeping x */
+            step->post = act[i];
+        }
         /* Conv2D -> Activation(relu), fused into it -> MaxPooling2D
          * (layer_impl.h); a Conv2D with activation="relu" of its own is
          * left as it is. */
@@ -124,7 +130,7 @@ int fmnn__plan_build(fmnn_model *m)
                 step->slice = pipeline_slice(layer);
             } else { /* two steps */
                 fmnn_step *next = &m->steps[m->n_steps++];
-                *next = (fmnn_step){ .n_links = 1, .backward = 1 };
+                *next = (fmnn_step){ .n_links = 1, .backward = 1, .post = FMNN_LINEAR };
                 next->links[0] = deferred;
             }
             i += 2; /* the relu (skipped) and the pool are planned */
@@ -220,6 +226,9 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
         if (layer->ops->saved)
             saved += aligned_bytes(layer->ops->saved(layer, batch));
     }
+    for (int s = 0; s < m->n_steps; s++) /* the values before a step's own activation */
+        if (m->steps[s].post != FMNN_LINEAR)
+            total += aligned_floats(b * fmnn__shape_size(&m->steps[s].links[0].layer->out));
     total += 2 * aligned_floats(b * max_act);          /* delta[0], delta[1] */
     total += aligned_floats(b * out_size);             /* targets */
     total += aligned_floats(work);
@@ -250,6 +259,14 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
         if (layer->ops->saved) {
             layer->saved = s;
             s += aligned_bytes(layer->ops->saved(layer, batch));
+        }
+    }
+    for (int s = 0; s < m->n_steps; s++) {
+        fmnn_step *step = &m->steps[s];
+        step->pre = NULL;
+        if (step->post != FMNN_LINEAR) {
+            step->pre = p;
+            p += aligned_floats(b * fmnn__shape_size(&step->links[0].layer->out));
         }
     }
     m->delta[0] = p;
@@ -380,10 +397,35 @@ static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass 
     }
 }
 
+/* A step with its own activation (plan.h): the link writes pre, and the
+ * activation goes from there to the link's output buffer. */
+static void forward_post(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input)
+{
+    const fmnn_layer *layer = step->links[0].layer;
+    const size_t n = fmnn__shape_size(&layer->out) * (size_t)pass->batch;
+    float *out = link_output(m, step, 0);
+    run_forward(m, &step->links[0], pass, link_input(m, step, 0, input), step->pre);
+    memcpy(out, step->pre, n * sizeof *out);
+    fmnn__activate(step->post, out, n, 1);
+}
+
+static void backward_post(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input,
+                          float *dout, float *din)
+{
+    const fmnn_layer *layer = step->links[0].layer;
+    fmnn__activate_backward_from_input(step->post, step->pre, dout,
+                                       fmnn__shape_size(&layer->out) * (size_t)pass->batch);
+    run_backward(m, &step->links[0], pass, link_input(m, step, 0, input), step->pre, dout, din);
+}
+
 void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
 {
-    for (int s = 0; s < m->n_steps; s++)
-        forward_step(m, &m->steps[s], pass, input);
+    for (int s = 0; s < m->n_steps; s++) {
+        if (m->steps[s].post != FMNN_LINEAR)
+            forward_post(m, &m->steps[s], pass, input);
+        else
+            forward_step(m, &m->steps[s], pass, input);
+    }
     if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
         size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
         memcpy(m->probs, m->logits, rows * (size_t)m->output_width * sizeof *m->probs);
@@ -399,7 +441,10 @@ void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *inpu
         if (!step->backward)
             continue;
         float *din = step->links[0].layer->index > 0 ? m->delta[1 - d] : NULL;
-        backward_step(m, step, pass, input, m->delta[d], din);
+        if (step->post != FMNN_LINEAR)
+            backward_post(m, step, pass, input, m->delta[d], din);
+        else
+            backward_step(m, step, pass, input, m->delta[d], din);
         d = 1 - d;
     }
 }

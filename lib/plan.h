@@ -44,6 +44,11 @@ typedef struct fmnn_step {
      * bias and relu, as a Conv2D does). */
     int slice;
     int backward;        /* 0: skipped, the loss took its part over (FUSE_LAYER) */
+    /* An activation applied after the (only) link, from its output kept
+     * in `pre`: a Conv2D's or Dense's own GELU or swish, whose derivative
+     * needs the value before the activation.  FMNN_LINEAR: none. */
+    fmnn_activation_kind post;
+    float *pre;          /* set by fmnn__plan_buffers */
 } fmnn_step;
 
 /* Decides every fusion and writes the steps (compile, after the shapes and

@@ -95,25 +95,13 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 
 static const char *activation_name(fmnn_activation_kind kind)
 {
-    switch (kind) {
-    case FMNN_LINEAR: return "linear";
-    case FMNN_RELU: return "relu";
-    case FMNN_SOFTMAX: return "softmax";
-    case FMNN_SIGMOID: return "sigmoid";
-    case FMNN_TANH: return "tanh";
-    }
-    return "?";
+    return gc_activation_name(kind);
 }
 
 /* An element-wise activation in double, for forward references. */
 static double activate_reference(fmnn_activation_kind kind, double v)
 {
-    switch (kind) {
-    case FMNN_RELU: return v > 0.0 ? v : 0.0;
-    case FMNN_SIGMOID: return 1.0 / (1.0 + exp(-v));
-    case FMNN_TANH: return tanh(v);
-    default: return v;
-    }
+    return gc_activation_reference(kind, v);
 }
 
 /* The layer's forward output (float32) against a double reference. */

@@ -427,6 +427,119 @@ START_TEST(model_with_every_new_layer)
 }
 END_TEST
 
+/* ---- activations ----------------------------------------------------------------- */
+
+static const fmnn_activation_kind new_kinds[] = { FMNN_LEAKY_RELU, FMNN_ELU, FMNN_SELU, FMNN_GELU,
+                                                  FMNN_GELU_TANH, FMNN_SOFTPLUS, FMNN_SWISH, FMNN_HARD_SIGMOID };
+#define N_NEW_KINDS ((int)(sizeof new_kinds / sizeof new_kinds[0]))
+
+/* The Activation layer: forward against keras.activations' formula in
+ * double, backward against central differences (inputs kept 5h from the
+ * kinks at 0 and, for hard_sigmoid, at +-3). */
+START_TEST(activation_kinds)
+{
+    const fmnn_activation_kind kind = new_kinds[_i];
+    const char *name = gc_activation_name(kind);
+    gc_layer g;
+    setup(&g, fmnn_activation(kind), 3, (int[]){ 2, 3, 4 }, 2, 900 + (uint64_t)_i);
+    gc_tol tol = GC_TOL_LAYER;
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 901 + (uint64_t)_i);
+    gc_fill_signed(&rng, g.x, g.n_in, (float)(5 * tol.h), 2.5f);
+    double *ref = calloc(g.n_out, sizeof *ref);
+    ck_assert_ptr_nonnull(ref);
+    for (size_t i = 0; i < g.n_in; i++)
+        ref[i] = gc_activation_reference(kind, g.x[i]);
+    gc_layer_objective(&g);
+    assert_close(name, g.y, ref, g.n_out, 2e-6);
+    free(ref);
+    check_gradients(&g, name, 37 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* The LeakyReLU layer has a slope of its own (Keras's layer: 0.3). */
+START_TEST(leaky_relu_layer)
+{
+    gc_layer g;
+    setup(&g, fmnn_leaky_relu(0.3f), 2, (int[]){ 3, 4 }, 2, 970);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 971);
+    gc_fill_signed(&rng, g.x, g.n_in, 0.05f, 2.0f);
+    double ref[24];
+    for (size_t i = 0; i < g.n_in; i++)
+        ref[i] = g.x[i] > 0.0f ? g.x[i] : 0.3 * g.x[i];
+    gc_layer_objective(&g);
+    assert_close("LeakyReLU", g.y, ref, g.n_out, 1e-7);
+    check_gradients(&g, "LeakyReLU", 53);
+    gc_layer_free(&g);
+    /* A negative slope is refused at compile, naming the option. */
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_leaky_relu(-0.1f)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1), FMNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "negative_slope"));
+    fmnn_model_free(m);
+}
+END_TEST
+
+/* Dense(4) -> [Activation(kind)] -> Dense(2), MSE. */
+static fmnn_model *activation_model(fmnn_activation_kind kind, int as_option)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 5 }), FMNN_OK);
+    fmnn_dense_options o = { .activation = as_option ? kind : FMNN_LINEAR };
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(4, &o)), FMNN_OK);
+    if (!as_option)
+        ck_assert_int_eq(fmnn_model_add(m, fmnn_activation(kind)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(2, NULL)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 5), FMNN_OK);
+    return m;
+}
+
+/*
+ * As Dense's activation option the kind gives the same bits, forward and
+ * backward, as an Activation layer after it: fused into the Dense where
+ * the derivative follows from the output, run after it from the kept
+ * input for GELU and swish.  And the model's gradients pass the check.
+ */
+START_TEST(activation_option_matches_layer)
+{
+    enum { B = 3 };
+    const fmnn_activation_kind kind = new_kinds[_i];
+    const char *name = gc_activation_name(kind);
+    fmnn_model *a = activation_model(kind, 1), *b = activation_model(kind, 0);
+    const fmnn_step *first = &a->steps[0];
+    if (fmnn__activation_needs_input(kind))
+        ck_assert_msg(first->post == kind && first->links[0].activation == FMNN_LINEAR, "%s: not a post step", name);
+    else
+        ck_assert_msg(first->post == FMNN_LINEAR && first->links[0].activation == kind, "%s: not fused", name);
+    ck_assert_uint_eq(a->n_params, b->n_params);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 950 + (uint64_t)_i);
+    gc_fill_uniform(&rng, a->params, a->n_params, -0.8f, 0.8f);
+    memcpy(b->params, a->params, a->n_params * sizeof *a->params);
+    float x[B * 5], y[B * 2];
+    gc_fill_uniform(&rng, x, B * 5, -1.5f, 1.5f);
+    gc_fill_uniform(&rng, y, B * 2, -1.0f, 1.0f);
+    gc_model ga, gb;
+    ck_assert_int_eq(gc_model_init(&ga, a, B, x, y, 1, 1), FMNN_OK);
+    ck_assert_int_eq(gc_model_init(&gb, b, B, x, y, 1, 1), FMNN_OK);
+    double la = gc_model_gradients(&ga), lb = gc_model_gradients(&gb);
+    ck_assert_msg(la == lb, "%s: loss %.9g as an option, %.9g as a layer", name, la, lb);
+    ck_assert_msg(memcmp(a->grads, b->grads, a->n_params * sizeof *a->grads) == 0, "%s: gradients differ", name);
+    float *analytic = malloc(a->n_params * sizeof *analytic);
+    ck_assert_ptr_nonnull(analytic);
+    memcpy(analytic, a->grads, a->n_params * sizeof *analytic);
+    gc_tol tol = { 1e-3, 1e-2, 2e-4 };
+    gc_stats st = gc_check(name, gc_model_objective, &ga, a->params, analytic, a->n_params, ALL, 47, &tol);
+    assert_checked(&st, name);
+    free(analytic);
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -442,6 +555,9 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, zero_padding2d_gradients);
     tcase_add_test(tc, reshape_shapes);
     tcase_add_test(tc, model_with_every_new_layer);
+    tcase_add_loop_test(tc, activation_kinds, 0, N_NEW_KINDS);
+    tcase_add_test(tc, leaky_relu_layer);
+    tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -402,6 +402,9 @@ START_TEST(test_round_trip_new_layers)
     add(a, fmnn_reshape(3, (int[]){ 2, 6, 3 }));
     add(a, fmnn_global_max_pooling2d());
     add(a, fmnn_batch_normalization(&bn));
+    add(a, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_GELU }));
+    add(a, fmnn_leaky_relu(0.25f));
+    add(a, fmnn_activation(FMNN_SELU));
     add(a, fmnn_dense(5, NULL));
     add(a, fmnn_activation(FMNN_SOFTMAX));
     ck_assert_msg(fmnn_model_compile(a, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 4) == FMNN_OK, "%s",
@@ -828,7 +831,7 @@ START_TEST(test_impossible_architecture)
         { "conv stride 0", V2_CONV + 20, 0, 0, 0, "strides[0]" },
         { "conv stride -1", V2_CONV + 20, 0, 0xffffffffu, 0, "strides[0]" },
         { "conv padding 2", V2_CONV + 28, 0, 2, 0, "padding" },
-        { "conv activation 5", V2_CONV + 32, 0, 5, 0, "activation" },
+        { "conv activation 13, past the last", V2_CONV + 32, 0, 13, 0, "activation" },
         { "negative regularizer", V2_CONV + 36, 1, 0, -0.5f, "regularizer" },
         { "NaN regularizer", V2_DENSE + 20, 1, 0, NAN, "regularizer" },
         { "infinite regularizer", V2_DENSE + 20, 1, 0, INFINITY, "regularizer" },
@@ -841,7 +844,7 @@ START_TEST(test_impossible_architecture)
         { "dense with 0 units", V2_DENSE + 8, 0, 0, 0, "units" },
         { "dense with 2^24 units", V2_DENSE + 8, 0, 1u << 24, 0, "parameters" },
         { "dense with 2^24+1 units", V2_DENSE + 8, 0, (1u << 24) + 1, 0, "units" },
-        { "activation kind 9", V2_SOFTMAX + 8, 0, 9, 0, "activation" },
+        { "activation kind 99", V2_SOFTMAX + 8, 0, 99, 0, "activation" },
         { "parameter count + 1", V2_PARAMS, 0, 225 + 1, 0, "parameters" },
         { "parameter count 2^32", V2_PARAMS + 4, 0, 1, 0, "parameters" },
         { "a non-trainable value", V2_STATE, 0, 1, 0, "non-trainable" },

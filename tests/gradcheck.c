@@ -228,6 +228,45 @@ void gc_maxpool2d_reference(const float *x, int batch, int h, int w, int c, int 
 
 /* ---- one layer ------------------------------------------------------------ */
 
+const char *gc_activation_name(fmnn_activation_kind kind)
+{
+    switch (kind) {
+    case FMNN_LINEAR: return "linear";
+    case FMNN_RELU: return "relu";
+    case FMNN_SOFTMAX: return "softmax";
+    case FMNN_SIGMOID: return "sigmoid";
+    case FMNN_TANH: return "tanh";
+    case FMNN_LEAKY_RELU: return "leaky_relu";
+    case FMNN_ELU: return "elu";
+    case FMNN_SELU: return "selu";
+    case FMNN_GELU: return "gelu";
+    case FMNN_GELU_TANH: return "gelu (approximate)";
+    case FMNN_SOFTPLUS: return "softplus";
+    case FMNN_SWISH: return "swish";
+    case FMNN_HARD_SIGMOID: return "hard_sigmoid";
+    }
+    return "?";
+}
+
+double gc_activation_reference(fmnn_activation_kind kind, double x)
+{
+    const double pi = 3.14159265358979323846;
+    switch (kind) {
+    case FMNN_RELU: return x > 0.0 ? x : 0.0;
+    case FMNN_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case FMNN_TANH: return tanh(x);
+    case FMNN_LEAKY_RELU: return x > 0.0 ? x : 0.2 * x;
+    case FMNN_ELU: return x > 0.0 ? x : exp(x) - 1.0;
+    case FMNN_SELU: return 1.0507009873554804934193349852946 * (x > 0.0 ? x : 1.6732632423543772848170429916717 * (exp(x) - 1.0));
+    case FMNN_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case FMNN_GELU_TANH: return 0.5 * x * (1.0 + tanh(sqrt(2.0 / pi) * (x + 0.044715 * x * x * x)));
+    case FMNN_SOFTPLUS: return log(1.0 + exp(x));
+    case FMNN_SWISH: return x / (1.0 + exp(-x));
+    case FMNN_HARD_SIGMOID: return fmin(fmax(x + 3.0, 0.0), 6.0) / 6.0;
+    default: return x;
+    }
+}
+
 static float *gc_floats(size_t n)
 {
     return calloc(n ? n : 1, sizeof(float));

@@ -102,6 +102,14 @@ void gc_conv2d_reference(const float *x, int batch, int h, int w, int c, const f
 void gc_maxpool2d_reference(const float *x, int batch, int h, int w, int c, int ph, int pw, int sh,
                             int sw, fmnn_padding padding, double *out, int *out_h, int *out_w);
 
+/* ---- activations ---------------------------------------------------- */
+
+/* The kind's name in Keras ("leaky_relu"), and its element-wise function
+ * in double, written from keras.activations' definitions (softmax and
+ * linear: the identity). */
+const char *gc_activation_name(fmnn_activation_kind kind);
+double gc_activation_reference(fmnn_activation_kind kind, double x);
+
 /* ---- one layer, driven through its ops ----------------------------- */
 
 /*

@@ -24,13 +24,22 @@ extern "C" {
 
 typedef struct fmnn_layer fmnn_layer;
 
-/** Activation functions, for fmnn_activation() and fused activations. */
+/** Activation functions, for fmnn_activation() and the activation
+ * option of Conv2D and Dense, as keras.activations computes them. */
 typedef enum fmnn_activation_kind {
-    FMNN_LINEAR = 0, /**< identity */
+    FMNN_LINEAR = 0,   /**< identity */
     FMNN_RELU,
-    FMNN_SOFTMAX,    /**< over the last axis */
+    FMNN_SOFTMAX,      /**< over the last axis */
     FMNN_SIGMOID,
-    FMNN_TANH
+    FMNN_TANH,
+    FMNN_LEAKY_RELU,   /**< x, or 0.2 x below 0 (the LeakyReLU layer's slope is its own) */
+    FMNN_ELU,          /**< x, or exp(x) - 1 below 0 (alpha 1) */
+    FMNN_SELU,         /**< scale * elu(x) with Keras's alpha and scale */
+    FMNN_GELU,         /**< x * Phi(x), the exact erf form (approximate=False) */
+    FMNN_GELU_TANH,    /**< GELU's tanh approximation (approximate=True) */
+    FMNN_SOFTPLUS,     /**< log(1 + exp(x)) */
+    FMNN_SWISH,        /**< x * sigmoid(x), also called silu */
+    FMNN_HARD_SIGMOID  /**< relu6(x + 3) / 6, Keras 3's form */
 } fmnn_activation_kind;
 
 typedef enum fmnn_padding {
@@ -133,6 +142,10 @@ FMNN_API fmnn_layer *fmnn_dense(int units, const fmnn_dense_options *options);
 FMNN_API fmnn_layer *fmnn_dropout(float rate);
 
 FMNN_API fmnn_layer *fmnn_activation(fmnn_activation_kind kind);
+
+/** The LeakyReLU layer: x, or negative_slope * x below 0 (Keras's layer
+ * default is 0.3; pass it: there is no "default" value here). */
+FMNN_API fmnn_layer *fmnn_leaky_relu(float negative_slope);
 
 /** Flattens each sample in (height, width, channels) order. */
 FMNN_API fmnn_layer *fmnn_flatten(void);

@@ -36,24 +36,71 @@ static void softmax_rows(float *x, size_t rows, size_t cols)
     }
 }
 
+/* keras.activations' constants. */
+#define LEAKY_SLOPE 0.2f /* leaky_relu's negative_slope */
+#define SELU_ALPHA 1.67326324235437728481f
+#define SELU_SCALE 1.05070098735548049342f
+#define GELU_TANH_C 0.79788456080286535588f /* sqrt(2 / pi) */
+#define GELU_TANH_A 0.044715f
+#define INV_SQRT_2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+static inline float sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
 /* f(x) of one element-wise kind; the compiler hoists the switch. */
 static inline float apply(fmnn_activation_kind kind, float x)
 {
     switch (kind) {
     case FMNN_RELU: return x > 0.0f ? x : 0.0f;
-    case FMNN_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case FMNN_SIGMOID: return sigmoid(x);
     case FMNN_TANH: return tanhf(x);
+    case FMNN_LEAKY_RELU: return x > 0.0f ? x : LEAKY_SLOPE * x;
+    case FMNN_ELU: return x > 0.0f ? x : expm1f(x);
+    case FMNN_SELU: return SELU_SCALE * (x > 0.0f ? x : SELU_ALPHA * expm1f(x));
+    case FMNN_GELU: return 0.5f * x * (1.0f + erff(x * INV_SQRT_2));
+    case FMNN_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + GELU_TANH_A * x * x * x)));
+    case FMNN_SOFTPLUS: return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x))); /* never overflows */
+    case FMNN_SWISH: return x * sigmoid(x);
+    case FMNN_HARD_SIGMOID: {
+        const float t = x + 3.0f;
+        return (t < 0.0f ? 0.0f : t > 6.0f ? 6.0f : t) / 6.0f;
+    }
     default: return x;
     }
 }
 
-/* f'(x) written through y = f(x). */
+/* f'(x) written through y = f(x), for the kinds where it can be. */
 static inline float slope(fmnn_activation_kind kind, float y)
 {
     switch (kind) {
     case FMNN_RELU: return y > 0.0f ? 1.0f : 0.0f;
     case FMNN_SIGMOID: return y * (1.0f - y);
     case FMNN_TANH: return 1.0f - y * y;
+    case FMNN_LEAKY_RELU: return y > 0.0f ? 1.0f : LEAKY_SLOPE;
+    case FMNN_ELU: return y > 0.0f ? 1.0f : y + 1.0f;               /* exp(x) */
+    case FMNN_SELU: return y > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA;
+    case FMNN_SOFTPLUS: return -expm1f(-y);                          /* sigmoid(x) */
+    case FMNN_HARD_SIGMOID: return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+/* f'(x) from x, for the kinds whose output does not determine it. */
+static inline float slope_at(fmnn_activation_kind kind, float x)
+{
+    switch (kind) {
+    case FMNN_GELU: return 0.5f * (1.0f + erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+    case FMNN_GELU_TANH: {
+        const float t = tanhf(GELU_TANH_C * (x + GELU_TANH_A * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_TANH_C * (1.0f + 3.0f * GELU_TANH_A * x * x);
+    }
+    case FMNN_SWISH: {
+        const float s = sigmoid(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
     default: return 1.0f;
     }
 }
@@ -114,6 +161,18 @@ void fmnn__activate_backward(fmnn_activation_kind kind, const float *y, float *d
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++)
             d[i] = back(kind, y[i], d[i]);
+        fmnn__restore_fp_mode(fp);
+    }
+}
+
+void fmnn__activate_backward_from_input(fmnn_activation_kind kind, const float *x, float *d, size_t n)
+{
+#pragma omp parallel num_threads(fmnn__threads()) if (n > PARALLEL_MIN)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            d[i] *= slope_at(kind, x[i]);
         fmnn__restore_fp_mode(fp);
     }
 }

@@ -14,7 +14,18 @@
 FMNN_INTERNAL void fmnn__activate(fmnn_activation_kind kind, float *x,
                                   size_t rows, size_t cols);
 
-/* d *= f'(.) expressed through the activation's output y. */
+/* Kinds whose derivative is not a function of their output (GELU,
+ * swish): their backward pass needs the input x. */
+static inline int fmnn__activation_needs_input(fmnn_activation_kind kind)
+{
+    return kind == FMNN_GELU || kind == FMNN_GELU_TANH || kind == FMNN_SWISH;
+}
+
+/* d *= f'(x) for those kinds, over n values. */
+FMNN_INTERNAL void fmnn__activate_backward_from_input(fmnn_activation_kind kind, const float *x, float *d,
+                                                     size_t n);
+
+/* d *= f'(.) expressed through the activation's output y (every other kind). */
 FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
                                            const float *y, float *d,
                                            size_t rows, size_t cols);

@@ -1,4 +1,5 @@
-/* activation.c - Activation: applies relu, softmax, sigmoid, tanh or linear. */
+/* activation.c - Activation: applies any fmnn_activation_kind (its
+ * derivative from the output, or from the input for GELU and swish). */
 #include <string.h>
 
 #include "layer_impl.h"
@@ -26,11 +27,13 @@ static void activation_forward(fmnn_layer *layer, const fmnn_pass *pass, const f
 static void activation_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
                                 const float *out, float *dout, float *din)
 {
-    (void)in;
     size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;
     if (!din)
         return;
-    fmnn__activate_backward(pass->activation, out, dout, n / row_width(layer), row_width(layer));
+    if (fmnn__activation_needs_input(pass->activation))
+        fmnn__activate_backward_from_input(pass->activation, in, dout, n);
+    else
+        fmnn__activate_backward(pass->activation, out, dout, n / row_width(layer), row_width(layer));
     memcpy(din, dout, n * sizeof *din);
 }
 

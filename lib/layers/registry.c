@@ -19,6 +19,7 @@
     X(10, global_max_pooling2d) \
     X(11, zero_padding2d) \
     X(12, reshape)        \
+    X(13, leaky_relu)     \
     /* the next code goes above */
 
 #define DECLARE(code, name) extern const struct fmnn_layer_ops fmnn__##name##_ops;

@@ -154,6 +154,8 @@ static void model_corpus(void)
         fmnn_model_add(m, fmnn_average_pooling2d(2, 2, &(fmnn_pool2d_options){ 1, 1, FMNN_PADDING_SAME })) ||
         fmnn_model_add(m, fmnn_reshape(3, (int[]){ 5, -1, 2 })) ||
         fmnn_model_add(m, fmnn_global_max_pooling2d()) || fmnn_model_add(m, fmnn_batch_normalization(&bn)) ||
+        fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ FMNN_SWISH, { 0, 0 } })) ||
+        fmnn_model_add(m, fmnn_leaky_relu(0.3f)) || fmnn_model_add(m, fmnn_activation(FMNN_HARD_SIGMOID)) ||
         fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, { 0, 0 } })))
         die("newer layers model");
     if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 4))
