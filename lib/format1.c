@@ -149,6 +149,8 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
     int err = fmnn__read_loss_and_input(r, &loss, &rank, dims);
     if (err)
         return err;
+    if (loss > FMNN_LOSS_MSE) /* the losses format 1 had */
+        return fmnn__corrupt(r, "unknown loss %u", (unsigned)loss);
     uint32_t kind = fmnn__get_u32(r, "the optimizer");
     fmnn_optimizer o = kind == FMNN_OPTIMIZER_SGD ? fmnn_sgd(0.0f, 0.0f) : fmnn_adam();
     o.learning_rate = fmnn__get_f32(r, "the optimizer");

@@ -137,6 +137,13 @@ struct fmnn_layer {
     void *saved;
 };
 
+/* The activation a layer applies to its own output, as built: its
+ * activation option, or the kind of an Activation layer; else linear. */
+static inline fmnn_activation_kind fmnn__own_activation(const fmnn_layer *layer)
+{
+    return layer->ops->fuses_activation || layer->ops->is_activation ? layer->activation : FMNN_LINEAR;
+}
+
 /* The registered types (lib/layers/registry.c): the ops of a file's type
  * code, or NULL; and the code of a type. */
 FMNN_INTERNAL const struct fmnn_layer_ops *fmnn__layer_type(uint32_t code);

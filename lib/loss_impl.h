@@ -24,6 +24,9 @@ struct fmnn_loss_ops {
      * logits, when the model ends in it (softmax for cross-entropy); or
      * FMNN_LINEAR. */
     fmnn_activation_kind fuses;
+    /* The final activation the loss is only correct after (softmax for
+     * categorical cross-entropy on probabilities), or FMNN_LINEAR. */
+    fmnn_activation_kind requires;
     int whole_output;      /* one row of every output value (MSE); else a row
                             * per position, over the last axis */
     int sparse;            /* targets are class indices, one per row */
@@ -33,8 +36,9 @@ struct fmnn_loss_ops {
      * scale. */
     double (*row)(const fmnn_loss_rows *b, int row, float *grad, float scale);
 
-    /* 1 when the row is predicted right: the accuracy Keras pairs with it. */
-    int (*correct)(const fmnn_loss_rows *b, int row);
+    /* How much of the row is predicted right, 0 to 1: the accuracy Keras
+     * pairs with the loss. */
+    double (*correct)(const fmnn_loss_rows *b, int row);
 
     /* Checks the targets (count values, rows of width): class indices in
      * range, or finite.  fn names the caller in messages. */

@@ -218,12 +218,17 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
     size_t n_params, n_state;
     if ((err = fmnn__model_infer(m, &n_params, &n_state)))
         return err;
+    const fmnn_layer *last = m->layers[m->n_layers - 1];
+    if (loss_ops->requires != FMNN_LINEAR && fmnn__own_activation(last) != loss_ops->requires)
+        return fmnn__error(FMNN_EINVAL,
+                           "%s: %s needs a model that ends in a softmax, but the last layer, %s (%s), does not; "
+                           "for a model that outputs logits use the loss's _FROM_LOGITS form", fn, loss_ops->name,
+                           last->name, last->ops->type);
     m->loss = loss;
     m->loss_ops = loss_ops;
     m->optimizer = opt;
     m->optimizer_ops = fmnn__optimizer_type(opt.kind);
     m->step = 0;
-    const fmnn_layer *last = m->layers[m->n_layers - 1];
     size_t out_size = fmnn__shape_size(&last->out);
     m->output_width = loss_ops->whole_output ? (int)out_size : last->out.dims[last->out.rank - 1];
     m->output_rows = (int)(out_size / (size_t)m->output_width);

@@ -93,9 +93,10 @@ FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
 /* The loss of a batch the forward pass just ran (train.c): the sum of
  * the per-row losses, without regularization.  With with_grad, the
  * gradient of the batch's mean loss goes to m->delta[0].  *correct
- * receives the number of rows predicted right. */
+ * receives the rows predicted right (a fraction of a row where the
+ * accuracy counts each value, as binary accuracy does). */
 FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad,
-                                      int *correct);
+                                      double *correct);
 
 /* Regularization (regularizer.c): the penalty of all kernels, and its
  * gradient added to grads. */

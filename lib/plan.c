@@ -31,15 +31,9 @@
 
 /* ---- deciding ---------------------------------------------------------- */
 
-/* The activation a layer applies to its own output, unfused. */
-static fmnn_activation_kind own_activation(const fmnn_layer *layer)
-{
-    return layer->ops->fuses_activation || layer->ops->is_activation ? layer->activation : FMNN_LINEAR;
-}
-
 void fmnn__plan_alone(const fmnn_layer *layer, fmnn_pass *pass)
 {
-    pass->activation = own_activation(layer);
+    pass->activation = fmnn__own_activation(layer);
     pass->defer_bias = 0;
     pass->deferred_bias = NULL;
     pass->deferred_bias_grad = NULL;
@@ -50,7 +44,7 @@ static fmnn_output_fusion output_fusion(const fmnn_model *m)
 {
     const fmnn_layer *last = m->layers[m->n_layers - 1];
     const fmnn_activation_kind fused = m->loss_ops->fuses;
-    if (fused == FMNN_LINEAR || own_activation(last) != fused)
+    if (fused == FMNN_LINEAR || fmnn__own_activation(last) != fused)
         return FUSE_NONE;
     if (!last->ops->is_activation)
         return FUSE_ACTIVATION;
@@ -90,7 +84,7 @@ int fmnn__plan_build(fmnn_model *m)
     m->fusion = output_fusion(m);
     m->output_activation = m->fusion == FUSE_ACTIVATION ? m->layers[n - 1]->activation : FMNN_LINEAR;
     for (int i = 0; i < n; i++)
-        act[i] = own_activation(m->layers[i]);
+        act[i] = fmnn__own_activation(m->layers[i]);
     if (m->fusion == FUSE_ACTIVATION) /* the loss applies it, from the logits */
         act[n - 1] = FMNN_LINEAR;
     for (int i = 1; i < n; i++) { /* layer 0 reads the caller's x */
@@ -98,7 +92,9 @@ int fmnn__plan_build(fmnn_model *m)
         if (layer->ops->reshape_only) {
             skipped[i] = 1;
         } else if (layer->ops->is_activation && fusible(act[i]) && prev->ops->fuses_activation &&
-                   act[i - 1] == FMNN_LINEAR) {
+                   act[i - 1] == FMNN_LINEAR && !(m->fusion == FUSE_LAYER && i == n - 1)) {
+            /* (a final activation the loss takes over keeps its layer:
+             * the loss reads the logits before it) */
             act[i - 1] = act[i];
             skipped[i] = 1;
         }

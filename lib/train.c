@@ -62,7 +62,7 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
 
 /* ---- one batch ------------------------------------------------------- */
 
-double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad, int *correct)
+double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad, double *correct)
 {
     const struct fmnn_loss_ops *ops = m->loss_ops;
     const fmnn_loss_rows b = {
@@ -74,8 +74,7 @@ double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with
         .target = targets,
     };
     const float scale = 1.0f / (float)b.rows; /* the gradient of the mean */
-    double total = 0.0;
-    int right = 0;
+    double total = 0.0, right = 0.0;
     /* Rows in order: the sum must not depend on the thread count. */
     for (int row = 0; row < b.rows; row++) {
         float *grad = with_grad ? m->delta[0] + (size_t)row * b.width : NULL;
@@ -120,13 +119,12 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
         return err;
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     fmnn_pass pass = { .training = 0, .workspace = m->workspace };
-    double total = 0.0;
-    long right = 0;
+    double total = 0.0, right = 0.0;
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
         fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
-        int correct;
+        double correct;
         total += fmnn__model_loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
         right += correct;
     }
@@ -136,7 +134,7 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
     if (loss_out)
         *loss_out = (float)(total / rows + penalty);
     if (accuracy_out)
-        *accuracy_out = (float)((double)right / rows);
+        *accuracy_out = (float)(right / rows);
     return FMNN_OK;
 }
 
@@ -221,8 +219,8 @@ static int all_finite(const float *v, size_t n)
 static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const int *order,
                        int n_train, const fmnn_fit_options *o, fmnn_progress_bar *bar, fmnn_progress *p)
 {
-    double start = fmnn__now(), loss_sum = 0.0;
-    long right = 0, seen = 0;
+    double start = fmnn__now(), loss_sum = 0.0, right = 0.0;
+    long seen = 0;
     fmnn_pass pass = { .training = 1, .workspace = m->workspace };
     for (int first = 0; first < n_train; first += o->batch_size) {
         pass.batch = n_train - first < o->batch_size ? n_train - first : o->batch_size;
@@ -233,7 +231,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
          * good ones, to restore if this step goes wrong. */
         memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
         fmnn__plan_forward(m, &pass, m->acts[0]);
-        int correct;
+        double correct;
         const int rows = pass.batch * m->output_rows;
         double batch_loss = fmnn__model_loss(m, pass.batch, m->targets, 1, &correct) / rows +
                             fmnn__regularization_penalty(m);
@@ -265,7 +263,7 @@ static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
         p->event = FMNN_EVENT_BATCH_END;
         p->batch++;
         p->loss = (float)(loss_sum / seen);
-        p->accuracy = (float)((double)right / ((double)seen * m->output_rows));
+        p->accuracy = (float)(right / ((double)seen * m->output_rows));
         p->seconds = fmnn__now() - start;
         int err = notify(o, bar, p);
         if (err)

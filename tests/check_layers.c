@@ -540,6 +540,136 @@ START_TEST(activation_option_matches_layer)
 }
 END_TEST
 
+/* ---- losses --------------------------------------------------------------------- */
+
+typedef struct loss_case {
+    const char *name;
+    fmnn_loss loss;
+    fmnn_activation_kind last;  /* of the final Dense */
+    int activation_layer;       /* the activation as a layer after it instead */
+    fmnn_output_fusion fusion;
+} loss_case;
+
+static const loss_case loss_cases[] = {
+    { "binary, sigmoid option (fused)", FMNN_LOSS_BINARY_CROSSENTROPY, FMNN_SIGMOID, 0, FUSE_ACTIVATION },
+    { "binary, sigmoid layer (fused)", FMNN_LOSS_BINARY_CROSSENTROPY, FMNN_SIGMOID, 1, FUSE_LAYER },
+    { "binary, hard_sigmoid (clipped probabilities)", FMNN_LOSS_BINARY_CROSSENTROPY, FMNN_HARD_SIGMOID, 1, FUSE_NONE },
+    { "binary from logits", FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS, FMNN_LINEAR, 0, FUSE_NONE },
+    { "categorical from logits", FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS, FMNN_LINEAR, 0, FUSE_NONE },
+    { "sparse categorical from logits", FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS, FMNN_LINEAR, 0,
+      FUSE_NONE },
+    { "mean absolute error", FMNN_LOSS_MAE, FMNN_LINEAR, 0, FUSE_NONE },
+    { "huber", FMNN_LOSS_HUBER, FMNN_LINEAR, 0, FUSE_NONE },
+};
+#define N_LOSS_CASES ((int)(sizeof loss_cases / sizeof loss_cases[0]))
+
+/* The per-sample loss of one row of outputs z (before any activation the
+ * loss fuses) against targets t, from Keras's definitions, in double. */
+static double loss_reference(const loss_case *k, const float *out, const float *t, int width)
+{
+    double sum = 0.0;
+    switch (k->loss) {
+    case FMNN_LOSS_BINARY_CROSSENTROPY:
+    case FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS:
+        for (int c = 0; c < width; c++) {
+            double p = k->loss == FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS ? 1.0 / (1.0 + exp(-(double)out[c])) : out[c];
+            p = fmin(fmax(p, 1e-7), 1.0 - 1e-7);
+            sum -= t[c] * log(p) + (1.0 - t[c]) * log(1.0 - p);
+        }
+        return sum / width;
+    case FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS:
+    case FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS: {
+        double top = out[0], z = 0.0;
+        for (int c = 0; c < width; c++)
+            top = fmax(top, out[c]);
+        for (int c = 0; c < width; c++)
+            z += exp(out[c] - top);
+        for (int c = 0; c < width; c++) {
+            double y = k->loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS ? (c == (int)t[0]) : t[c];
+            sum -= y * (out[c] - top - log(z));
+        }
+        return sum;
+    }
+    case FMNN_LOSS_MAE:
+        for (int c = 0; c < width; c++)
+            sum += fabs((double)out[c] - t[c]);
+        return sum / width;
+    case FMNN_LOSS_HUBER:
+        for (int c = 0; c < width; c++) {
+            double e = fabs((double)out[c] - t[c]);
+            sum += e <= 1.0 ? 0.5 * e * e : e - 0.5;
+        }
+        return sum / width;
+    default:
+        return NAN;
+    }
+}
+
+/* Dense(4, tanh) -> Dense(3, last) [-> Activation(last)] with the loss:
+ * its fusion, the loss evaluate reports against the definition on the
+ * model's predictions, and its gradients against central differences. */
+START_TEST(loss_gradients)
+{
+    enum { B = 4, IN = 5, W = 3 };
+    const loss_case *k = &loss_cases[_i];
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ IN }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_TANH })), FMNN_OK);
+    fmnn_dense_options o = { .activation = k->activation_layer ? FMNN_LINEAR : k->last };
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(W, &o)), FMNN_OK);
+    if (k->activation_layer)
+        ck_assert_int_eq(fmnn_model_add(m, fmnn_activation(k->last)), FMNN_OK);
+    ck_assert_msg(fmnn_model_compile(m, k->loss, NULL, 3) == FMNN_OK, "%s: %s", k->name, fmnn_last_error());
+    ck_assert_msg(m->fusion == k->fusion, "%s: fusion %d, expected %d", k->name, (int)m->fusion, (int)k->fusion);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 1000 + (uint64_t)_i);
+    gc_fill_uniform(&rng, m->params, m->n_params, -1.0f, 1.0f);
+    const int sparse = k->loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS;
+    const int tw = sparse ? 1 : W;
+    float x[B * IN], y[B * W] = { 0 };
+    gc_fill_uniform(&rng, x, B * IN, -1.0f, 1.0f);
+    for (int n = 0; n < B; n++)
+        for (int c = 0; c < tw; c++) {
+            if (sparse)
+                y[n] = (float)(n % W);
+            else if (k->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS)
+                y[n * W + c] = c == n % W;
+            else if (k->loss == FMNN_LOSS_BINARY_CROSSENTROPY || k->loss == FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS)
+                y[n * W + c] = (n + c) % 2 ? 1.0f : 0.25f; /* soft targets too */
+            else /* regression: errors far from the kinks at 0 and +-1 */
+                y[n * W + c] = (n + c) % 2 ? 3.0f : -0.5f + 0.01f * (float)c;
+        }
+    /* The loss evaluate reports, against the definition. */
+    fmnn_tensor *tx, *ty, *pred;
+    ck_assert_int_eq(fmnn_tensor_wrap(&tx, x, 2, (int[]){ B, IN }), FMNN_OK);
+    ck_assert_int_eq(sparse ? fmnn_tensor_wrap(&ty, y, 1, (int[]){ B }) : fmnn_tensor_wrap(&ty, y, 2, (int[]){ B, W }),
+                     FMNN_OK);
+    float loss;
+    ck_assert_int_eq(fmnn_model_evaluate(m, tx, ty, 0, &loss, NULL), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_predict(m, tx, 0, &pred), FMNN_OK);
+    double ref = 0.0;
+    for (int n = 0; n < B; n++)
+        ref += loss_reference(k, fmnn_tensor_const_data(pred) + n * W, y + n * tw, W) / B;
+    ck_assert_msg(fabs(loss - ref) <= 2e-6 * fmax(1.0, fabs(ref)), "%s: loss %.8g, expected %.8g", k->name,
+                  (double)loss, ref);
+    fmnn_tensor_free(pred);
+    fmnn_tensor_free(tx);
+    fmnn_tensor_free(ty);
+
+    gc_model g;
+    ck_assert_int_eq(gc_model_init(&g, m, B, x, y, 1, 1), FMNN_OK);
+    gc_model_gradients(&g);
+    float *analytic = malloc(m->n_params * sizeof *analytic);
+    ck_assert_ptr_nonnull(analytic);
+    memcpy(analytic, m->grads, m->n_params * sizeof *analytic);
+    gc_tol tol = { 1e-3, 1e-2, 2e-4 };
+    gc_stats st = gc_check(k->name, gc_model_objective, &g, m->params, analytic, m->n_params, ALL, 59, &tol);
+    assert_checked(&st, k->name);
+    free(analytic);
+    fmnn_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -557,6 +687,7 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, model_with_every_new_layer);
     tcase_add_loop_test(tc, activation_kinds, 0, N_NEW_KINDS);
     tcase_add_test(tc, leaky_relu_layer);
+    tcase_add_loop_test(tc, loss_gradients, 0, N_LOSS_CASES);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;

@@ -580,7 +580,7 @@ START_TEST(test_compile_rejects_absurd_sizes)
     fmnn_model *m = new_model(3, img);
     add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ .stride_h = 1 << 24, .stride_w = 1 << 24,
                                                              .padding = FMNN_PADDING_SAME }));
-    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1));
     int dims[4] = { 0 };
     ck_assert_int_eq(fmnn_model_output_shape(m, -1, dims), 3);
     ck_assert_int_eq(dims[0], 1);
@@ -593,7 +593,7 @@ START_TEST(test_compile_rejects_absurd_sizes)
     add(m, fmnn_maxpool2d(1024, 1024, NULL));
     add(m, fmnn_flatten());
     add(m, fmnn_dense(2, NULL));
-    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1));
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS, NULL, 1));
     fmnn_tensor *x = NULL, *y = NULL;
     EXPECT_OK(fmnn_tensor_new(&x, 4, (int[]){ 2, 1024, 1024, 1 }));
     EXPECT_OK(fmnn_tensor_new(&y, 2, (int[]){ 2, 2 }));
@@ -611,7 +611,7 @@ START_TEST(test_compile_rejects_bad_loss_and_optimizer)
 {
     fmnn_model *m = new_model(1, (int[]){ 4 });
     add(m, fmnn_dense(3, NULL));
-    EXPECT_ERROR(fmnn_model_compile(m, (fmnn_loss)7, NULL, 1), FMNN_EINVAL, "loss");
+    EXPECT_ERROR(fmnn_model_compile(m, (fmnn_loss)99, NULL, 1), FMNN_EINVAL, "loss");
     EXPECT_ERROR(fmnn_model_compile(m, (fmnn_loss)-1, NULL, 1), FMNN_EINVAL, "loss");
     fmnn_optimizer o = fmnn_adam();
     o.learning_rate = 0.0f;

@@ -498,7 +498,7 @@ static double gc_model_run(gc_model *g, int with_grad)
     const fmnn_pass *pass = &g->pass;
     memcpy(m->acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
     fmnn__plan_forward(m, pass, m->acts[0]);
-    int correct;
+    double correct;
     double objective = fmnn__model_loss(m, pass->batch, g->y, with_grad, &correct) /
                        ((double)pass->batch * m->output_rows) + fmnn__regularization_penalty(m);
     if (!with_grad)

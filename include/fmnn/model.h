@@ -28,12 +28,26 @@ extern "C" {
 typedef struct fmnn_model fmnn_model;
 
 typedef enum fmnn_loss {
-    /** Targets one-hot (N, classes).  Fused with a final softmax. */
+    /** Targets one-hot (N, classes).  The model must end in a softmax,
+     * which is fused into the loss (else use the _FROM_LOGITS form). */
     FMNN_LOSS_CATEGORICAL_CROSSENTROPY = 0,
-    /** Targets are class indices stored as floats, shape (N) or (N, 1). */
+    /** Targets are class indices stored as floats, shape (N) or (N, 1);
+     * a final softmax, as for the categorical loss. */
     FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
     /** Mean squared error over every output value. */
-    FMNN_LOSS_MSE
+    FMNN_LOSS_MSE,
+    /** Binary cross-entropy, mean over the last axis; targets in [0, 1],
+     * shaped as the output.  Fused with a final sigmoid. */
+    FMNN_LOSS_BINARY_CROSSENTROPY,
+    /** The three cross-entropies with from_logits=True: the model outputs
+     * logits (no final softmax or sigmoid), and predict returns them. */
+    FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS,
+    FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS,
+    FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS,
+    /** Mean absolute error over every output value. */
+    FMNN_LOSS_MAE,
+    /** Huber loss with delta 1.0 over every output value. */
+    FMNN_LOSS_HUBER
 } fmnn_loss;
 
 typedef enum fmnn_optimizer_kind {

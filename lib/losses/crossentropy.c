@@ -4,8 +4,10 @@
  *
  * When the model ends in softmax, the loss is computed from the logits z:
  * loss = logsumexp(z) - sum_c y_c z_c, gradient p - y.  That is exact and
- * never takes the log of a rounded-off probability.  Without a softmax
- * the probabilities are normalised and clipped as Keras does.
+ * never takes the log of a rounded-off probability.  The from_logits
+ * losses do the same for a model that outputs the logits themselves.
+ * Otherwise (a lone softmax layer) the probabilities are normalised and
+ * clipped as Keras does.
  */
 #include <math.h>
 
@@ -21,10 +23,11 @@ static float target_at(const fmnn_loss_rows *b, int sparse, int row, int c)
     return b->target[(size_t)row * b->width + c];
 }
 
-static double from_logits(const fmnn_loss_rows *b, int sparse, int row, float *grad, float scale)
+/* The loss from logits z; p = softmax(z), given (a fused softmax) or
+ * computed here (from_logits, p NULL). */
+static double from_logits(const fmnn_loss_rows *b, int sparse, int row, const float *z, const float *p,
+                          float *grad, float scale)
 {
-    const float *z = b->logits + (size_t)row * b->width;
-    const float *p = b->output + (size_t)row * b->width;
     float max = z[fmnn__argmax(z, b->width)];
     double sum = 0.0, y_sum = 0.0, y_dot_z = 0.0;
     for (int c = 0; c < b->width; c++) {
@@ -35,8 +38,10 @@ static double from_logits(const fmnn_loss_rows *b, int sparse, int row, float *g
     }
     double logsumexp = max + log(sum);
     if (grad)
-        for (int c = 0; c < b->width; c++)
-            grad[c] = ((float)y_sum * p[c] - target_at(b, sparse, row, c)) * scale;
+        for (int c = 0; c < b->width; c++) {
+            const float pc = p ? p[c] : (float)exp((double)z[c] - logsumexp);
+            grad[c] = ((float)y_sum * pc - target_at(b, sparse, row, c)) * scale;
+        }
     return y_sum * logsumexp - y_dot_z;
 }
 
@@ -67,7 +72,20 @@ static double from_probabilities(const fmnn_loss_rows *b, int sparse, int row, f
 
 static double crossentropy_row(const fmnn_loss_rows *b, int sparse, int row, float *grad, float scale)
 {
-    return b->fused ? from_logits(b, sparse, row, grad, scale) : from_probabilities(b, sparse, row, grad, scale);
+    const size_t at = (size_t)row * b->width;
+    return b->fused ? from_logits(b, sparse, row, b->logits + at, b->output + at, grad, scale)
+                    : from_probabilities(b, sparse, row, grad, scale);
+}
+
+/* from_logits: the model's output is z. */
+static double categorical_logits_row(const fmnn_loss_rows *b, int row, float *grad, float scale)
+{
+    return from_logits(b, 0, row, b->output + (size_t)row * b->width, NULL, grad, scale);
+}
+
+static double sparse_logits_row(const fmnn_loss_rows *b, int row, float *grad, float scale)
+{
+    return from_logits(b, 1, row, b->output + (size_t)row * b->width, NULL, grad, scale);
 }
 
 static double categorical_row(const fmnn_loss_rows *b, int row, float *grad, float scale)
@@ -81,14 +99,14 @@ static double sparse_row(const fmnn_loss_rows *b, int row, float *grad, float sc
 }
 
 /* The predicted class is the target's: its largest entry, or its index. */
-static int categorical_correct(const fmnn_loss_rows *b, int row)
+static double categorical_correct(const fmnn_loss_rows *b, int row)
 {
     const int width = b->width;
     return fmnn__argmax(b->output + (size_t)row * width, width) ==
            fmnn__argmax(b->target + (size_t)row * width, width);
 }
 
-static int sparse_correct(const fmnn_loss_rows *b, int row)
+static double sparse_correct(const fmnn_loss_rows *b, int row)
 {
     return fmnn__argmax(b->output + (size_t)row * b->width, b->width) == (int)b->target[row];
 }
@@ -107,6 +125,7 @@ static int check_class_indices(const float *y, size_t count, int width, const ch
 const struct fmnn_loss_ops fmnn__categorical_crossentropy_loss = {
     .name = "categorical_crossentropy",
     .fuses = FMNN_SOFTMAX,
+    .requires = FMNN_SOFTMAX,
     .row = categorical_row,
     .correct = categorical_correct,
     .check_targets = fmnn__check_finite_targets,
@@ -115,8 +134,26 @@ const struct fmnn_loss_ops fmnn__categorical_crossentropy_loss = {
 const struct fmnn_loss_ops fmnn__sparse_categorical_crossentropy_loss = {
     .name = "sparse_categorical_crossentropy",
     .fuses = FMNN_SOFTMAX,
+    .requires = FMNN_SOFTMAX,
     .sparse = 1,
     .row = sparse_row,
+    .correct = sparse_correct,
+    .check_targets = check_class_indices,
+};
+
+const struct fmnn_loss_ops fmnn__categorical_crossentropy_from_logits_loss = {
+    .name = "categorical_crossentropy (from_logits)",
+    .fuses = FMNN_LINEAR,
+    .row = categorical_logits_row,
+    .correct = categorical_correct,
+    .check_targets = fmnn__check_finite_targets,
+};
+
+const struct fmnn_loss_ops fmnn__sparse_categorical_crossentropy_from_logits_loss = {
+    .name = "sparse_categorical_crossentropy (from_logits)",
+    .fuses = FMNN_LINEAR,
+    .sparse = 1,
+    .row = sparse_logits_row,
     .correct = sparse_correct,
     .check_targets = check_class_indices,
 };

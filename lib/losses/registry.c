@@ -8,7 +8,13 @@
 #define LOSS_TYPES(X)                                                  \
     X(FMNN_LOSS_CATEGORICAL_CROSSENTROPY, categorical_crossentropy)    \
     X(FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, sparse_categorical_crossentropy) \
-    X(FMNN_LOSS_MSE, mean_squared_error)
+    X(FMNN_LOSS_MSE, mean_squared_error)                               \
+    X(FMNN_LOSS_BINARY_CROSSENTROPY, binary_crossentropy)              \
+    X(FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS, categorical_crossentropy_from_logits) \
+    X(FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS, sparse_categorical_crossentropy_from_logits) \
+    X(FMNN_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS, binary_crossentropy_from_logits) \
+    X(FMNN_LOSS_MAE, mean_absolute_error)                              \
+    X(FMNN_LOSS_HUBER, huber)
 
 #define DECLARE(kind, name) extern const struct fmnn_loss_ops fmnn__##name##_loss;
 LOSS_TYPES(DECLARE)
