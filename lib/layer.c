@@ -112,6 +112,19 @@ FMNN_API const char *fmnn_layer_type(const fmnn_layer *layer)
     return layer ? layer->ops->type : "";
 }
 
+FMNN_API int fmnn_layer_set_trainable(fmnn_layer *layer, int trainable)
+{
+    if (!layer)
+        return fmnn__error(FMNN_EINVAL, "fmnn_layer_set_trainable: layer is NULL");
+    layer->frozen = !trainable;
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_layer_trainable(const fmnn_layer *layer)
+{
+    return layer && !layer->frozen;
+}
+
 FMNN_API fmnn_regularizer fmnn_l1(float lambda)
 {
     return (fmnn_regularizer){ lambda, 0.0f };

@@ -80,6 +80,8 @@ struct fmnn_layer_ops {
     int is_activation;
     int can_defer_bias_relu;
     int applies_deferred_bias_relu;
+    /* Frozen, the layer runs as at inference in fit too (BatchNormalization). */
+    int frozen_runs_as_inference;
 
     /*
      * From layer->in (its options already checked against the field
@@ -118,6 +120,7 @@ struct fmnn_layer {
     char name[32];
     int index;            /* position in the model, from 0 */
     int in_model;         /* owned by a model: cannot be added again */
+    int frozen;           /* Keras's trainable = False: fit changes nothing of it */
     fmnn_shape in, out;
 
     /* Options several layer types share; each type's field table says

@@ -317,6 +317,72 @@ FMNN_API float *fmnn_model_weights(fmnn_model *m, size_t *count)
     return m && m->compiled ? m->params : NULL;
 }
 
+/* Layer i of a compiled model, or an error naming fn. */
+static int compiled_layer(const fmnn_model *m, int i, const char *fn, fmnn_layer **out)
+{
+    if (!m)
+        return fmnn__error(FMNN_EINVAL, "%s: model is NULL", fn);
+    if (!m->compiled)
+        return fmnn__error(FMNN_ESTATE, "%s: compile the model first", fn);
+    if (i < 0 || i >= m->n_layers)
+        return fmnn__error(FMNN_EINVAL, "%s: layer %d is not in 0..%d", fn, i, m->n_layers - 1);
+    *out = m->layers[i];
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_get_layer_weights(fmnn_model *m, int i, fmnn_layer_weights *out)
+{
+    static const char fn[] = "fmnn_model_get_layer_weights";
+    fmnn_layer *layer = NULL;
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
+    *out = (fmnn_layer_weights){ NULL, 0, NULL, 0, NULL, 0 };
+    int err = compiled_layer(m, i, fn, &layer);
+    if (err)
+        return err;
+    *out = (fmnn_layer_weights){ layer->n_kernel ? layer->kernel : NULL, layer->n_kernel,
+                                 layer->n_bias ? layer->bias : NULL, layer->n_bias,
+                                 layer->n_state ? layer->state : NULL, layer->n_state };
+    return FMNN_OK;
+}
+
+/* Checks one array of set_layer_weights: its count, and finite values. */
+static int check_array(const fmnn_layer *layer, const char *what, const float *v, size_t count, size_t want,
+                       const char *fn)
+{
+    if (!v)
+        return FMNN_OK;
+    if (count != want)
+        return fmnn__error(FMNN_ESHAPE, "%s: %s (%s) has %zu %s values, not %zu", fn, layer->name, layer->ops->type,
+                           want, what, count);
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(v[k]))
+            return fmnn__error(FMNN_ENUMERIC, "%s: %s value %zu for %s is NaN or Inf", fn, what, k, layer->name);
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_set_layer_weights(fmnn_model *m, int i, const fmnn_layer_weights *w)
+{
+    static const char fn[] = "fmnn_model_set_layer_weights";
+    fmnn_layer *layer = NULL;
+    int err = compiled_layer(m, i, fn, &layer);
+    if (err)
+        return err;
+    if (!w)
+        return fmnn__error(FMNN_EINVAL, "%s: the weights are NULL", fn);
+    if ((err = check_array(layer, "kernel", w->kernel, w->kernel_count, layer->n_kernel, fn)) ||
+        (err = check_array(layer, "bias", w->bias, w->bias_count, layer->n_bias, fn)) ||
+        (err = check_array(layer, "state", w->state, w->state_count, layer->n_state, fn)))
+        return err;
+    if (w->kernel)
+        memcpy(layer->kernel, w->kernel, layer->n_kernel * sizeof *layer->kernel);
+    if (w->bias)
+        memcpy(layer->bias, w->bias, layer->n_bias * sizeof *layer->bias);
+    if (w->state)
+        memcpy(layer->state, w->state, layer->n_state * sizeof *layer->state);
+    return FMNN_OK;
+}
+
 /* 390054 -> "390,054" */
 static void with_commas(size_t n, char *buf, size_t size)
 {
@@ -364,13 +430,19 @@ FMNN_API int fmnn_model_summary(const fmnn_model *m, FILE *out)
         if (i + 1 < m->n_layers)
             fprintf(out, "\n");
     }
+    /* Non-trainable: every layer's state, and a frozen layer's parameters. */
+    size_t n_trainable = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (!m->layers[i]->frozen)
+            n_trainable += m->layers[i]->n_kernel + m->layers[i]->n_bias;
+    const size_t n_frozen = m->n_params + m->n_state - n_trainable;
     char trainable[32], trainable_size[32], frozen[32], frozen_size[32];
     with_commas(m->n_params + m->n_state, params, sizeof params);
     human_bytes(m->n_params + m->n_state, size, sizeof size);
-    with_commas(m->n_params, trainable, sizeof trainable);
-    human_bytes(m->n_params, trainable_size, sizeof trainable_size);
-    with_commas(m->n_state, frozen, sizeof frozen);
-    human_bytes(m->n_state, frozen_size, sizeof frozen_size);
+    with_commas(n_trainable, trainable, sizeof trainable);
+    human_bytes(n_trainable, trainable_size, sizeof trainable_size);
+    with_commas(n_frozen, frozen, sizeof frozen);
+    human_bytes(n_frozen, frozen_size, sizeof frozen_size);
     fprintf(out, "%s\nTotal params: %s (%s)\nTrainable params: %s (%s)\nNon-trainable params: %s (%s)\n%s\n",
             thick, params, size, trainable, trainable_size, frozen, frozen_size, rule);
     return ferror(out) ? fmnn__error(FMNN_EIO, "fmnn_model_summary: writing failed") : FMNN_OK;

@@ -28,12 +28,34 @@ int fmnn__optimizer_check(const fmnn_optimizer *o, const char *fn)
  * overflow is refused whole, and the model keeps the weights of its last
  * good step (see fmnn_model_fit).
  */
-int fmnn__optimizer_step(fmnn_model *m)
+/* One pass over the parameters of the trainable layers: each run of
+ * consecutive ones is one call (all of them at once when none is frozen). */
+static int update_trainable(fmnn_model *m, int store)
 {
     const struct fmnn_optimizer_ops *ops = m->optimizer_ops;
-    if (ops->update(&m->optimizer, m->step, m->params, m->grads, m->slots, m->n_params, 0))
+    float *slots[FMNN__MAX_SLOTS];
+    int bad = 0;
+    size_t at = 0;
+    for (int i = 0; i < m->n_layers;) {
+        for (; i < m->n_layers && m->layers[i]->frozen; i++) /* skip the frozen */
+            at += m->layers[i]->n_kernel + m->layers[i]->n_bias;
+        const size_t first = at;
+        for (; i < m->n_layers && !m->layers[i]->frozen; i++)
+            at += m->layers[i]->n_kernel + m->layers[i]->n_bias;
+        if (at == first)
+            continue;
+        for (int k = 0; k < ops->n_slots; k++)
+            slots[k] = m->slots[k] + first;
+        bad |= ops->update(&m->optimizer, m->step, m->params + first, m->grads + first, slots, at - first, store);
+    }
+    return bad;
+}
+
+int fmnn__optimizer_step(fmnn_model *m)
+{
+    if (update_trainable(m, 0))
         return FMNN_ENUMERIC;
-    ops->update(&m->optimizer, m->step, m->params, m->grads, m->slots, m->n_params, 1);
+    update_trainable(m, 1);
     m->step++;
     return FMNN_OK;
 }

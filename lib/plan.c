@@ -290,6 +290,8 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
 static fmnn_pass link_pass(const fmnn_pass *pass, const fmnn_link *link)
 {
     fmnn_pass call = *pass;
+    if (link->layer->frozen && link->layer->ops->frozen_runs_as_inference)
+        call.training = 0;
     call.activation = link->activation;
     call.defer_bias = link->defer_bias;
     call.deferred_bias = link->bias_of ? link->bias_of->bias : NULL;

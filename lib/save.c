@@ -19,6 +19,9 @@
 
 #include "save.h"
 
+/* Layer record flags. */
+#define RECORD_FROZEN 1u /* trainable = False */
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* The payload of a model file; context is a saving, below. */
@@ -40,6 +43,7 @@ static void put_payload(fmnn__writer *w, const void *context)
     for (int i = 0; i < m->n_layers; i++) {
         const fmnn_layer *layer = m->layers[i];
         fmnn__put_u32(w, fmnn__layer_code(layer->ops));
+        fmnn__put_u32(w, layer->frozen ? RECORD_FROZEN : 0u);
         fmnn__fields_put(w, &layer->ops->config, layer);
     }
     fmnn__put_u64(w, m->n_params);
@@ -161,11 +165,17 @@ static int read_layer(fmnn__reader *r, uint32_t i, fmnn_layer **out)
     const struct fmnn_layer_ops *ops = fmnn__layer_type(code);
     if (!ops)
         return fmnn__corrupt(r, "layer %u has the unknown type code %u", (unsigned)i, (unsigned)code);
+    uint32_t flags = fmnn__get_u32(r, "a layer");
+    if (r->err)
+        return r->err;
+    if (flags & ~RECORD_FROZEN)
+        return fmnn__corrupt(r, "layer %u (%s) has the unknown flags 0x%x", (unsigned)i, ops->type, (unsigned)flags);
     fmnn_layer *layer = fmnn__layer_alloc(ops);
     if (!layer)
         return FMNN_ENOMEM;
     char what[64];
     snprintf(what, sizeof what, "layer %u (%s)", (unsigned)i, ops->type);
+    layer->frozen = (flags & RECORD_FROZEN) != 0;
     int err = fmnn__fields_get(r, &ops->config, layer, what);
     if (err) {
         fmnn_layer_free(layer);
@@ -239,7 +249,7 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
     uint32_t n_layers = fmnn__get_u32(r, "the layer count");
     if (r->err)
         return r->err;
-    if (n_layers < 1 || n_layers > FMNN__MAX_LAYERS || n_layers > r->left / 8)
+    if (n_layers < 1 || n_layers > FMNN__MAX_LAYERS || n_layers > r->left / 12)
         return fmnn__corrupt(r, "the layer count %u is impossible for the file's size", (unsigned)n_layers);
 
     fmnn_model *m;

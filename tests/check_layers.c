@@ -8,10 +8,12 @@
  * their use at inference, the "same" border of average pooling, the
  * gradient of a max shared among ties.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fmnn.h"
 #include "gradcheck.h"
@@ -670,6 +672,124 @@ START_TEST(loss_gradients)
 }
 END_TEST
 
+/* ---- per-layer weights and trainable -------------------------------------------- */
+
+/* Input(4) -> Dense(3) -> BatchNormalization -> Dense(2, softmax). */
+static fmnn_model *frozen_model(int freeze_dense, int freeze_bn)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 4 }), FMNN_OK);
+    fmnn_layer *dense = fmnn_dense(3, NULL), *bn = fmnn_batch_normalization(NULL);
+    ck_assert_int_eq(fmnn_layer_set_trainable(dense, !freeze_dense), FMNN_OK);
+    ck_assert_int_eq(fmnn_layer_set_trainable(bn, !freeze_bn), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, dense), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, bn), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 6), FMNN_OK);
+    return m;
+}
+
+static void fit_a_little(fmnn_model *m)
+{
+    fmnn_tensor *x, *y;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 2, (int[]){ 8, 4 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ 8, 2 }), FMNN_OK);
+    for (int i = 0; i < 32; i++)
+        fmnn_tensor_data(x)[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    for (int i = 0; i < 8; i++)
+        fmnn_tensor_data(y)[2 * i + i % 2] = 1.0f;
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 4;
+    o.epochs = 2;
+    o.verbose = 0;
+    ck_assert_msg(fmnn_model_fit(m, x, y, &o, NULL) == FMNN_OK, "%s", fmnn_last_error());
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
+/* A frozen layer's weights and state stay as they were through fit, the
+ * others move; the summary counts its parameters as non-trainable; the
+ * flag survives a save. */
+START_TEST(frozen_layers_do_not_train)
+{
+    fmnn_model *m = frozen_model(1, 1);
+    fmnn_layer_weights dense, bn, head;
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 0, &dense), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 1, &bn), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 2, &head), FMNN_OK);
+    ck_assert(dense.kernel_count == 12 && dense.bias_count == 3 && dense.state == NULL);
+    ck_assert(bn.kernel_count == 3 && bn.bias_count == 3 && bn.state_count == 6);
+    float before_dense[15], before_bn[12], before_head[8];
+    memcpy(before_dense, dense.kernel, 15 * sizeof(float)); /* kernel then bias, back to back */
+    memcpy(before_bn, bn.kernel, 6 * sizeof(float));
+    memcpy(before_bn + 6, bn.state, 6 * sizeof(float));
+    memcpy(before_head, head.kernel, 8 * sizeof(float));
+    fit_a_little(m);
+    ck_assert(memcmp(before_dense, dense.kernel, sizeof before_dense) == 0);
+    ck_assert(memcmp(before_bn, bn.kernel, 6 * sizeof(float)) == 0);
+    ck_assert_msg(memcmp(before_bn + 6, bn.state, 6 * sizeof(float)) == 0, "a frozen BatchNormalization moved");
+    ck_assert(memcmp(before_head, head.kernel, sizeof before_head) != 0);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fmnn_model_summary(m, f), FMNN_OK);
+    fclose(f);
+    /* 15 + 12 + 8 = 35 in all: 8 trainable (the head), 27 not. */
+    ck_assert_msg(strstr(text, "Total params: 35 ") && strstr(text, "Trainable params: 8 ") &&
+                      strstr(text, "Non-trainable params: 27 "),
+                  "summary:\n%s", text);
+    free(text);
+
+    char path[] = "/tmp/fmnn_check_layers_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(fmnn_model_save(m, path, 0), FMNN_OK);
+    fmnn_model *back = NULL;
+    ck_assert_int_eq(fmnn_model_load(&back, path), FMNN_OK);
+    unlink(path);
+    ck_assert(!fmnn_layer_trainable(fmnn_model_layer(back, 0)) && !fmnn_layer_trainable(fmnn_model_layer(back, 1)) &&
+              fmnn_layer_trainable(fmnn_model_layer(back, 2)));
+    fmnn_model_free(back);
+    fmnn_model_free(m);
+
+    /* Trainable again, the same layers do train. */
+    m = frozen_model(0, 0);
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 0, &dense), FMNN_OK);
+    memcpy(before_dense, dense.kernel, sizeof before_dense);
+    fit_a_little(m);
+    ck_assert(memcmp(before_dense, dense.kernel, sizeof before_dense) != 0);
+    fmnn_model_free(m);
+}
+END_TEST
+
+START_TEST(set_layer_weights_checks)
+{
+    fmnn_model *m = frozen_model(0, 0);
+    fmnn_layer_weights w;
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 1, &w), FMNN_OK);
+    size_t n;
+    float *all = fmnn_model_weights(m, &n);
+    ck_assert_ptr_eq(w.kernel, all + 15); /* gamma follows the first Dense's 15 */
+    float gamma[3] = { 2.0f, 3.0f, 4.0f }, state[6] = { 0.1f, 0.2f, 0.3f, 1.5f, 2.5f, 3.5f };
+    fmnn_layer_weights set = { gamma, 3, NULL, 0, state, 6 };
+    ck_assert_int_eq(fmnn_model_set_layer_weights(m, 1, &set), FMNN_OK);
+    ck_assert(w.kernel[2] == 4.0f && w.state[5] == 3.5f && w.bias[0] == 0.0f);
+    /* Wrong counts, NaN, no such layer: refused, nothing changed. */
+    fmnn_layer_weights wrong = { gamma, 2, NULL, 0, NULL, 0 };
+    ck_assert_int_eq(fmnn_model_set_layer_weights(m, 1, &wrong), FMNN_ESHAPE);
+    gamma[0] = NAN;
+    ck_assert_int_eq(fmnn_model_set_layer_weights(m, 1, &set), FMNN_ENUMERIC);
+    ck_assert(w.kernel[0] == 2.0f);
+    ck_assert_int_eq(fmnn_model_set_layer_weights(m, 3, &set), FMNN_EINVAL);
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, -1, &w), FMNN_EINVAL);
+    ck_assert_ptr_null(w.kernel);
+    fmnn_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -688,6 +808,8 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(tc, activation_kinds, 0, N_NEW_KINDS);
     tcase_add_test(tc, leaky_relu_layer);
     tcase_add_loop_test(tc, loss_gradients, 0, N_LOSS_CASES);
+    tcase_add_test(tc, frozen_layers_do_not_train);
+    tcase_add_test(tc, set_layer_weights_checks);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;

@@ -42,19 +42,19 @@ static const char *corruptdir = tmpdir;
 #define AT_RECORD(i) (RECORDS + RECORD * (i))
 
 /* Offsets in the format-2 file of small_model() with Adam: each layer
- * record is its code, its option count, then the options. */
+ * record is its code, its flags, its option count, then the options. */
 enum {
     V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
     V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon */
     V2_LAYERS = HEADER + 44,
     V2_CONV = HEADER + 48,       /* filters, kernel h, w, strides h, w, padding, activation, l1, l2 */
-    V2_RELU = V2_CONV + 44,      /* activation */
-    V2_POOL = V2_RELU + 12,      /* pool h, w, strides h, w, padding */
-    V2_DROPOUT = V2_POOL + 28,   /* rate */
-    V2_FLATTEN = V2_DROPOUT + 12,
-    V2_DENSE = V2_FLATTEN + 8,   /* units, activation, l1, l2 */
-    V2_SOFTMAX = V2_DENSE + 24,
-    V2_PARAMS = V2_SOFTMAX + 12, /* u64 count, 225 floats */
+    V2_RELU = V2_CONV + 48,      /* activation */
+    V2_POOL = V2_RELU + 16,      /* pool h, w, strides h, w, padding */
+    V2_DROPOUT = V2_POOL + 32,   /* rate */
+    V2_FLATTEN = V2_DROPOUT + 16,
+    V2_DENSE = V2_FLATTEN + 12,  /* units, activation, l1, l2 */
+    V2_SOFTMAX = V2_DENSE + 28,
+    V2_PARAMS = V2_SOFTMAX + 16, /* u64 count, 225 floats */
     V2_STATE = V2_PARAMS + 8 + 4 * 225,
     V2_STEP = V2_STATE + 8,
     V2_SLOTS = V2_STEP + 8,
@@ -822,29 +822,30 @@ START_TEST(test_impossible_architecture)
         { "layer count 8", V2_LAYERS, 0, 8, 0, "layer 7" },
         { "unknown layer code", V2_RELU, 0, 99, 0, "unknown type code" },
         { "layer code 0", V2_RELU, 0, 0, 0, "unknown type code" },
-        { "more conv options than it has", V2_CONV + 4, 0, 10, 0, "options" },
-        { "options on a Flatten", V2_FLATTEN + 4, 0, 1, 0, "options" },
-        { "conv with 0 filters", V2_CONV + 8, 0, 0, 0, "filters" },
-        { "conv with 2^30 filters", V2_CONV + 8, 0, 1u << 30, 0, "filters" },
-        { "conv with more filters", V2_CONV + 8, 0, 5, 0, "parameters" },
-        { "conv kernel larger than the input", V2_CONV + 12, 0, 9, 0, "larger" },
-        { "conv stride 0", V2_CONV + 20, 0, 0, 0, "strides[0]" },
-        { "conv stride -1", V2_CONV + 20, 0, 0xffffffffu, 0, "strides[0]" },
-        { "conv padding 2", V2_CONV + 28, 0, 2, 0, "padding" },
-        { "conv activation 13, past the last", V2_CONV + 32, 0, 13, 0, "activation" },
-        { "negative regularizer", V2_CONV + 36, 1, 0, -0.5f, "regularizer" },
-        { "NaN regularizer", V2_DENSE + 20, 1, 0, NAN, "regularizer" },
-        { "infinite regularizer", V2_DENSE + 20, 1, 0, INFINITY, "regularizer" },
-        { "pool larger than the input", V2_POOL + 8, 0, 7, 0, "larger" },
-        { "pool stride 0", V2_POOL + 16, 0, 0, 0, "strides[0]" },
-        { "dropout rate 2", V2_DROPOUT + 8, 1, 0, 2.0f, "rate" },
-        { "dropout rate 1", V2_DROPOUT + 8, 1, 0, 1.0f, "rate" },
-        { "dropout rate -0.1", V2_DROPOUT + 8, 1, 0, -0.1f, "rate" },
-        { "dropout rate NaN", V2_DROPOUT + 8, 1, 0, NAN, "rate" },
-        { "dense with 0 units", V2_DENSE + 8, 0, 0, 0, "units" },
-        { "dense with 2^24 units", V2_DENSE + 8, 0, 1u << 24, 0, "parameters" },
-        { "dense with 2^24+1 units", V2_DENSE + 8, 0, (1u << 24) + 1, 0, "units" },
-        { "activation kind 99", V2_SOFTMAX + 8, 0, 99, 0, "activation" },
+        { "unknown layer flags", V2_CONV + 4, 0, 2, 0, "flags" },
+        { "more conv options than it has", V2_CONV + 8, 0, 10, 0, "options" },
+        { "options on a Flatten", V2_FLATTEN + 8, 0, 1, 0, "options" },
+        { "conv with 0 filters", V2_CONV + 12, 0, 0, 0, "filters" },
+        { "conv with 2^30 filters", V2_CONV + 12, 0, 1u << 30, 0, "filters" },
+        { "conv with more filters", V2_CONV + 12, 0, 5, 0, "parameters" },
+        { "conv kernel larger than the input", V2_CONV + 16, 0, 9, 0, "larger" },
+        { "conv stride 0", V2_CONV + 24, 0, 0, 0, "strides[0]" },
+        { "conv stride -1", V2_CONV + 24, 0, 0xffffffffu, 0, "strides[0]" },
+        { "conv padding 2", V2_CONV + 32, 0, 2, 0, "padding" },
+        { "conv activation 13, past the last", V2_CONV + 36, 0, 13, 0, "activation" },
+        { "negative regularizer", V2_CONV + 40, 1, 0, -0.5f, "regularizer" },
+        { "NaN regularizer", V2_DENSE + 24, 1, 0, NAN, "regularizer" },
+        { "infinite regularizer", V2_DENSE + 24, 1, 0, INFINITY, "regularizer" },
+        { "pool larger than the input", V2_POOL + 12, 0, 7, 0, "larger" },
+        { "pool stride 0", V2_POOL + 20, 0, 0, 0, "strides[0]" },
+        { "dropout rate 2", V2_DROPOUT + 12, 1, 0, 2.0f, "rate" },
+        { "dropout rate 1", V2_DROPOUT + 12, 1, 0, 1.0f, "rate" },
+        { "dropout rate -0.1", V2_DROPOUT + 12, 1, 0, -0.1f, "rate" },
+        { "dropout rate NaN", V2_DROPOUT + 12, 1, 0, NAN, "rate" },
+        { "dense with 0 units", V2_DENSE + 12, 0, 0, 0, "units" },
+        { "dense with 2^24 units", V2_DENSE + 12, 0, 1u << 24, 0, "parameters" },
+        { "dense with 2^24+1 units", V2_DENSE + 12, 0, (1u << 24) + 1, 0, "units" },
+        { "activation kind 99", V2_SOFTMAX + 12, 0, 99, 0, "activation" },
         { "parameter count + 1", V2_PARAMS, 0, 225 + 1, 0, "parameters" },
         { "parameter count 2^32", V2_PARAMS + 4, 0, 1, 0, "parameters" },
         { "a non-trainable value", V2_STATE, 0, 1, 0, "non-trainable" },
@@ -872,11 +873,11 @@ START_TEST(test_missing_options_fall_back)
     unsigned char *good = good_file(&n, 0);
     unsigned char *b = malloc(n);
     ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(rd32(good + V2_DENSE + 4), 4);
-    const size_t l2_at = V2_DENSE + 20;
+    ck_assert_uint_eq(rd32(good + V2_DENSE + 8), 4);
+    const size_t l2_at = V2_DENSE + 24;
     memcpy(b, good, l2_at);
     memcpy(b + l2_at, good + l2_at + 4, n - l2_at - 4);
-    wr32(b + V2_DENSE + 4, 3);
+    wr32(b + V2_DENSE + 8, 3);
     fix_header(b, n - 4);
     char path[512];
     write_bytes(tpath(path, sizeof path, "fallback.fmnn"), b, n - 4);
@@ -973,15 +974,15 @@ START_TEST(test_oversized_kernel)
     unsigned char *b = malloc(n);
     ck_assert_ptr_nonnull(b);
     memcpy(b, good, n);
-    wr32(b + V2_CONV + 12, 1u << 24); /* kh */
-    wr32(b + V2_CONV + 16, 1u << 24); /* kw */
-    wr32(b + V2_CONV + 28, FMNN_PADDING_SAME);
+    wr32(b + V2_CONV + 16, 1u << 24); /* kh */
+    wr32(b + V2_CONV + 20, 1u << 24); /* kw */
+    wr32(b + V2_CONV + 32, FMNN_PADDING_SAME);
     fix_header(b, n);
     expect_load_error(b, n, FMNN_EFORMAT, "too large");
     memcpy(b, good, n);
-    wr32(b + V2_CONV + 12, 1u << 16);
-    wr32(b + V2_CONV + 16, 1u << 15);
-    wr32(b + V2_CONV + 28, FMNN_PADDING_SAME);
+    wr32(b + V2_CONV + 16, 1u << 16);
+    wr32(b + V2_CONV + 20, 1u << 15);
+    wr32(b + V2_CONV + 32, FMNN_PADDING_SAME);
     fix_header(b, n);
     expect_load_error(b, n, FMNN_EFORMAT, "too large");
     free(b);

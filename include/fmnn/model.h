@@ -150,6 +150,45 @@ FMNN_API size_t fmnn_model_param_count(const fmnn_model *model);
  */
 FMNN_API float *fmnn_model_weights(fmnn_model *model, size_t *count);
 
+/** One layer's arrays, as Keras's layer.get_weights() orders them. */
+typedef struct fmnn_layer_weights {
+    float *kernel;        /**< (kh, kw, in, filters), (in, units), gamma */
+    size_t kernel_count;
+    float *bias;          /**< bias, beta */
+    size_t bias_count;
+    float *state;         /**< non-trainable: moving mean, then moving variance */
+    size_t state_count;
+} fmnn_layer_weights;
+
+/**
+ * Layer i's kernel, bias and non-trainable state, after compile: views
+ * into the model (borrowed, valid until the model is freed; writing sets
+ * them), NULL with a count of 0 where the layer has none.
+ */
+FMNN_API int fmnn_model_get_layer_weights(fmnn_model *model, int i,
+                                          fmnn_layer_weights *out);
+
+/**
+ * Copies values into layer i's arrays, as Keras's set_weights(): each
+ * non-NULL array of w must have the layer's count, and every value must
+ * be finite; a NULL array leaves that one as it is.  On any error nothing
+ * changes.
+ */
+FMNN_API int fmnn_model_set_layer_weights(fmnn_model *model, int i,
+                                          const fmnn_layer_weights *w);
+
+/**
+ * Keras's layer.trainable: a frozen layer (0) keeps its weights and its
+ * state through fit (a frozen BatchNormalization normalises with its
+ * moving statistics, as Keras 3 does), and its parameters count as
+ * non-trainable in the summary.  Layers are trainable (1) by default;
+ * this may be set before or after compile, and is saved with the model.
+ */
+FMNN_API int fmnn_layer_set_trainable(fmnn_layer *layer, int trainable);
+
+/** 1 when the layer is trainable. */
+FMNN_API int fmnn_layer_trainable(const fmnn_layer *layer);
+
 /** Events a fit callback receives. */
 typedef enum fmnn_event {
     FMNN_EVENT_EPOCH_BEGIN = 0,

@@ -203,6 +203,7 @@ const struct fmnn_layer_ops fmnn__batch_normalization_ops = {
     .base_name = "batch_normalization",
     .size = sizeof(batch_normalization),
     .config = FMNN__FIELDS(bn_fields),
+    .frozen_runs_as_inference = 1,
     .infer = bn_infer,
     .init = bn_init,
     .saved = bn_saved_bytes,
