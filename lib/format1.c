@@ -96,10 +96,11 @@ static fmnn_layer *layer_from_record(const record *rec)
     const int32_t *c = rec->ints;
     switch (rec->code) {
     case DENSE:
-        return fmnn_dense(c[0], &(fmnn_dense_options){ activation, reg });
+        return fmnn_dense(c[0], &(fmnn_dense_options){ .activation = activation, .kernel_regularizer = reg });
     case CONV2D:
         return fmnn_conv2d(c[0], c[1], c[2],
-                           &(fmnn_conv2d_options){ c[3], c[4], (fmnn_padding)c[5], activation, reg });
+                           &(fmnn_conv2d_options){ .stride_h = c[3], .stride_w = c[4], .padding = (fmnn_padding)c[5],
+                                                   .activation = activation, .kernel_regularizer = reg });
     case MAXPOOL2D:
         return fmnn_maxpool2d(c[0], c[1], &(fmnn_maxpool2d_options){ c[2], c[3], (fmnn_padding)c[4] });
     case DROPOUT:

@@ -18,15 +18,66 @@ fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops)
     return layer;
 }
 
+/* A standard normal truncated to [-2, 2] (Box-Muller, redrawn outside). */
+static double truncated_normal(fmnn_rng *rng)
+{
+    for (;;) {
+        double u = 1.0 - (double)fmnn__rng_uniform(rng), v = (double)fmnn__rng_uniform(rng); /* u in (0, 1] */
+        double z = sqrt(-2.0 * log(u)) * cos(6.28318530717958647692 * v);
+        if (fabs(z) <= 2.0)
+            return z;
+    }
+}
+
+/*
+ * n values of one initializer, from fans as keras.initializers.
+ * VarianceScaling takes them: scale / fan, with fan the mean of fan_in
+ * and fan_out (glorot) or fan_in (he, lecun).  A truncated normal's
+ * standard deviation is divided by 0.8796..., the standard deviation of
+ * a standard normal truncated at 2, so that the variance is scale / fan.
+ */
+static void initialize(float *w, size_t n, fmnn_initializer kind, double fan_in, double fan_out, fmnn_rng *rng)
+{
+    double scale = 1.0, fan = fan_in;
+    switch (kind) {
+    case FMNN_ZEROS:
+    case FMNN_ONES:
+        for (size_t k = 0; k < n; k++)
+            w[k] = kind == FMNN_ONES ? 1.0f : 0.0f;
+        return;
+    case FMNN_INIT_DEFAULT:
+    case FMNN_GLOROT_UNIFORM:
+    case FMNN_GLOROT_NORMAL:
+        fan = (fan_in + fan_out) / 2.0;
+        break;
+    case FMNN_HE_UNIFORM:
+    case FMNN_HE_NORMAL:
+        scale = 2.0;
+        break;
+    case FMNN_LECUN_UNIFORM:
+    case FMNN_LECUN_NORMAL:
+        break;
+    }
+    const int normal = kind == FMNN_GLOROT_NORMAL || kind == FMNN_HE_NORMAL || kind == FMNN_LECUN_NORMAL;
+    if (!normal) { /* U(-limit, limit), limit = sqrt(3 scale / fan) */
+        const float limit = (float)sqrt(3.0 * scale / fan);
+        for (size_t k = 0; k < n; k++)
+            w[k] = (2.0f * fmnn__rng_uniform(rng) - 1.0f) * limit;
+        return;
+    }
+    const double stddev = sqrt(scale / fan) / 0.87962566103423978;
+    for (size_t k = 0; k < n; k++)
+        w[k] = (float)(truncated_normal(rng) * stddev);
+}
+
 void fmnn__layer_init_default(fmnn_layer *layer, fmnn_rng *rng)
 {
-    if (layer->n_kernel) {
-        float limit = (float)sqrt(6.0 / ((double)layer->fan_in + layer->fan_out));
-        for (size_t k = 0; k < layer->n_kernel; k++)
-            layer->kernel[k] = (2.0f * fmnn__rng_uniform(rng) - 1.0f) * limit;
-    }
-    for (size_t k = 0; k < layer->n_bias; k++)
-        layer->bias[k] = 0.0f;
+    if (layer->n_kernel)
+        initialize(layer->kernel, layer->n_kernel, layer->kernel_initializer, layer->fan_in, layer->fan_out, rng);
+    /* A bias's fans are its length, as Keras takes them for a 1-D shape. */
+    const fmnn_initializer bias = layer->bias_initializer == FMNN_INIT_DEFAULT ? FMNN_ZEROS : layer->bias_initializer;
+    if (layer->n_bias)
+        initialize(layer->bias, layer->n_bias, bias, (double)layer->n_bias, (double)layer->n_bias, rng);
     for (size_t k = 0; k < layer->n_state; k++)
         layer->state[k] = 0.0f;
 }

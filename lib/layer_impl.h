@@ -128,6 +128,7 @@ struct fmnn_layer {
      * and Dense, or the kind of an Activation layer. */
     fmnn_activation_kind activation;
     fmnn_regularizer regularizer; /* on the kernel */
+    fmnn_initializer kernel_initializer, bias_initializer; /* for the default init */
 
     /* Set by infer.  The kernel comes first in the collated arrays. */
     size_t n_kernel, n_bias;
@@ -155,8 +156,8 @@ FMNN_INTERNAL uint32_t fmnn__layer_code(const struct fmnn_layer_ops *ops);
 /* Allocates a zeroed layer struct of ops->size bytes (layer.c). */
 FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops);
 
-/* glorot_uniform kernel: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out));
- * zero bias and state. */
+/* The kernel and bias from their initializers (glorot_uniform and zeros
+ * by default), zero state. */
 FMNN_INTERNAL void fmnn__layer_init_default(fmnn_layer *layer, fmnn_rng *rng);
 
 /* fmnn__error with the layer's name in front: "conv2d_1 (Conv2D): ...". */
@@ -207,5 +208,8 @@ FMNN_INTERNAL void fmnn__shape_format(const fmnn_shape *shape, char *buf,
 #define FMNN__REGULARIZER_FIELDS(type)                                          \
     FMNN__FACTOR(type, base.regularizer.l1, "kernel_regularizer.l1"),           \
     FMNN__FACTOR(type, base.regularizer.l2, "kernel_regularizer.l2")
+#define FMNN__INITIALIZER_FIELDS(type)                                                                   \
+    FMNN__CHOICE(type, base.kernel_initializer, "kernel_initializer", FMNN_INIT_DEFAULT, FMNN_ONES),      \
+    FMNN__CHOICE(type, base.bias_initializer, "bias_initializer", FMNN_INIT_DEFAULT, FMNN_ONES)
 
 #endif /* FMNN_LAYER_IMPL_H */

@@ -114,7 +114,7 @@ int fmnn__plan_build(fmnn_model *m)
         /* Conv2D -> Activation(relu), fused into it -> MaxPooling2D
          * (layer_impl.h); a Conv2D with activation="relu" of its own is
          * left as it is. */
-        if (i + 2 < n && layer->ops->can_defer_bias_relu && layer->activation == FMNN_LINEAR &&
+        if (i + 2 < n && layer->ops->can_defer_bias_relu && layer->n_bias && layer->activation == FMNN_LINEAR &&
             act[i] == FMNN_RELU && m->layers[i + 1]->ops->is_activation && skipped[i + 1] &&
             m->layers[i + 2]->ops->applies_deferred_bias_relu) {
             fmnn_layer *pool = m->layers[i + 2];

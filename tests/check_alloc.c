@@ -48,7 +48,7 @@ static int build(ctx *c, uint64_t seed)
         (err = fmnn_model_add(c->model, fmnn_maxpool2d(2, 2, NULL))) ||
         (err = fmnn_model_add(c->model, fmnn_dropout(0.25f))) ||
         (err = fmnn_model_add(c->model, fmnn_flatten())) ||
-        (err = fmnn_model_add(c->model, fmnn_dense(5, &(fmnn_dense_options){ FMNN_LINEAR, fmnn_l2(0.01f) }))) ||
+        (err = fmnn_model_add(c->model, fmnn_dense(5, &(fmnn_dense_options){ .activation = FMNN_LINEAR, .kernel_regularizer = fmnn_l2(0.01f) }))) ||
         (err = fmnn_model_add(c->model, fmnn_activation(FMNN_SOFTMAX))))
         return err;
     c->all_added = 1;

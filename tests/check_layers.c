@@ -790,6 +790,157 @@ START_TEST(set_layer_weights_checks)
 }
 END_TEST
 
+/* ---- layer options: dilation, use_bias, initializers -------------------------------- */
+
+/* A dilated convolution in double: tap (i, j) reads row y*s + i*d - pad. */
+static void dilated_reference(const gc_layer *g, int batch, int h, int w, int c, int f, int kh, int kw, int dh,
+                              int dw, int oh, int ow, int pad_top, int pad_left, int with_bias, double *out)
+{
+    for (int n = 0; n < batch; n++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+                for (int o = 0; o < f; o++) {
+                    double sum = with_bias ? g->bias[o] : 0.0;
+                    for (int i = 0; i < kh; i++)
+                        for (int j = 0; j < kw; j++) {
+                            int iy = y + i * dh - pad_top, ix = x + j * dw - pad_left;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                continue;
+                            for (int k = 0; k < c; k++)
+                                sum += (double)g->x[(((size_t)n * h + iy) * w + ix) * c + k] *
+                                       g->kernel[(((size_t)i * kw + j) * c + k) * f + o];
+                        }
+                    out[(((size_t)n * oh + y) * ow + x) * f + o] = sum;
+                }
+}
+
+typedef struct dilation_case {
+    const char *name;
+    int h, w, kh, kw, dh, dw;
+    fmnn_padding padding;
+    int no_bias;
+    int oh, ow, pad_top, pad_left;
+} dilation_case;
+
+static const dilation_case dilation_cases[] = {
+    { "3x3 dilation 2 valid", 7, 8, 3, 3, 2, 2, FMNN_PADDING_VALID, 0, 3, 4, 0, 0 },
+    { "3x2 dilation 2x3 same", 6, 7, 3, 2, 2, 3, FMNN_PADDING_SAME, 0, 6, 7, 2, 1 },
+    { "2x2 dilation 3 same, no bias", 5, 5, 2, 2, 3, 3, FMNN_PADDING_SAME, 1, 5, 5, 1, 1 },
+    { "3x3 no bias", 5, 5, 3, 3, 1, 1, FMNN_PADDING_VALID, 1, 3, 3, 0, 0 },
+};
+#define N_DILATION_CASES ((int)(sizeof dilation_cases / sizeof dilation_cases[0]))
+
+START_TEST(conv2d_dilation_and_no_bias)
+{
+    const dilation_case *k = &dilation_cases[_i];
+    const fmnn_conv2d_options o = { .padding = k->padding, .dilation_h = k->dh, .dilation_w = k->dw,
+                                    .no_bias = k->no_bias };
+    gc_layer g;
+    setup(&g, fmnn_conv2d(3, k->kh, k->kw, &o), 3, (int[]){ k->h, k->w, 2 }, 2, 1100 + (uint64_t)_i);
+    const fmnn_shape *out = &g.layer->out;
+    ck_assert_msg(out->dims[0] == k->oh && out->dims[1] == k->ow, "%s: output %dx%d", k->name, out->dims[0],
+                  out->dims[1]);
+    ck_assert_uint_eq(g.layer->n_bias, k->no_bias ? 0 : 3);
+    double *ref = calloc(g.n_out, sizeof *ref);
+    ck_assert_ptr_nonnull(ref);
+    dilated_reference(&g, 2, k->h, k->w, 2, 3, k->kh, k->kw, k->dh, k->dw, k->oh, k->ow, k->pad_top, k->pad_left,
+                      !k->no_bias, ref);
+    gc_layer_objective(&g);
+    assert_close(k->name, g.y, ref, g.n_out, 1e-5);
+    free(ref);
+    check_gradients(&g, k->name, 61 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+START_TEST(dense_without_bias)
+{
+    gc_layer g;
+    setup(&g, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_TANH, .no_bias = 1 }), 1, (int[]){ 4 }, 3, 1200);
+    ck_assert_uint_eq(g.layer->n_bias, 0);
+    double ref[9];
+    for (int n = 0; n < 3; n++)
+        for (int o = 0; o < 3; o++) {
+            double sum = 0.0;
+            for (int i = 0; i < 4; i++)
+                sum += (double)g.x[n * 4 + i] * g.kernel[i * 3 + o];
+            ref[n * 3 + o] = tanh(sum);
+        }
+    gc_layer_objective(&g);
+    assert_close("Dense without bias", g.y, ref, 9, 1e-6);
+    check_gradients(&g, "Dense without bias", 67);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* Keras refuses strides above 1 together with a dilation above 1. */
+START_TEST(conv2d_dilation_with_strides_refused)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }), FMNN_OK);
+    const fmnn_conv2d_options o = { .stride_h = 2, .dilation_w = 2 };
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_conv2d(2, 3, 3, &o)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1), FMNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "dilation_rate"));
+    fmnn_model_free(m);
+}
+END_TEST
+
+typedef struct init_case {
+    fmnn_initializer kind;
+    double bound;     /* |w| at most this */
+    double variance;  /* of the values */
+} init_case;
+
+/* A Dense(300) on 200 inputs: fan_in 200, fan_out 300. */
+static const init_case init_cases[] = {
+    { FMNN_INIT_DEFAULT, 0.10954451, 6.0 / 500 / 3 },
+    { FMNN_GLOROT_UNIFORM, 0.10954451, 6.0 / 500 / 3 },
+    { FMNN_GLOROT_NORMAL, 2 * 0.06324555 / 0.87962566, 2.0 / 500 },
+    { FMNN_HE_UNIFORM, 0.17320508, 6.0 / 200 / 3 },
+    { FMNN_HE_NORMAL, 2 * 0.1 / 0.87962566, 2.0 / 200 },
+    { FMNN_LECUN_UNIFORM, 0.12247449, 3.0 / 200 / 3 },
+    { FMNN_LECUN_NORMAL, 2 * 0.07071068 / 0.87962566, 1.0 / 200 },
+    { FMNN_ZEROS, 0.0, 0.0 },
+    { FMNN_ONES, 1.0, 0.0 },
+};
+#define N_INIT_CASES ((int)(sizeof init_cases / sizeof init_cases[0]))
+
+/* The kernel's values stay within the bound (the uniform limit, or two
+ * truncated standard deviations), have mean 0 and the variance Keras's
+ * VarianceScaling gives; the bias takes its own initializer. */
+START_TEST(initializers)
+{
+    const init_case *k = &init_cases[_i];
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 200 }), FMNN_OK);
+    const fmnn_dense_options o = { .kernel_initializer = k->kind, .bias_initializer = FMNN_ONES };
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(300, &o)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 77), FMNN_OK);
+    fmnn_layer_weights w;
+    ck_assert_int_eq(fmnn_model_get_layer_weights(m, 0, &w), FMNN_OK);
+    double sum = 0.0, sum2 = 0.0, largest = 0.0;
+    for (size_t i = 0; i < w.kernel_count; i++) {
+        sum += w.kernel[i];
+        sum2 += (double)w.kernel[i] * w.kernel[i];
+        largest = fmax(largest, fabs(w.kernel[i]));
+    }
+    const double n = (double)w.kernel_count, mean = sum / n, var = sum2 / n - mean * mean;
+    ck_assert_msg(largest <= k->bound * (1 + 1e-6), "initializer %d: |w| reaches %g, bound %g", (int)k->kind, largest,
+                  k->bound);
+    if (k->kind == FMNN_ONES) {
+        ck_assert(mean == 1.0);
+    } else {
+        ck_assert_msg(fabs(mean) <= 3e-3 * fmax(k->bound, 1e-3), "initializer %d: mean %g", (int)k->kind, mean);
+        ck_assert_msg(fabs(var - k->variance) <= 0.02 * fmax(k->variance, 1e-12) + 1e-12,
+                      "initializer %d: variance %g, expected %g", (int)k->kind, var, k->variance);
+    }
+    for (size_t i = 0; i < w.bias_count; i++)
+        ck_assert(w.bias[i] == 1.0f);
+    fmnn_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -810,6 +961,10 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(tc, loss_gradients, 0, N_LOSS_CASES);
     tcase_add_test(tc, frozen_layers_do_not_train);
     tcase_add_test(tc, set_layer_weights_checks);
+    tcase_add_loop_test(tc, conv2d_dilation_and_no_bias, 0, N_DILATION_CASES);
+    tcase_add_test(tc, dense_without_bias);
+    tcase_add_test(tc, conv2d_dilation_with_strides_refused);
+    tcase_add_loop_test(tc, initializers, 0, N_INIT_CASES);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;

@@ -47,13 +47,14 @@ enum {
     V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
     V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon */
     V2_LAYERS = HEADER + 44,
-    V2_CONV = HEADER + 48,       /* filters, kernel h, w, strides h, w, padding, activation, l1, l2 */
-    V2_RELU = V2_CONV + 48,      /* activation */
+    V2_CONV = HEADER + 48,       /* filters, kernel h, w, strides h, w, padding, activation, l1, l2,
+                                  * dilation h, w, use_bias, kernel and bias initializers */
+    V2_RELU = V2_CONV + 68,      /* activation */
     V2_POOL = V2_RELU + 16,      /* pool h, w, strides h, w, padding */
     V2_DROPOUT = V2_POOL + 32,   /* rate */
     V2_FLATTEN = V2_DROPOUT + 16,
-    V2_DENSE = V2_FLATTEN + 12,  /* units, activation, l1, l2 */
-    V2_SOFTMAX = V2_DENSE + 28,
+    V2_DENSE = V2_FLATTEN + 12,  /* units, activation, l1, l2, use_bias, initializers */
+    V2_SOFTMAX = V2_DENSE + 40,
     V2_PARAMS = V2_SOFTMAX + 16, /* u64 count, 225 floats */
     V2_STATE = V2_PARAMS + 8 + 4 * 225,
     V2_STEP = V2_STATE + 8,
@@ -241,7 +242,7 @@ static fmnn_model *small_model(fmnn_loss loss, const fmnn_optimizer *opt, uint64
     add(m, fmnn_maxpool2d(2, 2, NULL));
     add(m, fmnn_dropout(0.25f));
     add(m, fmnn_flatten());
-    add(m, fmnn_dense(5, &(fmnn_dense_options){ FMNN_LINEAR, fmnn_l2(0.01f) }));
+    add(m, fmnn_dense(5, &(fmnn_dense_options){ .activation = FMNN_LINEAR, .kernel_regularizer = fmnn_l2(0.01f) }));
     add(m, fmnn_activation(FMNN_SOFTMAX));
     ck_assert_msg(fmnn_model_compile(m, loss, opt, seed) == FMNN_OK, "%s", fmnn_last_error());
     return m;
@@ -253,14 +254,14 @@ static fmnn_model *full_model(fmnn_loss loss, const fmnn_optimizer *opt, uint64_
 {
     fmnn_model *m;
     ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }), FMNN_OK);
-    add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ 1, 1, FMNN_PADDING_SAME, FMNN_RELU, fmnn_l1(0.001f) }));
-    add(m, fmnn_conv2d(3, 2, 2, &(fmnn_conv2d_options){ 2, 1, FMNN_PADDING_VALID, FMNN_LINEAR, fmnn_l2(0.002f) }));
+    add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME, .activation = FMNN_RELU, .kernel_regularizer = fmnn_l1(0.001f) }));
+    add(m, fmnn_conv2d(3, 2, 2, &(fmnn_conv2d_options){ .stride_h = 2, .stride_w = 1, .padding = FMNN_PADDING_VALID, .activation = FMNN_LINEAR, .kernel_regularizer = fmnn_l2(0.002f) }));
     add(m, fmnn_activation(FMNN_TANH));
     add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ 1, 2, FMNN_PADDING_SAME }));
     add(m, fmnn_dropout(0.375f));
     add(m, fmnn_flatten());
-    add(m, fmnn_dense(6, &(fmnn_dense_options){ FMNN_SIGMOID, fmnn_l1_l2(0.001f, 0.002f) }));
-    add(m, fmnn_dense(5, &(fmnn_dense_options){ FMNN_SOFTMAX, fmnn_l2(0.01f) }));
+    add(m, fmnn_dense(6, &(fmnn_dense_options){ .activation = FMNN_SIGMOID, .kernel_regularizer = fmnn_l1_l2(0.001f, 0.002f) }));
+    add(m, fmnn_dense(5, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX, .kernel_regularizer = fmnn_l2(0.01f) }));
     ck_assert_msg(fmnn_model_compile(m, loss, opt, seed) == FMNN_OK, "%s", fmnn_last_error());
     return m;
 }
@@ -597,7 +598,7 @@ START_TEST(test_round_trip_at_size_limit)
     ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 1, limit, 1 }), FMNN_OK);
     add(m, fmnn_maxpool2d(1, limit, &(fmnn_maxpool2d_options){ limit, limit, FMNN_PADDING_VALID }));
     add(m, fmnn_flatten());
-    add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, { 0.0f, 0.0f } }));
+    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX, .kernel_regularizer = { 0.0f, 0.0f } }));
     ck_assert_msg(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1) == FMNN_OK, "%s",
                   fmnn_last_error());
     char path[512];
@@ -823,7 +824,7 @@ START_TEST(test_impossible_architecture)
         { "unknown layer code", V2_RELU, 0, 99, 0, "unknown type code" },
         { "layer code 0", V2_RELU, 0, 0, 0, "unknown type code" },
         { "unknown layer flags", V2_CONV + 4, 0, 2, 0, "flags" },
-        { "more conv options than it has", V2_CONV + 8, 0, 10, 0, "options" },
+        { "more conv options than it has", V2_CONV + 8, 0, 15, 0, "options" },
         { "options on a Flatten", V2_FLATTEN + 8, 0, 1, 0, "options" },
         { "conv with 0 filters", V2_CONV + 12, 0, 0, 0, "filters" },
         { "conv with 2^30 filters", V2_CONV + 12, 0, 1u << 30, 0, "filters" },
@@ -834,6 +835,9 @@ START_TEST(test_impossible_architecture)
         { "conv padding 2", V2_CONV + 32, 0, 2, 0, "padding" },
         { "conv activation 13, past the last", V2_CONV + 36, 0, 13, 0, "activation" },
         { "negative regularizer", V2_CONV + 40, 1, 0, -0.5f, "regularizer" },
+        { "conv dilation 0", V2_CONV + 48, 0, 0, 0, "dilation_rate[0]" },
+        { "conv use_bias 2", V2_CONV + 56, 0, 2, 0, "use_bias" },
+        { "conv kernel initializer 99", V2_CONV + 60, 0, 99, 0, "kernel_initializer" },
         { "NaN regularizer", V2_DENSE + 24, 1, 0, NAN, "regularizer" },
         { "infinite regularizer", V2_DENSE + 24, 1, 0, INFINITY, "regularizer" },
         { "pool larger than the input", V2_POOL + 12, 0, 7, 0, "larger" },
@@ -866,21 +870,22 @@ START_TEST(test_impossible_architecture)
 END_TEST
 
 /* Options a file lacks at the end of a record (written before they
- * existed) take their fallback: here Dense's l2, which falls back to 0. */
+ * existed) take their fallback: here Dense's last four, l2 (0), use_bias
+ * (1) and the initializers (the defaults). */
 START_TEST(test_missing_options_fall_back)
 {
     size_t n;
     unsigned char *good = good_file(&n, 0);
     unsigned char *b = malloc(n);
     ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(rd32(good + V2_DENSE + 8), 4);
-    const size_t l2_at = V2_DENSE + 24;
+    ck_assert_uint_eq(rd32(good + V2_DENSE + 8), 7);
+    const size_t l2_at = V2_DENSE + 24, cut = 16;
     memcpy(b, good, l2_at);
-    memcpy(b + l2_at, good + l2_at + 4, n - l2_at - 4);
+    memcpy(b + l2_at, good + l2_at + cut, n - l2_at - cut);
     wr32(b + V2_DENSE + 8, 3);
-    fix_header(b, n - 4);
+    fix_header(b, n - cut);
     char path[512];
-    write_bytes(tpath(path, sizeof path, "fallback.fmnn"), b, n - 4);
+    write_bytes(tpath(path, sizeof path, "fallback.fmnn"), b, n - cut);
     fmnn_model *m = load_ok(path);
     const fmnn_layer *dense = fmnn_model_layer(m, 5);
     ck_assert(dense->regularizer.l1 == 0.0f && dense->regularizer.l2 == 0.0f);

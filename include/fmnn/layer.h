@@ -57,16 +57,38 @@ typedef struct fmnn_regularizer {
     float l2;
 } fmnn_regularizer;
 
+/**
+ * Initializers for kernels and biases, as keras.initializers computes
+ * them: the variance-scaling ones from the fans (a Conv2D's include its
+ * kernel's height and width), the *_normal ones truncated at two standard
+ * deviations with Keras's correction of the standard deviation.
+ */
+typedef enum fmnn_initializer {
+    FMNN_INIT_DEFAULT = 0, /**< glorot_uniform for kernels, zeros for biases */
+    FMNN_GLOROT_UNIFORM,   /**< U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
+    FMNN_GLOROT_NORMAL,    /**< truncated normal, variance 2 / (fan_in + fan_out) */
+    FMNN_HE_UNIFORM,       /**< U(-a, a), a = sqrt(6 / fan_in) */
+    FMNN_HE_NORMAL,        /**< truncated normal, variance 2 / fan_in */
+    FMNN_LECUN_UNIFORM,    /**< U(-a, a), a = sqrt(3 / fan_in) */
+    FMNN_LECUN_NORMAL,     /**< truncated normal, variance 1 / fan_in */
+    FMNN_ZEROS,
+    FMNN_ONES
+} fmnn_initializer;
+
 FMNN_API fmnn_regularizer fmnn_l1(float lambda);
 FMNN_API fmnn_regularizer fmnn_l2(float lambda);
 FMNN_API fmnn_regularizer fmnn_l1_l2(float l1, float l2);
 
-/** Conv2D options; zero-filled means strides (1, 1), valid padding. */
+/** Conv2D options; zero-filled means Keras's defaults: strides (1, 1),
+ * valid padding, no dilation, a bias, glorot_uniform and zeros. */
 typedef struct fmnn_conv2d_options {
     int stride_h, stride_w;           /**< 0 means 1 */
     fmnn_padding padding;
     fmnn_activation_kind activation;  /**< Keras's activation= argument */
     fmnn_regularizer kernel_regularizer;
+    int dilation_h, dilation_w;       /**< Keras's dilation_rate; 0 means 1 */
+    int no_bias;                      /**< 1: Keras's use_bias=False */
+    fmnn_initializer kernel_initializer, bias_initializer;
 } fmnn_conv2d_options;
 
 /** 2-D convolution with bias; kernel stored (kh, kw, in_channels, filters). */
@@ -126,10 +148,13 @@ FMNN_API fmnn_layer *fmnn_zero_padding2d(int top, int bottom, int left, int righ
  */
 FMNN_API fmnn_layer *fmnn_reshape(int rank, const int *target_shape);
 
-/** Dense options; zero-filled means linear activation, no regularizer. */
+/** Dense options; zero-filled means linear activation, no regularizer,
+ * a bias, glorot_uniform and zeros. */
 typedef struct fmnn_dense_options {
     fmnn_activation_kind activation;
     fmnn_regularizer kernel_regularizer;
+    int no_bias;                      /**< 1: Keras's use_bias=False */
+    fmnn_initializer kernel_initializer, bias_initializer;
 } fmnn_dense_options;
 
 /** Fully connected layer over the last axis; kernel stored (in, units). */

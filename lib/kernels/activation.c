@@ -180,6 +180,13 @@ void fmnn__activate_backward_from_input(fmnn_activation_kind kind, const float *
 void fmnn__bias_activate(fmnn_activation_kind kind, float *y, const float *bias, size_t rows, size_t cols)
 {
     const fmnn_activation_kind pointwise = kind == FMNN_SOFTMAX ? FMNN_LINEAR : kind;
+    if (!bias) { /* use_bias=False: the activation alone */
+        if (pointwise != FMNN_LINEAR)
+            fmnn__activate(pointwise, y, rows, cols);
+        if (kind == FMNN_SOFTMAX)
+            softmax_rows(y, rows, cols);
+        return;
+    }
 #pragma omp parallel num_threads(fmnn__threads()) if (rows * cols > PARALLEL_MIN)
     {
         const unsigned fp = fmnn__flush_denormals();
@@ -212,6 +219,10 @@ void fmnn__bias_activate_backward(fmnn_activation_kind kind, const float *y, flo
     if (kind == FMNN_SOFTMAX) { /* row-wise: apply it first, then sum */
         fmnn__activate_backward(kind, y, d, rows, cols);
         kind = FMNN_LINEAR;
+    }
+    if (!bias_grad) { /* use_bias=False: the activation's part alone */
+        fmnn__activate_backward(kind, y, d, rows, cols);
+        return;
     }
     int threads = fmnn__threads();
     if (rows * cols <= PARALLEL_MIN || cols < 32)

@@ -30,14 +30,15 @@ FMNN_INTERNAL void fmnn__activate_backward(fmnn_activation_kind kind,
                                            const float *y, float *d,
                                            size_t rows, size_t cols);
 
-/* y[r, :] = f(y[r, :] + bias) for every row, in one pass. */
+/* y[r, :] = f(y[r, :] + bias) for every row, in one pass; bias may be
+ * NULL (no bias). */
 FMNN_INTERNAL void fmnn__bias_activate(fmnn_activation_kind kind, float *y,
                                        const float *bias, size_t rows,
                                        size_t cols);
 
 /* d *= f'(.) through the output y, then bias_grad[c] = sum over rows of
- * d[r, c] (added to bias_grad when accumulate is set); element-wise kinds
- * in one pass. */
+ * d[r, c] (added to bias_grad when accumulate is set; no sums when
+ * bias_grad is NULL); element-wise kinds in one pass. */
 FMNN_INTERNAL void fmnn__bias_activate_backward(fmnn_activation_kind kind,
                                                 const float *y, float *d,
                                                 float *bias_grad,

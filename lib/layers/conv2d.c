@@ -20,14 +20,27 @@ typedef struct conv2d {
     fmnn_layer base;
     int filters;
     fmnn_window kernel;    /* its size, strides and padding */
+    int dh, dw;            /* dilation_rate: kernel taps dh rows, dw columns apart */
+    int use_bias;
     int pad_top, pad_left; /* from the padding mode, set by infer */
 } conv2d;
 
 static int conv2d_infer(fmnn_layer *layer)
 {
     conv2d *c = (conv2d *)layer;
+    if ((c->dh > 1 || c->dw > 1) && (c->kernel.stride_h > 1 || c->kernel.stride_w > 1))
+        return fmnn__layer_error(layer, FMNN_EINVAL, "strides %dx%d with dilation_rate %dx%d: Keras allows one of "
+                                 "them above 1, not both", c->kernel.stride_h, c->kernel.stride_w, c->dh, c->dw);
+    /* The window a dilated kernel spans: (k - 1) * d + 1 (at most 2^48). */
+    const long long span_h = (long long)(c->kernel.h - 1) * c->dh + 1, span_w = (long long)(c->kernel.w - 1) * c->dw + 1;
+    if (span_h > INT_MAX || span_w > INT_MAX)
+        return fmnn__layer_error(layer, FMNN_ESHAPE, "kernel %dx%d with dilation_rate %dx%d is too large",
+                                 c->kernel.h, c->kernel.w, c->dh, c->dw);
+    fmnn_window span = c->kernel;
+    span.h = (int)span_h;
+    span.w = (int)span_w;
     int oh, ow;
-    int err = fmnn__window_infer(layer, &c->kernel, "kernel", &oh, &ow, &c->pad_top, &c->pad_left);
+    int err = fmnn__window_infer(layer, &span, "kernel", &oh, &ow, &c->pad_top, &c->pad_left);
     if (err)
         return err;
     int ch = layer->in.dims[2];
@@ -36,7 +49,7 @@ static int conv2d_infer(fmnn_layer *layer)
                                  c->kernel.h, c->kernel.w, ch, c->filters);
     layer->out = (fmnn_shape){ 3, { oh, ow, c->filters, 0 } };
     layer->n_kernel = (size_t)c->kernel.h * (size_t)c->kernel.w * (size_t)ch * (size_t)c->filters;
-    layer->n_bias = (size_t)c->filters;
+    layer->n_bias = c->use_bias ? (size_t)c->filters : 0;
     layer->fan_in = c->kernel.h * c->kernel.w * ch;
     layer->fan_out = c->kernel.h * c->kernel.w * c->filters;
     return FMNN_OK;
@@ -72,7 +85,7 @@ static size_t conv2d_workspace(const fmnn_layer *layer, int batch)
     return is_pointwise(c) ? 0 : (size_t)group_size(c, batch) * pixels_out(c) * col_width(c);
 }
 
-/* col[(n, oh, ow), (i, j, ch)] = in[n, oh*sh + i - pad, ow*sw + j - pad, ch], or 0. */
+/* col[(n, oh, ow), (i, j, ch)] = in[n, oh*sh + i*dh - pad, ow*sw + j*dw - pad, ch], or 0. */
 static void im2col(const conv2d *c, const float *in, int images, float *col)
 {
     const int h = c->base.in.dims[0], w = c->base.in.dims[1], ch = c->base.in.dims[2];
@@ -90,18 +103,18 @@ static void im2col(const conv2d *c, const float *in, int images, float *col)
                     float *row = col + (((size_t)n * oh + y) * ow + x) * width;
                     int x0 = x * c->kernel.stride_w - c->pad_left;
                     for (int i = 0; i < c->kernel.h; i++) {
-                        int iy = y * c->kernel.stride_h - c->pad_top + i;
+                        int iy = y * c->kernel.stride_h - c->pad_top + i * c->dh;
                         float *dst = row + (size_t)i * patch_row;
                         if (iy < 0 || iy >= h) {
                             memset(dst, 0, patch_row * sizeof *dst);
                             continue;
                         }
-                        if (x0 >= 0 && x0 + c->kernel.w <= w) { /* the common case: no edge */
+                        if (c->dw == 1 && x0 >= 0 && x0 + c->kernel.w <= w) { /* the common case: no edge */
                             memcpy(dst, image + ((size_t)iy * w + x0) * ch, patch_row * sizeof *dst);
                             continue;
                         }
                         for (int j = 0; j < c->kernel.w; j++) {
-                            int ix = x0 + j;
+                            int ix = x0 + j * c->dw;
                             if (ix < 0 || ix >= w)
                                 memset(dst + (size_t)j * ch, 0, (size_t)ch * sizeof *dst);
                             else
@@ -135,12 +148,12 @@ static void col2im(const conv2d *c, const float *dcol, int images, float *din)
                     float *dst = din + (((size_t)n * h + iy) * w + ix) * ch;
                     memset(dst, 0, (size_t)ch * sizeof *dst);
                     for (int i = 0; i < c->kernel.h; i++) {
-                        int ty = iy + c->pad_top - i; /* = y * sh when output row y saw iy */
+                        int ty = iy + c->pad_top - i * c->dh; /* = y * sh when output row y saw iy */
                         if (ty < 0 || ty % c->kernel.stride_h != 0 || ty / c->kernel.stride_h >= oh)
                             continue;
                         int y = ty / c->kernel.stride_h;
                         for (int j = 0; j < c->kernel.w; j++) {
-                            int tx = ix + c->pad_left - j;
+                            int tx = ix + c->pad_left - j * c->dw;
                             if (tx < 0 || tx % c->kernel.stride_w != 0 || tx / c->kernel.stride_w >= ow)
                                 continue;
                             int x = tx / c->kernel.stride_w;
@@ -176,7 +189,7 @@ static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float
         fmnn__gemm(0, 0, rows, c->filters, width, 1.0f, col, width, layer->kernel,
                    c->filters, 0.0f, y, c->filters);
         if (!pass->defer_bias)
-            fmnn__bias_activate(pass->activation, y, layer->bias, (size_t)rows,
+            fmnn__bias_activate(pass->activation, y, c->use_bias ? layer->bias : NULL, (size_t)rows,
                                 (size_t)c->filters);
     }
 }
@@ -192,7 +205,7 @@ static void conv2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const floa
     const size_t all_rows = (size_t)pass->batch * pixels_out(c);
 
     if (!pass->defer_bias) /* else the pool after us did this */
-        fmnn__bias_activate_backward(pass->activation, out, dout, layer->bias_grad, all_rows,
+        fmnn__bias_activate_backward(pass->activation, out, dout, c->use_bias ? layer->bias_grad : NULL, all_rows,
                                      (size_t)c->filters, pass->first > 0);
     for (int n0 = 0; n0 < pass->batch; n0 += group) {
         int images = pass->batch - n0 < group ? pass->batch - n0 : group;
@@ -226,6 +239,10 @@ static const fmnn_field conv2d_fields[] = {
     FMNN__WINDOW_FIELDS(conv2d, kernel, "kernel_size"),
     FMNN__ACTIVATION_FIELD(conv2d),
     FMNN__REGULARIZER_FIELDS(conv2d),
+    FMNN__INT(conv2d, dh, "dilation_rate[0]", 1, FMNN__MAX_SIZE, 1),
+    FMNN__INT(conv2d, dw, "dilation_rate[1]", 1, FMNN__MAX_SIZE, 1),
+    { "use_bias", FMNN__FIELD_AT(conv2d, use_bias), FMNN__FIELD_CHOICE, 0, 1, 0, 0, 1 },
+    FMNN__INITIALIZER_FIELDS(conv2d),
 };
 
 const struct fmnn_layer_ops fmnn__conv2d_ops = {
@@ -249,12 +266,19 @@ FMNN_API fmnn_layer *fmnn_conv2d(int filters, int kernel_h, int kernel_w,
         return NULL;
     c->filters = filters;
     c->kernel = (fmnn_window){ kernel_h, kernel_w, 1, 1, FMNN_PADDING_VALID };
+    c->dh = c->dw = 1;
+    c->use_bias = 1;
     if (options) {
         c->kernel.stride_h = options->stride_h ? options->stride_h : 1;
         c->kernel.stride_w = options->stride_w ? options->stride_w : 1;
         c->kernel.padding = options->padding;
         c->base.activation = options->activation;
         c->base.regularizer = options->kernel_regularizer;
+        c->dh = options->dilation_h ? options->dilation_h : 1;
+        c->dw = options->dilation_w ? options->dilation_w : 1;
+        c->use_bias = !options->no_bias;
+        c->base.kernel_initializer = options->kernel_initializer;
+        c->base.bias_initializer = options->bias_initializer;
     }
     return &c->base;
 }

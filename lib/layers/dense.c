@@ -11,6 +11,7 @@
 typedef struct dense {
     fmnn_layer base;
     int units;
+    int use_bias;
 } dense;
 
 static int dense_infer(fmnn_layer *layer)
@@ -20,7 +21,7 @@ static int dense_infer(fmnn_layer *layer)
     int in_features = layer->in.dims[layer->in.rank - 1];
     layer->out.dims[layer->out.rank - 1] = d->units;
     layer->n_kernel = (size_t)in_features * (size_t)d->units;
-    layer->n_bias = (size_t)d->units;
+    layer->n_bias = d->use_bias ? (size_t)d->units : 0;
     layer->fan_in = in_features;
     layer->fan_out = d->units;
     return FMNN_OK;
@@ -39,7 +40,7 @@ static void dense_forward(fmnn_layer *layer, const fmnn_pass *pass, const float 
     int in_features = layer->fan_in;
     fmnn__gemm(0, 0, rows, d->units, in_features, 1.0f, in, in_features,
                layer->kernel, d->units, 0.0f, out, d->units);
-    fmnn__bias_activate(pass->activation, out, layer->bias, (size_t)rows, (size_t)d->units);
+    fmnn__bias_activate(pass->activation, out, d->use_bias ? layer->bias : NULL, (size_t)rows, (size_t)d->units);
 }
 
 static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in,
@@ -49,7 +50,7 @@ static void dense_backward(fmnn_layer *layer, const fmnn_pass *pass, const float
     int rows = dense_rows(layer, pass->batch);
     int in_features = layer->fan_in;
     /* dY through the activation, db = column sums of dY, dW = x^T dY, dx = dY W^T */
-    fmnn__bias_activate_backward(pass->activation, out, dout, layer->bias_grad, (size_t)rows,
+    fmnn__bias_activate_backward(pass->activation, out, dout, d->use_bias ? layer->bias_grad : NULL, (size_t)rows,
                                  (size_t)d->units, 0);
     fmnn__gemm(1, 0, in_features, d->units, rows, 1.0f, in, in_features, dout,
                d->units, 0.0f, layer->kernel_grad, d->units);
@@ -63,6 +64,8 @@ static const fmnn_field dense_fields[] = {
     FMNN__SIZE(dense, units, "units"),
     FMNN__ACTIVATION_FIELD(dense),
     FMNN__REGULARIZER_FIELDS(dense),
+    { "use_bias", FMNN__FIELD_AT(dense, use_bias), FMNN__FIELD_CHOICE, 0, 1, 0, 0, 1 },
+    FMNN__INITIALIZER_FIELDS(dense),
 };
 
 const struct fmnn_layer_ops fmnn__dense_ops = {
@@ -82,9 +85,13 @@ FMNN_API fmnn_layer *fmnn_dense(int units, const fmnn_dense_options *options)
     if (!d)
         return NULL;
     d->units = units;
+    d->use_bias = 1;
     if (options) {
         d->base.activation = options->activation;
         d->base.regularizer = options->kernel_regularizer;
+        d->use_bias = !options->no_bias;
+        d->base.kernel_initializer = options->kernel_initializer;
+        d->base.bias_initializer = options->bias_initializer;
     }
     return &d->base;
 }

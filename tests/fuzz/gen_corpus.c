@@ -116,7 +116,7 @@ static void model_corpus(void)
     /* Dense only: input 4, sparse loss, SGD with Nesterov momentum. */
     fmnn_model *m;
     if (fmnn_model_new(&m, 1, (int[]){ 4 }) ||
-        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_RELU, fmnn_l1(0.01f) })) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_RELU, .kernel_regularizer = fmnn_l1(0.01f) })) ||
         fmnn_model_add(m, fmnn_dense(2, NULL)) || fmnn_model_add(m, fmnn_activation(FMNN_SOFTMAX)))
         die("dense model");
     fmnn_optimizer sgd = fmnn_sgd(0.1f, 0.9f);
@@ -130,12 +130,11 @@ static void model_corpus(void)
 
     /* The small CNN: every layer type, 8x8x1, Adam, categorical. */
     if (fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }) ||
-        fmnn_model_add(m, fmnn_conv2d(2, 3, 3, &(fmnn_conv2d_options){ 1, 1, FMNN_PADDING_SAME, FMNN_LINEAR,
-                                                                        fmnn_l2(0.001f) })) ||
+        fmnn_model_add(m, fmnn_conv2d(2, 3, 3, &(fmnn_conv2d_options){ .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME, .activation = FMNN_LINEAR, .kernel_regularizer = fmnn_l2(0.001f) })) ||
         fmnn_model_add(m, fmnn_activation(FMNN_RELU)) ||
         fmnn_model_add(m, fmnn_maxpool2d(2, 2, &(fmnn_maxpool2d_options){ 2, 1, FMNN_PADDING_VALID })) ||
         fmnn_model_add(m, fmnn_dropout(0.25f)) || fmnn_model_add(m, fmnn_flatten()) ||
-        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, fmnn_l1_l2(0.01f, 0.01f) })))
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX, .kernel_regularizer = fmnn_l1_l2(0.01f, 0.01f) })))
         die("conv model");
     if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 2))
         die("compile");
@@ -154,9 +153,9 @@ static void model_corpus(void)
         fmnn_model_add(m, fmnn_average_pooling2d(2, 2, &(fmnn_pool2d_options){ 1, 1, FMNN_PADDING_SAME })) ||
         fmnn_model_add(m, fmnn_reshape(3, (int[]){ 5, -1, 2 })) ||
         fmnn_model_add(m, fmnn_global_max_pooling2d()) || fmnn_model_add(m, fmnn_batch_normalization(&bn)) ||
-        fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ FMNN_SWISH, { 0, 0 } })) ||
+        fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_SWISH, .kernel_regularizer = { 0, 0 } })) ||
         fmnn_model_add(m, fmnn_leaky_relu(0.3f)) || fmnn_model_add(m, fmnn_activation(FMNN_HARD_SIGMOID)) ||
-        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ FMNN_SOFTMAX, { 0, 0 } })))
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX, .kernel_regularizer = { 0, 0 } })))
         die("newer layers model");
     if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 4))
         die("compile");
@@ -174,7 +173,7 @@ static void model_corpus(void)
 
     /* Rank-2 input, MSE, tanh and sigmoid. */
     if (fmnn_model_new(&m, 2, (int[]){ 2, 3 }) ||
-        fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ FMNN_TANH, { 0, 0 } })) ||
+        fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_TANH, .kernel_regularizer = { 0, 0 } })) ||
         fmnn_model_add(m, fmnn_activation(FMNN_SIGMOID)))
         die("mse model");
     if (fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 3))
