@@ -181,6 +181,18 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(TEST_SUPPORT_OBJS) $(EXAMPLE_LIB_OBJS) $(STAT
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(TEST_SUPPORT_OBJS) $(EXAMPLE_LIB_OBJS) $(APP_LIBS) $(CHECK_LIBS)
 
+# `make check-parity`: libfmnn against PyTorch with the same weights
+# (tests/parity/); skipped where python3-torch is not installed.
+PARITY_DUMP := $(B)/tests/parity/parity_dump
+
+$(PARITY_DUMP): tests/parity/parity_dump.c $(HEADERS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -o $@ $< $(APP_LIBS)
+
+.PHONY: check-parity
+check-parity: deps $(PARITY_DUMP)
+	@sh tests/parity/parity.sh $(PARITY_DUMP)
+
 # `make check` installs what is missing first, so it is enough on a fresh
 # Debian machine.  Each suite runs on its own; all run even if one fails.
 check: deps
