@@ -394,14 +394,17 @@ START_TEST(test_round_trip_new_layers)
     bn.momentum = 0.9f;
     bn.center = 0;
     add(a, fmnn_zero_padding2d(1, 0, 2, 1));
-    add(a, fmnn_conv2d(3, 3, 3, NULL));
+    add(a, fmnn_conv2d(3, 3, 3, &(fmnn_conv2d_options){ .dilation_h = 2, .no_bias = 1,
+                                                         .kernel_initializer = FMNN_HE_NORMAL }));
     add(a, fmnn_batch_normalization(NULL));
     add(a, fmnn_activation(FMNN_RELU));
     add(a, fmnn_average_pooling2d(2, 2, &same));
     add(a, fmnn_maxpool2d(2, 2, NULL));
     add(a, fmnn_reshape(2, (int[]){ 4, -1 }));
-    add(a, fmnn_reshape(3, (int[]){ 2, 6, 3 }));
-    add(a, fmnn_global_max_pooling2d());
+    add(a, fmnn_reshape(3, (int[]){ 2, 4, 3 }));
+    fmnn_layer *frozen = fmnn_global_max_pooling2d();
+    ck_assert_int_eq(fmnn_layer_set_trainable(frozen, 0), FMNN_OK);
+    add(a, frozen);
     add(a, fmnn_batch_normalization(&bn));
     add(a, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_GELU }));
     add(a, fmnn_leaky_relu(0.25f));
@@ -442,6 +445,21 @@ START_TEST(test_round_trip_new_layers)
     ck_assert_mem_eq(a->state, b->state, a->n_state * sizeof *a->state);
     fmnn_tensor_free(x);
     fmnn_tensor_free(y);
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+
+    /* And GlobalAveragePooling2D, with a binary cross-entropy head. */
+    ck_assert_int_eq(fmnn_model_new(&a, 3, (int[]){ 4, 4, 2 }), FMNN_OK);
+    add(a, fmnn_global_average_pooling2d());
+    add(a, fmnn_dense(5, &(fmnn_dense_options){ .activation = FMNN_SIGMOID, .bias_initializer = FMNN_ONES }));
+    ck_assert_int_eq(fmnn_model_compile(a, FMNN_LOSS_BINARY_CROSSENTROPY, NULL, 2), FMNN_OK);
+    save_ok(a, path, 0);
+    b = load_ok(path);
+    assert_same_model(a, b);
+    ck_assert_int_eq(fmnn_tensor_new(&x, 4, (int[]){ 3, 4, 4, 2 }), FMNN_OK);
+    fill(x, 9);
+    assert_same_predictions(a, b, x);
+    fmnn_tensor_free(x);
     fmnn_model_free(a);
     fmnn_model_free(b);
 }
