@@ -192,7 +192,7 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
         err = r->err;
     if (!err)
         err = check_architecture(r, m, flags);
-    if (!err && (err = fmnn_model_compile(m, loss, &o, 0)))
+    if (!err && (err = fmnn__model_compile(m, loss, &o, 0, 1)))
         err = fmnn__impossible(r, err);
     if (err) {
         fmnn_model_free(m);

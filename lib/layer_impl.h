@@ -95,6 +95,11 @@ struct fmnn_layer_ops {
      * (fmnn__layer_init_default). */
     void (*init)(fmnn_layer *layer, fmnn_rng *rng);
 
+    /* Checks non-trainable values given from outside (a file, set
+     * weights) before they are used; fills msg and returns nonzero when
+     * they are impossible (a negative variance).  May be NULL. */
+    int (*check_state)(const fmnn_layer *layer, const float *state, char *msg, size_t size);
+
     /* Floats of shared scratch one pass needs at this batch size (may be NULL). */
     size_t (*workspace)(const fmnn_layer *layer, int batch);
 

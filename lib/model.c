@@ -201,6 +201,12 @@ static int collate(fmnn_model *m, size_t n_params, size_t n_state)
 FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *optimizer,
                                 uint64_t seed)
 {
+    return fmnn__model_compile(m, loss, optimizer, seed, 0);
+}
+
+int fmnn__model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *optimizer, uint64_t seed,
+                        int from_file)
+{
     static const char fn[] = "fmnn_model_compile";
     if (!m)
         return fmnn__error(FMNN_EINVAL, "%s: model is NULL", fn);
@@ -219,7 +225,7 @@ FMNN_API int fmnn_model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimi
     if ((err = fmnn__model_infer(m, &n_params, &n_state)))
         return err;
     const fmnn_layer *last = m->layers[m->n_layers - 1];
-    if (loss_ops->requires != FMNN_LINEAR && fmnn__own_activation(last) != loss_ops->requires)
+    if (!from_file && loss_ops->requires != FMNN_LINEAR && fmnn__own_activation(last) != loss_ops->requires)
         return fmnn__error(FMNN_EINVAL,
                            "%s: %s needs a model that ends in a softmax, but the last layer, %s (%s), does not; "
                            "for a model that outputs logits use the loss's _FROM_LOGITS form", fn, loss_ops->name,
@@ -346,6 +352,16 @@ FMNN_API int fmnn_model_get_layer_weights(fmnn_model *m, int i, fmnn_layer_weigh
     return FMNN_OK;
 }
 
+FMNN_API int fmnn_model_set_layer_trainable(fmnn_model *m, int i, int trainable)
+{
+    if (!m)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_set_layer_trainable: model is NULL");
+    if (i < 0 || i >= m->n_layers)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_set_layer_trainable: layer %d is not in 0..%d", i,
+                           m->n_layers - 1);
+    return fmnn_layer_set_trainable(m->layers[i], trainable);
+}
+
 /* Checks one array of set_layer_weights: its count, and finite values. */
 static int check_array(const fmnn_layer *layer, const char *what, const float *v, size_t count, size_t want,
                        const char *fn)
@@ -374,6 +390,9 @@ FMNN_API int fmnn_model_set_layer_weights(fmnn_model *m, int i, const fmnn_layer
         (err = check_array(layer, "bias", w->bias, w->bias_count, layer->n_bias, fn)) ||
         (err = check_array(layer, "state", w->state, w->state_count, layer->n_state, fn)))
         return err;
+    char msg[200];
+    if (w->state && layer->ops->check_state && layer->ops->check_state(layer, w->state, msg, sizeof msg))
+        return fmnn__error(FMNN_EINVAL, "%s: %s (%s): %s", fn, layer->name, layer->ops->type, msg);
     if (w->kernel)
         memcpy(layer->kernel, w->kernel, layer->n_kernel * sizeof *layer->kernel);
     if (w->bias)

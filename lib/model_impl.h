@@ -82,6 +82,12 @@ struct fmnn_model {
  * layer, with an error naming it. */
 FMNN_INTERNAL int fmnn__model_infer(fmnn_model *m, size_t *n_params, size_t *n_state);
 
+/* fmnn_model_compile; from_file (the model loaders) lets a file keep a
+ * categorical loss without a final softmax, which older libraries
+ * accepted, so that every file they wrote still loads. */
+FMNN_INTERNAL int fmnn__model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *optimizer,
+                                      uint64_t seed, int from_file);
+
 /* Turns per-layer timing on (allocating its counters) or off.  For the
  * benchmark; the counters accumulate until profiling is turned off. */
 FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);

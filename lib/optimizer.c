@@ -22,12 +22,6 @@ int fmnn__optimizer_check(const fmnn_optimizer *o, const char *fn)
     return FMNN_OK;
 }
 
-/*
- * Two passes over the parameters: the first only checks that every new
- * value would be finite, the second stores them.  So an update that would
- * overflow is refused whole, and the model keeps the weights of its last
- * good step (see fmnn_model_fit).
- */
 /* One pass over the parameters of the trainable layers: each run of
  * consecutive ones is one call (all of them at once when none is frozen). */
 static int update_trainable(fmnn_model *m, int store)
@@ -51,6 +45,12 @@ static int update_trainable(fmnn_model *m, int store)
     return bad;
 }
 
+/*
+ * Two passes over the parameters: the first only checks that every new
+ * value would be finite, the second stores them.  So an update that would
+ * overflow is refused whole, and the model keeps the weights of its last
+ * good step (see fmnn_model_fit).
+ */
 int fmnn__optimizer_step(fmnn_model *m)
 {
     if (update_trainable(m, 0))

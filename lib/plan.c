@@ -4,12 +4,17 @@
  * and forward and backward are single loops over its steps.
  *
  * The fusions, so that the batch loop makes no extra passes:
- *   - a final softmax followed by cross-entropy moves into the loss,
- *     which works from the logits (exact, and its gradient is p - y);
+ *   - a final activation the loss works through (softmax for the
+ *     categorical losses, sigmoid for binary cross-entropy) moves into
+ *     the loss, which works from the logits (exact, gradient p - y); as a
+ *     layer of its own it keeps its layer, so that the logits stay;
  *   - an element-wise Activation right after a layer that fuses_activation
  *     (Conv2D, Dense) is applied by that layer in the same pass over its
- *     output; the Activation layer, like every Flatten, is then skipped
- *     (its output is its input's buffer, under another shape);
+ *     output; the Activation layer, like every Flatten and Reshape, is
+ *     then skipped (its output is its input's buffer, under another
+ *     shape).  GELU and swish, whose derivative needs their input, are
+ *     never fused: as a layer's own activation they run as a step after
+ *     it, from its output kept in a buffer;
  *   - Conv2D -> relu -> MaxPooling2D pools the raw convolution first and
  *     adds the bias and relu to the pooled values only;
  *   - when that Conv2D does at most PIPELINE_MAX_FAN_IN multiply-adds per

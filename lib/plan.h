@@ -70,7 +70,9 @@ FMNN_INTERNAL void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, cons
 FMNN_INTERNAL void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input);
 
 /* The pass settings of a layer run alone, as the plan gives them to a
- * layer nothing is fused with: for tests that drive a layer directly. */
+ * layer nothing is fused with: for tests that drive a layer directly.
+ * Not for a Conv2D or Dense whose own activation needs its input (GELU,
+ * swish): the plan runs those as a step of their own. */
 FMNN_INTERNAL void fmnn__plan_alone(const fmnn_layer *layer, fmnn_pass *pass);
 
 #endif /* FMNN_PLAN_H */

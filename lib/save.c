@@ -1,5 +1,6 @@
 /*
- * save.c - what a model file says (format 2, docs/FORMAT.md): the
+ * save.c - what a model file says (format 3, docs/FORMAT.md; format 2
+ * is read too, its records lacking the flags word): the
  * architecture as self-describing records (each layer's type code and
  * its count-prefixed options, from its field table), the loss, the
  * optimizer and its settings, the weights and the non-trainable state,
@@ -116,12 +117,17 @@ int fmnn__check_loaded(fmnn__reader *r, const fmnn_model *m, int with_optimizer)
         return fmnn__corrupt(r, "weight %zu is NaN or Inf", at);
     if ((at = first_nonfinite(m->state, m->n_state)) < m->n_state)
         return fmnn__corrupt(r, "non-trainable value %zu is NaN or Inf", at);
+    char msg[200];
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *layer = m->layers[i];
+        if (layer->ops->check_state && layer->ops->check_state(layer, layer->state, msg, sizeof msg))
+            return fmnn__corrupt(r, "%s (%s): %s", layer->name, layer->ops->type, msg);
+    }
     if (!with_optimizer)
         return FMNN_OK;
     for (int k = 0; k < m->optimizer_ops->n_slots; k++)
         if ((at = first_nonfinite(m->slots[k], m->n_params)) < m->n_params)
             return fmnn__corrupt(r, "optimizer state %zu is NaN or Inf", at);
-    char msg[200];
     if (m->optimizer_ops->check_state && m->optimizer_ops->check_state(m->slots, m->n_params, msg, sizeof msg))
         return fmnn__corrupt(r, "%s", msg);
     return FMNN_OK;
@@ -155,8 +161,9 @@ int fmnn__read_loss_and_input(fmnn__reader *r, fmnn_loss *loss_out, int *rank_ou
     return FMNN_OK;
 }
 
-/* Reads one layer record: its type code, then its options. */
-static int read_layer(fmnn__reader *r, uint32_t i, fmnn_layer **out)
+/* Reads one layer record: its type code, its flags (from version 3 on),
+ * then its options. */
+static int read_layer(fmnn__reader *r, uint32_t version, uint32_t i, fmnn_layer **out)
 {
     *out = NULL;
     uint32_t code = fmnn__get_u32(r, "a layer");
@@ -165,7 +172,7 @@ static int read_layer(fmnn__reader *r, uint32_t i, fmnn_layer **out)
     const struct fmnn_layer_ops *ops = fmnn__layer_type(code);
     if (!ops)
         return fmnn__corrupt(r, "layer %u has the unknown type code %u", (unsigned)i, (unsigned)code);
-    uint32_t flags = fmnn__get_u32(r, "a layer");
+    uint32_t flags = version >= 3 ? fmnn__get_u32(r, "a layer") : 0;
     if (r->err)
         return r->err;
     if (flags & ~RECORD_FROZEN)
@@ -231,7 +238,7 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
 }
 
 /* Reads the architecture and settings into a new, compiled model. */
-static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
+static int read_model(fmnn__reader *r, uint32_t version, uint32_t flags, fmnn_model **out)
 {
     fmnn_loss loss;
     int rank, dims[FMNN_MAX_RANK];
@@ -249,7 +256,7 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
     uint32_t n_layers = fmnn__get_u32(r, "the layer count");
     if (r->err)
         return r->err;
-    if (n_layers < 1 || n_layers > FMNN__MAX_LAYERS || n_layers > r->left / 12)
+    if (n_layers < 1 || n_layers > FMNN__MAX_LAYERS || n_layers > r->left / (version >= 3 ? 12 : 8))
         return fmnn__corrupt(r, "the layer count %u is impossible for the file's size", (unsigned)n_layers);
 
     fmnn_model *m;
@@ -257,14 +264,14 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
         return err;
     for (uint32_t i = 0; i < n_layers && !err; i++) {
         fmnn_layer *layer;
-        if (!(err = read_layer(r, i, &layer)))
+        if (!(err = read_layer(r, version, i, &layer)))
             err = fmnn_model_add(m, layer);
     }
     if (!err)
         err = check_architecture(r, m, optimizer, flags);
     /* compile checks the optimizer and the loss against the output, like
      * for a model built by hand; its errors name the layer. */
-    if (!err && (err = fmnn_model_compile(m, loss, &o, 0)))
+    if (!err && (err = fmnn__model_compile(m, loss, &o, 0, 1)))
         err = fmnn__impossible(r, err);
     if (err) {
         fmnn_model_free(m);
@@ -322,7 +329,7 @@ FMNN_API int fmnn_model_load(fmnn_model **out, const char *path)
     if (version == 1) {
         err = fmnn__read_format1(&r, flags, &m);
     } else {
-        err = read_model(&r, flags, &m);
+        err = read_model(&r, version, flags, &m);
         if (!err && (err = read_values(&r, m, flags))) {
             fmnn_model_free(m);
             m = NULL;

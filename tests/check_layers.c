@@ -941,6 +941,102 @@ START_TEST(initializers)
 }
 END_TEST
 
+/* A moving variance below 0 is refused; a frozen layer's kernel
+ * regularizer leaves the loss (Keras 3 counts trainable weights only);
+ * a model's layer can be frozen by index. */
+START_TEST(state_checks_and_frozen_regularizer)
+{
+    fmnn_model *m = frozen_model(0, 0);
+    float state[6] = { 0.0f, 0.0f, 0.0f, 1.0f, -0.5f, 1.0f };
+    fmnn_layer_weights set = { NULL, 0, NULL, 0, state, 6 };
+    ck_assert_int_eq(fmnn_model_set_layer_weights(m, 1, &set), FMNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "moving variance"));
+    fmnn_model_free(m);
+
+    fmnn_model *r = NULL;
+    ck_assert_int_eq(fmnn_model_new(&r, 1, (int[]){ 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(r, fmnn_dense(2, &(fmnn_dense_options){ .kernel_regularizer = fmnn_l2(1.0f) })),
+                     FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(r, FMNN_LOSS_MSE, NULL, 1), FMNN_OK);
+    fmnn_tensor *x, *y;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 2, (int[]){ 2, 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ 2, 2 }), FMNN_OK);
+    float with, without;
+    ck_assert_int_eq(fmnn_model_evaluate(r, x, y, 0, &with, NULL), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_set_layer_trainable(r, 0, 0), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_evaluate(r, x, y, 0, &without, NULL), FMNN_OK);
+    ck_assert_msg(with > 0.0f && without == 0.0f, "loss %g trainable, %g frozen", (double)with, (double)without);
+    ck_assert(!fmnn_layer_trainable(fmnn_model_layer(r, 0)));
+    ck_assert_int_eq(fmnn_model_set_layer_trainable(r, 1, 0), FMNN_EINVAL);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(r);
+}
+END_TEST
+
+/* The newer layers give the same bits with 1 and 2 threads: inference,
+ * and the weights and moving statistics after two training steps. */
+START_TEST(same_bits_for_any_thread_count)
+{
+    float *out[2], *weights[2], *state[2];
+    size_t n_out = 0, n_w = 0, n_s = 0;
+    for (int t = 0; t < 2; t++) {
+        fmnn_set_num_threads(t + 1);
+        fmnn_model *m = NULL;
+        ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 40, 40, 3 }), FMNN_OK);
+        const fmnn_pool2d_options same = { .padding = FMNN_PADDING_SAME };
+        fmnn_layer *layers[] = {
+            fmnn_zero_padding2d(1, 1, 1, 1),
+            fmnn_conv2d(16, 3, 3, &(fmnn_conv2d_options){ .dilation_h = 2, .activation = FMNN_SWISH }),
+            fmnn_batch_normalization(NULL),
+            fmnn_leaky_relu(0.3f),
+            fmnn_average_pooling2d(3, 3, &same),
+            fmnn_global_max_pooling2d(),
+            fmnn_dense(8, &(fmnn_dense_options){ .activation = FMNN_GELU }),
+            fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SIGMOID }),
+        };
+        for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)
+            ck_assert_int_eq(fmnn_model_add(m, layers[i]), FMNN_OK);
+        ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_BINARY_CROSSENTROPY, NULL, 8), FMNN_OK);
+        fmnn_tensor *x, *y, *p;
+        ck_assert_int_eq(fmnn_tensor_new(&x, 4, (int[]){ 8, 40, 40, 3 }), FMNN_OK);
+        ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ 8, 2 }), FMNN_OK);
+        fmnn_rng rng;
+        fmnn__rng_seed(&rng, 1300);
+        gc_fill_uniform(&rng, fmnn_tensor_data(x), fmnn_tensor_size(x), -1.0f, 1.0f);
+        for (int i = 0; i < 8; i++)
+            fmnn_tensor_data(y)[2 * i + i % 2] = 1.0f;
+        fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+        o.batch_size = 4;
+        o.verbose = 0;
+        ck_assert_int_eq(fmnn_model_fit(m, x, y, &o, NULL), FMNN_OK);
+        ck_assert_int_eq(fmnn_model_predict(m, x, 0, &p), FMNN_OK);
+        n_out = fmnn_tensor_size(p);
+        out[t] = malloc(n_out * sizeof(float));
+        memcpy(out[t], fmnn_tensor_const_data(p), n_out * sizeof(float));
+        const float *w = fmnn_model_weights(m, &n_w);
+        weights[t] = malloc(n_w * sizeof(float));
+        memcpy(weights[t], w, n_w * sizeof(float));
+        n_s = m->n_state;
+        state[t] = malloc(n_s * sizeof(float));
+        memcpy(state[t], m->state, n_s * sizeof(float));
+        fmnn_tensor_free(x);
+        fmnn_tensor_free(y);
+        fmnn_tensor_free(p);
+        fmnn_model_free(m);
+    }
+    fmnn_set_num_threads(1);
+    ck_assert(memcmp(out[0], out[1], n_out * sizeof(float)) == 0);
+    ck_assert(memcmp(weights[0], weights[1], n_w * sizeof(float)) == 0);
+    ck_assert(memcmp(state[0], state[1], n_s * sizeof(float)) == 0);
+    for (int t = 0; t < 2; t++) {
+        free(out[t]);
+        free(weights[t]);
+        free(state[t]);
+    }
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -965,6 +1061,8 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, dense_without_bias);
     tcase_add_test(tc, conv2d_dilation_with_strides_refused);
     tcase_add_loop_test(tc, initializers, 0, N_INIT_CASES);
+    tcase_add_test(tc, state_checks_and_frozen_regularizer);
+    tcase_add_test(tc, same_bits_for_any_thread_count);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;

@@ -41,7 +41,7 @@ static const char *corruptdir = tmpdir;
 #define RECORD 44
 #define AT_RECORD(i) (RECORDS + RECORD * (i))
 
-/* Offsets in the format-2 file of small_model() with Adam: each layer
+/* Offsets in the format-3 file of small_model() with Adam: each layer
  * record is its code, its flags, its option count, then the options. */
 enum {
     V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
@@ -698,8 +698,8 @@ START_TEST(test_bad_header)
     expect_load_error(b, n, FMNN_EFORMAT, "magic");
 
     memcpy(b, good, n);
-    wr32(b + 8, 3);
-    expect_load_error(b, n, FMNN_EFORMAT, "version 3");
+    wr32(b + 8, 4);
+    expect_load_error(b, n, FMNN_EFORMAT, "version 4");
     wr32(b + 8, 0);
     expect_load_error(b, n, FMNN_EFORMAT, "version 0");
 
@@ -917,6 +917,64 @@ START_TEST(test_missing_options_fall_back)
     fmnn_model_free(full);
     free(b);
     free(good);
+}
+END_TEST
+
+/* Format 2 is format 3 without the layer records' flags word: such a
+ * file, made here from a format-3 one, loads as the same model. */
+START_TEST(test_format2_loads)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, 0);
+    const size_t flags_at[] = { V2_CONV + 4, V2_RELU + 4, V2_POOL + 4, V2_DROPOUT + 4, V2_FLATTEN + 4,
+                                V2_DENSE + 4, V2_SOFTMAX + 4 };
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    size_t out = 0, from = 0;
+    for (size_t k = 0; k < sizeof flags_at / sizeof *flags_at; k++) {
+        ck_assert_uint_eq(rd32(good + flags_at[k]), 0);
+        memcpy(b + out, good + from, flags_at[k] - from);
+        out += flags_at[k] - from;
+        from = flags_at[k] + 4;
+    }
+    memcpy(b + out, good + from, n - from);
+    out += n - from;
+    wr32(b + 8, 2);
+    fix_header(b, out);
+    char path[512];
+    write_bytes(tpath(path, sizeof path, "format2.fmnn"), b, out);
+    fmnn_model *two = load_ok(path);
+    fmnn_model *three = load_ok(tpath(path, sizeof path, "good.fmnn"));
+    assert_same_model(two, three);
+    fmnn_model_free(two);
+    fmnn_model_free(three);
+    free(b);
+    free(good);
+}
+END_TEST
+
+/* A file whose categorical loss has no final softmax to work on (which
+ * the first libraries wrote) still loads, though compile now refuses
+ * such a model built by hand. */
+START_TEST(test_unfused_categorical_file_loads)
+{
+    fmnn_model *m;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 4 }), FMNN_OK);
+    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SIGMOID }));
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 1), FMNN_OK);
+    char path[512];
+    save_ok(m, tpath(path, sizeof path, "unfused.fmnn"), 0);
+    fmnn_model_free(m);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    ck_assert_uint_eq(rd32(b + HEADER), FMNN_LOSS_MSE);
+    wr32(b + HEADER, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fix_header(b, n);
+    write_bytes(path, b, n);
+    m = load_ok(path);
+    ck_assert_int_eq(m->loss, FMNN_LOSS_CATEGORICAL_CROSSENTROPY);
+    fmnn_model_free(m);
+    free(b);
 }
 END_TEST
 
@@ -1249,6 +1307,8 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_impossible_architecture);
     tcase_add_test(tc, test_impossible_architecture_format1);
     tcase_add_test(tc, test_missing_options_fall_back);
+    tcase_add_test(tc, test_format2_loads);
+    tcase_add_test(tc, test_unfused_categorical_file_loads);
     tcase_add_test(tc, test_oversized_kernel);
     tcase_add_test(tc, test_not_a_file);
     tcase_add_test(tc, test_bad_arguments);

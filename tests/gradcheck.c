@@ -321,6 +321,8 @@ int gc_layer_init(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int
     g->pass.training = 0;
     g->pass.workspace = g->workspace;
     g->pass.seed = 0;
+    if (layer->ops->fuses_activation && fmnn__activation_needs_input(layer->activation))
+        return FMNN_EINVAL; /* the plan applies such an activation itself: test it through a model */
     fmnn__plan_alone(layer, &g->pass); /* its own activation, nothing fused */
     return FMNN_OK;
 }

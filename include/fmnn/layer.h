@@ -120,11 +120,13 @@ FMNN_API fmnn_layer *fmnn_global_average_pooling2d(void);
 /** GlobalMaxPooling2D: (h, w, c) -> (c), the max of each channel. */
 FMNN_API fmnn_layer *fmnn_global_max_pooling2d(void);
 
-/** BatchNormalization options; FMNN_BATCH_NORMALIZATION_OPTIONS_INIT (or a
- * NULL pointer) gives Keras's defaults. */
+/** BatchNormalization options.  Unlike the other option structs, a
+ * zero-filled one is not Keras's defaults (it has no gamma, no beta and a
+ * momentum of 0): start from FMNN_BATCH_NORMALIZATION_OPTIONS_INIT, or
+ * pass NULL. */
 typedef struct fmnn_batch_normalization_options {
     float momentum;   /**< of the moving statistics, in [0, 1]: Keras 0.99 */
-    float epsilon;    /**< added to the variance, > 0: Keras 1e-3 */
+    float epsilon;    /**< added to the variance, > 0; 0 means Keras's 1e-3 */
     int center;       /**< learn an offset beta (0 or 1): Keras 1 */
     int scale;        /**< learn a factor gamma (0 or 1): Keras 1 */
 } fmnn_batch_normalization_options;

@@ -189,6 +189,10 @@ FMNN_API int fmnn_layer_set_trainable(fmnn_layer *layer, int trainable);
 /** 1 when the layer is trainable. */
 FMNN_API int fmnn_layer_trainable(const fmnn_layer *layer);
 
+/** fmnn_layer_set_trainable on layer i of a model (0-based), for the
+ * layers of a loaded model: fine-tuning a few of them. */
+FMNN_API int fmnn_model_set_layer_trainable(fmnn_model *model, int i, int trainable);
+
 /** Events a fit callback receives. */
 typedef enum fmnn_event {
     FMNN_EVENT_EPOCH_BEGIN = 0,
@@ -235,9 +239,10 @@ typedef struct fmnn_history {
 FMNN_API void fmnn_history_free(fmnn_history *history);
 
 /**
- * Trains the model.  x is (N, sample shape...), y is (N, classes) one-hot
- * for categorical cross-entropy and MSE, or (N) class indices for the
- * sparse loss.  When history is not NULL it receives the per-epoch metrics
+ * Trains the model.  x is (N, sample shape...); y is shaped as the output
+ * (one-hot for categorical cross-entropy, probabilities for binary
+ * cross-entropy, values for MSE, MAE and Huber), or (N) class indices for
+ * the sparse losses.  When history is not NULL it receives the per-epoch metrics
  * (also after FMNN_ENUMERIC or FMNN_ECANCELED, with the epochs finished);
  * free it with fmnn_history_free().  If the loss, an update or a moving
  * statistic turns NaN or Inf, fit stops with FMNN_ENUMERIC and the

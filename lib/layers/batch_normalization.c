@@ -13,6 +13,7 @@
  * variance as the layer's state; that is Keras's get_weights() order.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "layer_impl.h"
@@ -52,6 +53,18 @@ static void bn_init(fmnn_layer *layer, fmnn_rng *rng)
         layer->state[k] = 0.0f;
         layer->state[c + k] = 1.0f;
     }
+}
+
+/* A moving variance is never negative (it would make NaN at inference). */
+static int bn_check_state(const fmnn_layer *layer, const float *state, char *msg, size_t size)
+{
+    const size_t c = (size_t)channels(layer);
+    for (size_t k = 0; k < c; k++)
+        if (state[c + k] < 0.0f) {
+            snprintf(msg, size, "the moving variance of channel %zu is negative (%g)", k, (double)state[c + k]);
+            return 1;
+        }
+    return 0;
 }
 
 /* What forward keeps for backward: per channel, two double sums (scratch)
@@ -206,6 +219,7 @@ const struct fmnn_layer_ops fmnn__batch_normalization_ops = {
     .frozen_runs_as_inference = 1,
     .infer = bn_infer,
     .init = bn_init,
+    .check_state = bn_check_state,
     .saved = bn_saved_bytes,
     .forward = bn_forward,
     .backward = bn_backward,
@@ -219,7 +233,7 @@ FMNN_API fmnn_layer *fmnn_batch_normalization(const fmnn_batch_normalization_opt
     const fmnn_batch_normalization_options defaults = FMNN_BATCH_NORMALIZATION_OPTIONS_INIT;
     const fmnn_batch_normalization_options *o = options ? options : &defaults;
     bn->momentum = o->momentum;
-    bn->epsilon = o->epsilon;
+    bn->epsilon = o->epsilon != 0.0f ? o->epsilon : 1e-3f;
     bn->center = o->center;
     bn->scale = o->scale;
     return &bn->base;

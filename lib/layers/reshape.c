@@ -36,7 +36,10 @@ static int reshape_infer(fmnn_layer *layer)
             return fmnn__layer_error(layer, FMNN_EINVAL, "target_shape[%d] is %d: sizes are >= 1, or -1 once",
                                      d, v);
         } else {
-            known *= v; /* at most (2^24)^3: no overflow */
+            known *= v; /* at most 2^31 * 2^24: no overflow, and the test below stops it growing */
+            if (known > total)
+                return fmnn__layer_error(layer, FMNN_ESHAPE, "cannot reshape %lld values into target_shape[0..%d] "
+                                         "of more", total, d);
         }
     }
     layer->out.rank = r->rank;

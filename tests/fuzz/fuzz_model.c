@@ -121,13 +121,13 @@ static void exercise(fmnn_model *m)
 
     /* Targets: output_rows rows of output_width classes per sample. */
     int rows = m->output_rows, width = m->output_width;
-    if (m->loss == FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY) {
+    if (m->loss_ops->sparse) {
         if (fmnn_tensor_new(&y, 2, (int[]){ 2, rows }) != FMNN_OK)
             abort();
     } else {
         if (fmnn_tensor_new(&y, 2, (int[]){ 2, rows * width }) != FMNN_OK)
             abort();
-        if (m->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY)
+        if (m->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY || m->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS)
             for (int r = 0; r < 2 * rows; r++)
                 fmnn_tensor_data(y)[(size_t)r * width] = 1.0f;
     }
