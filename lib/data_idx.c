@@ -281,7 +281,7 @@ static int check_pair(const fmnn_idx *images, const char *images_path,
     /* Every label, not only those kept by limit: a bad one means a bad file. */
     for (size_t i = 0; i < labels->size; i++)
         if (labels->data[i] >= num_classes)
-            return fmnn__error(FMNN_EFORMAT, "%s: label %zu is %d; it must be below num_classes = %d",
+            return fmnn__error(FMNN_EFORMAT, "%s: the label of sample %zu is %d; it must be below num_classes = %d",
                                labels_path, i, labels->data[i], num_classes);
     return FMNN_OK;
 }

@@ -158,13 +158,14 @@ int fmnn__file_save(const char *path, uint32_t flags, fmnn__payload_writer write
             break;
     }
     if (fd < 0)
-        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot create %s: %s", temp, strerror(errno));
+        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot save %s: creating its temporary file failed: %s", path,
+                           strerror(errno));
     FILE *file = fdopen(fd, "wb");
     if (!file) {
         int e = errno;
         close(fd);
         unlink(temp);
-        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot write %s: %s", temp, strerror(e));
+        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot save %s: %s", path, strerror(e));
     }
     int error = 0;
     int failed = write_file(file, flags, write_payload, context, &error);

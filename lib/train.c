@@ -51,11 +51,16 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
     int want = m->output_rows * (m->loss_ops->sparse ? 1 : m->output_width);
     int width = (int)(y->size / (size_t)y->dims[0]);
     if (width != want) {
+        const fmnn_layer *last = m->layers[m->n_layers - 1];
         if (m->loss_ops->sparse)
-            return fmnn__error(FMNN_ESHAPE, "%s: the sparse loss takes %d class index(es) per sample, y has %d",
-                               fn, want, width);
-        return fmnn__error(FMNN_ESHAPE, "%s: y has %d values per sample but the model outputs %d (%s)",
-                           fn, width, want, m->layers[m->n_layers - 1]->name);
+            return fmnn__error(FMNN_ESHAPE, "%s: %s takes one class index per %s, %d per sample, but y has %d",
+                               fn, m->loss_ops->name, m->output_rows > 1 ? "output position" : "sample", want, width);
+        const int one_hot = m->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY ||
+                            m->loss == FMNN_LOSS_CATEGORICAL_CROSSENTROPY_FROM_LOGITS;
+        return fmnn__error(FMNN_ESHAPE, "%s: y has %d value%s per sample, but the model's output, from %s (%s), has %d%s",
+                           fn, width, width == 1 ? "" : "s", last->name, last->ops->type, want,
+                           one_hot && width == m->output_rows ? "; for class indices rather than one-hot rows, use "
+                                                                "the sparse form of the loss" : "");
     }
     return m->loss_ops->check_targets(y->data, y->size, m->output_width, fn);
 }

@@ -496,7 +496,7 @@ START_TEST(test_dataset_label_out_of_range)
     write_pair(ipath, lpath, sizeof ipath, _i);
     fmnn_dataset *ds = NOT_NULL;
     /* label_data is { 2, 0, 1 }: label 0 is 2, which 2 classes cannot hold. */
-    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 2, 0), FMNN_EFORMAT, lpath, "label 0 is 2");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 2, 0), FMNN_EFORMAT, lpath, "the label of sample 0 is 2");
     ck_assert_ptr_null(ds);
 
     /* Checked beyond the limit too: a bad label means a bad file. */

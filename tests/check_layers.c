@@ -1037,6 +1037,42 @@ START_TEST(same_bits_for_any_thread_count)
 }
 END_TEST
 
+/* Messages that say what is wrong in words a user reads at once. */
+START_TEST(messages_name_the_fix)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 1), FMNN_OK);
+    fmnn_tensor *x, *labels;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 2, (int[]){ 2, 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_tensor_new(&labels, 1, (int[]){ 2 }), FMNN_OK);
+    float loss;
+    /* Class indices given to the one-hot loss: point at the sparse one. */
+    ck_assert_int_eq(fmnn_model_evaluate(m, x, labels, 0, &loss, NULL), FMNN_ESHAPE);
+    ck_assert_msg(strstr(fmnn_last_error(), "y has 1 value per sample") &&
+                      strstr(fmnn_last_error(), "sparse form of the loss"),
+                  "%s", fmnn_last_error());
+    fmnn_model_free(m);
+    ck_assert_int_eq(fmnn_model_new(&m, 1, (int[]){ 3 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, NULL, 1), FMNN_OK);
+    fmnn_tensor *onehot;
+    ck_assert_int_eq(fmnn_tensor_new(&onehot, 2, (int[]){ 2, 4 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_evaluate(m, x, onehot, 0, &loss, NULL), FMNN_ESHAPE);
+    ck_assert_msg(strstr(fmnn_last_error(), "one class index per sample, 1 per sample, but y has 4"), "%s",
+                  fmnn_last_error());
+    /* A save names the file asked for, never its temporary name. */
+    ck_assert_int_eq(fmnn_model_save(m, "/nonexistent-dir/model.fmnn", 0), FMNN_EIO);
+    ck_assert_msg(strstr(fmnn_last_error(), "/nonexistent-dir/model.fmnn:") && !strstr(fmnn_last_error(), ".tmp-"),
+                  "%s", fmnn_last_error());
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(labels);
+    fmnn_tensor_free(onehot);
+    fmnn_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -1063,6 +1099,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(tc, initializers, 0, N_INIT_CASES);
     tcase_add_test(tc, state_checks_and_frozen_regularizer);
     tcase_add_test(tc, same_bits_for_any_thread_count);
+    tcase_add_test(tc, messages_name_the_fix);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;
