@@ -503,7 +503,7 @@ START_TEST(test_dataset_label_out_of_range)
     const unsigned char bad[3] = { 0, 1, 200 };
     write_idx(lpath, sizeof lpath, "bad-labels", _i, 1, label_dims, bad, 3);
     ds = NOT_NULL;
-    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 10, 1), FMNN_EFORMAT, lpath, "label 2 is 200");
+    EXPECT_ERROR_WORDS(fmnn_dataset_load(&ds, ipath, lpath, 10, 1), FMNN_EFORMAT, lpath, "the label of sample 2 is 200");
     ck_assert_ptr_null(ds);
 }
 END_TEST
