@@ -147,8 +147,9 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
 
 static int check_fit_options(const fmnn_fit_options *o)
 {
-    if (o->batch_size < 1)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: batch_size must be >= 1, got %d", o->batch_size);
+    if (o->batch_size < 0)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: batch_size must be >= 0 (0 means 32), got %d",
+                           o->batch_size);
     if (o->epochs < 0)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: epochs must be >= 0, got %d", o->epochs);
     if (!(o->validation_split >= 0.0f && o->validation_split < 1.0f))
@@ -291,6 +292,8 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     if (!options)
         return fmnn__error(FMNN_EINVAL, "%s: options is NULL (start from FMNN_FIT_OPTIONS_INIT)", fn);
     fmnn_fit_options o = *options;
+    if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
+        o.batch_size = 32;
     if ((err = check_fit_options(&o)))
         return err;
 

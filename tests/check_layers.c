@@ -1073,6 +1073,39 @@ START_TEST(messages_name_the_fix)
 }
 END_TEST
 
+/* batch_size 0 means Keras's 32 in fit too, as in evaluate and predict:
+ * the same training as batch_size 32. */
+START_TEST(fit_batch_size_zero_is_32)
+{
+    float *weights[2];
+    size_t n = 0;
+    for (int t = 0; t < 2; t++) {
+        fmnn_model *m = frozen_model(0, 0);
+        fmnn_tensor *x, *y;
+        ck_assert_int_eq(fmnn_tensor_new(&x, 2, (int[]){ 70, 4 }), FMNN_OK);
+        ck_assert_int_eq(fmnn_tensor_new(&y, 2, (int[]){ 70, 2 }), FMNN_OK);
+        for (int i = 0; i < 280; i++)
+            fmnn_tensor_data(x)[i] = (float)((i * 13) % 17) / 8.0f - 1.0f;
+        for (int i = 0; i < 70; i++)
+            fmnn_tensor_data(y)[2 * i + i % 2] = 1.0f;
+        fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+        o.batch_size = t ? 0 : 32;
+        o.verbose = 0;
+        ck_assert_int_eq(fmnn_model_fit(m, x, y, &o, NULL), FMNN_OK);
+        ck_assert_int_eq(m->step, 3); /* 70 samples: batches of 32, 32 and 6 */
+        const float *w = fmnn_model_weights(m, &n);
+        weights[t] = malloc(n * sizeof *w);
+        memcpy(weights[t], w, n * sizeof *w);
+        fmnn_tensor_free(x);
+        fmnn_tensor_free(y);
+        fmnn_model_free(m);
+    }
+    ck_assert(memcmp(weights[0], weights[1], n * sizeof(float)) == 0);
+    free(weights[0]);
+    free(weights[1]);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -1100,6 +1133,7 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, state_checks_and_frozen_regularizer);
     tcase_add_test(tc, same_bits_for_any_thread_count);
     tcase_add_test(tc, messages_name_the_fix);
+    tcase_add_test(tc, fit_batch_size_zero_is_32);
     tcase_add_loop_test(tc, activation_option_matches_layer, 0, N_NEW_KINDS);
     suite_add_tcase(s, tc);
     return s;

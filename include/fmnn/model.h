@@ -215,7 +215,7 @@ typedef struct fmnn_progress {
 typedef int (*fmnn_callback)(const fmnn_progress *progress, void *user_data);
 
 typedef struct fmnn_fit_options {
-    int batch_size;          /**< >= 1 (Keras: 32) */
+    int batch_size;          /**< >= 1; 0 means Keras's 32, as in evaluate and predict */
     int epochs;              /**< >= 0 (Keras: 1) */
     float validation_split;  /**< in [0, 1): the LAST fraction, before shuffling */
     int shuffle;             /**< reshuffle the training part every epoch */
