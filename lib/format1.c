@@ -119,16 +119,10 @@ static fmnn_layer *layer_from_record(const record *rec)
 static int check_architecture(fmnn__reader *r, fmnn_model *m, uint32_t flags)
 {
     size_t n_params, n_state;
-    int err = fmnn__model_infer(m, &n_params, &n_state);
+    fmnn__reader peek;
+    int err = fmnn__infer_and_peek(r, m, &n_params, &n_state, &peek);
     if (err)
-        return fmnn__impossible(r, err);
-    fmnn__reader peek = *r; /* the count is read again with the weights */
-    uint64_t count = fmnn__get_u64(&peek, "the parameter count");
-    if (peek.err)
-        return r->err = peek.err;
-    if (count != n_params)
-        return fmnn__corrupt(r, "the architecture has %zu parameters but the file says %llu", n_params,
-                             (unsigned long long)count);
+        return err;
     uint64_t left = peek.left;
     if (n_params > left / 4)
         return fmnn__truncated(r, "the weights");

@@ -128,15 +128,30 @@ int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *win, const char *wh
     return FMNN_OK;
 }
 
-fmnn_window fmnn__pool_window(int pool_h, int pool_w, const fmnn_pool2d_options *options)
+fmnn_layer *fmnn__pool2d_new(const struct fmnn_layer_ops *ops, int pool_h, int pool_w,
+                             const fmnn_pool2d_options *options)
 {
-    fmnn_window w = { pool_h, pool_w, pool_h, pool_w, FMNN_PADDING_VALID };
+    fmnn_pool2d *p = (fmnn_pool2d *)fmnn__layer_alloc(ops);
+    if (!p)
+        return NULL;
+    p->pool = (fmnn_window){ pool_h, pool_w, pool_h, pool_w, FMNN_PADDING_VALID };
     if (options) {
-        w.stride_h = options->stride_h ? options->stride_h : pool_h;
-        w.stride_w = options->stride_w ? options->stride_w : pool_w;
-        w.padding = options->padding;
+        p->pool.stride_h = options->stride_h ? options->stride_h : pool_h;
+        p->pool.stride_w = options->stride_w ? options->stride_w : pool_w;
+        p->pool.padding = options->padding;
     }
-    return w;
+    return &p->base;
+}
+
+int fmnn__pool2d_infer(fmnn_layer *layer)
+{
+    fmnn_pool2d *p = (fmnn_pool2d *)layer;
+    int oh = 0, ow = 0;
+    int err = fmnn__window_infer(layer, &p->pool, "pool", &oh, &ow, &p->pad_top, &p->pad_left);
+    if (err)
+        return err;
+    layer->out = (fmnn_shape){ 3, { oh, ow, layer->in.dims[2], 0 } };
+    return FMNN_OK;
 }
 
 void fmnn__shape_format(const fmnn_shape *shape, char *buf, size_t size)

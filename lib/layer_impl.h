@@ -192,9 +192,21 @@ typedef struct fmnn_window {
 FMNN_INTERNAL int fmnn__window_infer(fmnn_layer *layer, const fmnn_window *window, const char *what,
                                      int *out_h, int *out_w, int *pad_top, int *pad_left);
 
-/* A pooling window from Keras's arguments: strides 0 (or no options)
- * mean the pool size, no options valid padding. */
-FMNN_INTERNAL fmnn_window fmnn__pool_window(int pool_h, int pool_w, const fmnn_pool2d_options *options);
+/* What every 2-D pooling layer is: its window, and the padding before
+ * the first row and column that infer derives from it. */
+typedef struct fmnn_pool2d {
+    fmnn_layer base;
+    fmnn_window pool;
+    int pad_top, pad_left;
+} fmnn_pool2d;
+
+/* A pooling layer of these ops from Keras's arguments: strides 0 (or no
+ * options) mean the pool size, no options valid padding. */
+FMNN_INTERNAL fmnn_layer *fmnn__pool2d_new(const struct fmnn_layer_ops *ops, int pool_h, int pool_w,
+                                           const fmnn_pool2d_options *options);
+
+/* A pooling layer's infer: its output (h, w) from the window, channels kept. */
+FMNN_INTERNAL int fmnn__pool2d_infer(fmnn_layer *layer);
 
 /* Field-table entries for a window member: its size (named `size`, as
  * "kernel_size" or "pool_size"), strides and padding. */

@@ -161,6 +161,21 @@ int fmnn__read_loss_and_input(fmnn__reader *r, fmnn_loss *loss_out, int *rank_ou
     return FMNN_OK;
 }
 
+int fmnn__infer_and_peek(fmnn__reader *r, fmnn_model *m, size_t *n_params, size_t *n_state, fmnn__reader *peek)
+{
+    int err = fmnn__model_infer(m, n_params, n_state);
+    if (err)
+        return fmnn__impossible(r, err);
+    *peek = *r; /* the count is read again with the weights */
+    uint64_t count = fmnn__get_u64(peek, "the parameter count");
+    if (peek->err)
+        return r->err = peek->err;
+    if (count != *n_params)
+        return fmnn__corrupt(r, "the architecture has %zu parameters but the file says %llu", *n_params,
+                             (unsigned long long)count);
+    return FMNN_OK;
+}
+
 /* Reads one layer record: its type code, its flags (from version 3 on),
  * then its options. */
 static int read_layer(fmnn__reader *r, uint32_t version, uint32_t i, fmnn_layer **out)
@@ -202,20 +217,14 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
                               uint32_t flags)
 {
     size_t n_params, n_state;
-    int err = fmnn__model_infer(m, &n_params, &n_state);
+    fmnn__reader peek;
+    int err = fmnn__infer_and_peek(r, m, &n_params, &n_state, &peek);
     if (err)
-        return fmnn__impossible(r, err);
-    fmnn__reader peek = *r; /* the counts are read again with the values */
-    uint64_t count = fmnn__get_u64(&peek, "the parameter count");
-    if (peek.err)
-        return r->err = peek.err;
-    if (count != n_params)
-        return fmnn__corrupt(r, "the architecture has %zu parameters but the file says %llu", n_params,
-                             (unsigned long long)count);
+        return err;
     if (n_params > peek.left / 4)
         return fmnn__truncated(r, "the weights");
     fmnn__skip(&peek, 4 * n_params, "the weights");
-    count = fmnn__get_u64(&peek, "the non-trainable count");
+    uint64_t count = fmnn__get_u64(&peek, "the non-trainable count");
     if (peek.err)
         return r->err = peek.err;
     if (count != n_state)

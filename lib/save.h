@@ -21,6 +21,13 @@ FMNN_INTERNAL int fmnn__read_loss_and_input(fmnn__reader *r, fmnn_loss *loss, in
  * impossible architecture: conv2d (Conv2D): kernel 5x5 is larger ...". */
 FMNN_INTERNAL int fmnn__impossible(fmnn__reader *r, int status);
 
+/* Checks the model's options and shapes as compile does, then that the
+ * parameter count the file holds next is the architecture's; peek is left
+ * just after that count, r where it was.  Both formats begin their
+ * values so. */
+FMNN_INTERNAL int fmnn__infer_and_peek(fmnn__reader *r, fmnn_model *m, size_t *n_params, size_t *n_state,
+                                       fmnn__reader *peek);
+
 /* Checks what was read into a model: every weight, state value and
  * optimizer slot finite, the optimizer's state possible. */
 FMNN_INTERNAL int fmnn__check_loaded(fmnn__reader *r, const fmnn_model *m, int with_optimizer);

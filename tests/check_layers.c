@@ -364,6 +364,14 @@ START_TEST(reshape_shapes)
     ck_assert(memcmp(g.din, g.r, g.n_in * sizeof *g.r) == 0);
     gc_layer_free(&g);
 
+    /* Sizes whose product passes any int64 are refused before it is taken. */
+    fmnn_model *big = NULL;
+    ck_assert_int_eq(fmnn_model_new(&big, 1, (int[]){ 8 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(big, fmnn_reshape(3, (int[]){ 1 << 24, 1 << 24, 1 << 24 })), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(big, FMNN_LOSS_MSE, NULL, 1), FMNN_ESHAPE);
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "cannot reshape 8 values"));
+    fmnn_model_free(big);
+
     /* Refused: sizes that do not multiply out, two -1, a 0. */
     const int bad[][3] = { { 5, -1, 0 }, { -1, -1, 0 }, { 0, 12, 0 }, { 7, 2, 0 } };
     for (int i = 0; i < 4; i++) {
@@ -968,6 +976,9 @@ START_TEST(state_checks_and_frozen_regularizer)
     ck_assert_msg(with > 0.0f && without == 0.0f, "loss %g trainable, %g frozen", (double)with, (double)without);
     ck_assert(!fmnn_layer_trainable(fmnn_model_layer(r, 0)));
     ck_assert_int_eq(fmnn_model_set_layer_trainable(r, 1, 0), FMNN_EINVAL);
+    ck_assert_int_eq(fmnn_model_set_layer_trainable(NULL, 0, 0), FMNN_EINVAL);
+    ck_assert_int_eq(fmnn_layer_set_trainable(NULL, 0), FMNN_EINVAL);
+    ck_assert(!fmnn_layer_trainable(NULL));
     fmnn_tensor_free(x);
     fmnn_tensor_free(y);
     fmnn_model_free(r);

@@ -9,22 +9,7 @@
 
 #include "layer_impl.h"
 
-typedef struct average_pooling2d {
-    fmnn_layer base;
-    fmnn_window pool;      /* its size, strides and padding */
-    int pad_top, pad_left; /* from the padding mode, set by infer */
-} average_pooling2d;
-
-static int avgpool_infer(fmnn_layer *layer)
-{
-    average_pooling2d *p = (average_pooling2d *)layer;
-    int oh, ow;
-    int err = fmnn__window_infer(layer, &p->pool, "pool", &oh, &ow, &p->pad_top, &p->pad_left);
-    if (err)
-        return err;
-    layer->out = (fmnn_shape){ 3, { oh, ow, layer->in.dims[2], 0 } };
-    return FMNN_OK;
-}
+typedef fmnn_pool2d average_pooling2d;
 
 /* The rows [*ya, *yb) and columns [*xa, *xb) of output pixel (y, x)'s
  * window inside the image. */
@@ -121,16 +106,12 @@ const struct fmnn_layer_ops fmnn__average_pooling2d_ops = {
     .base_name = "average_pooling2d",
     .size = sizeof(average_pooling2d),
     .config = FMNN__FIELDS(avgpool_fields),
-    .infer = avgpool_infer,
+    .infer = fmnn__pool2d_infer,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
 };
 
 FMNN_API fmnn_layer *fmnn_average_pooling2d(int pool_h, int pool_w, const fmnn_pool2d_options *options)
 {
-    average_pooling2d *p = (average_pooling2d *)fmnn__layer_alloc(&fmnn__average_pooling2d_ops);
-    if (!p)
-        return NULL;
-    p->pool = fmnn__pool_window(pool_h, pool_w, options);
-    return &p->base;
+    return fmnn__pool2d_new(&fmnn__average_pooling2d_ops, pool_h, pool_w, options);
 }

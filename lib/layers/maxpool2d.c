@@ -9,22 +9,7 @@
 
 #include "layer_impl.h"
 
-typedef struct maxpool2d {
-    fmnn_layer base;
-    fmnn_window pool;      /* its size, strides and padding */
-    int pad_top, pad_left; /* from the padding mode, set by infer */
-} maxpool2d;
-
-static int maxpool2d_infer(fmnn_layer *layer)
-{
-    maxpool2d *p = (maxpool2d *)layer;
-    int oh, ow;
-    int err = fmnn__window_infer(layer, &p->pool, "pool", &oh, &ow, &p->pad_top, &p->pad_left);
-    if (err)
-        return err;
-    layer->out = (fmnn_shape){ 3, { oh, ow, layer->in.dims[2], 0 } };
-    return FMNN_OK;
-}
+typedef fmnn_pool2d maxpool2d;
 
 static size_t maxpool2d_saved(const fmnn_layer *layer, int batch)
 {
@@ -193,7 +178,7 @@ const struct fmnn_layer_ops fmnn__maxpool2d_ops = {
     .size = sizeof(maxpool2d),
     .config = FMNN__FIELDS(maxpool2d_fields),
     .applies_deferred_bias_relu = 1,
-    .infer = maxpool2d_infer,
+    .infer = fmnn__pool2d_infer,
     .saved = maxpool2d_saved,
     .forward = maxpool2d_forward,
     .backward = maxpool2d_backward,
@@ -201,9 +186,5 @@ const struct fmnn_layer_ops fmnn__maxpool2d_ops = {
 
 FMNN_API fmnn_layer *fmnn_maxpool2d(int pool_h, int pool_w, const fmnn_maxpool2d_options *options)
 {
-    maxpool2d *p = (maxpool2d *)fmnn__layer_alloc(&fmnn__maxpool2d_ops);
-    if (!p)
-        return NULL;
-    p->pool = fmnn__pool_window(pool_h, pool_w, options);
-    return &p->base;
+    return fmnn__pool2d_new(&fmnn__maxpool2d_ops, pool_h, pool_w, options);
 }
