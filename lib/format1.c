@@ -207,6 +207,7 @@ static int read_weights(fmnn__reader *r, fmnn_model *m, uint32_t flags)
             return fmnn__corrupt(r, "the optimizer step count %llu is impossible (the limit is 2^62)",
                                  (unsigned long long)step);
         m->step = (int64_t)step;
+        m->steps_trained = m->step; /* what seeded dropout then */
         /* Two arrays, always: Adam's m and v, or SGD's velocity and an
          * unused array (zeros), which must be finite all the same. */
         fmnn__get_floats(r, m->slots[0], m->n_params, "the optimizer state");

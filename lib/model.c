@@ -52,6 +52,7 @@ FMNN_API void fmnn_model_free(fmnn_model *m)
     fmnn__free(m->params);
     fmnn__free(m->steps);
     fmnn__free(m->profile_forward);
+    fmnn__free(m->metric_sums[0]); /* one block holds both */
     fmnn__plan_free_buffers(m);
     fmnn__free(m);
 }
@@ -238,6 +239,9 @@ int fmnn__model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *opt
     size_t out_size = fmnn__shape_size(&last->out);
     m->output_width = loss_ops->whole_output ? (int)out_size : last->out.dims[last->out.rank - 1];
     m->output_rows = (int)(out_size / (size_t)m->output_width);
+    m->epochs_trained = m->steps_trained = 0;
+    if ((err = fmnn__metrics_prepare(m, fn)))
+        return err;
     /* The plan needs only the shapes and the loss; the parameters come
      * last, so that a failure leaves no views into freed memory. */
     if ((err = fmnn__plan_build(m)) || (err = collate(m, n_params, n_state)))
@@ -356,6 +360,8 @@ FMNN_API int fmnn_model_set_layer_trainable(fmnn_model *m, int i, int trainable)
 {
     if (!m)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_set_layer_trainable: model is NULL");
+    if (m->in_fit)
+        return fmnn__error(FMNN_ESTATE, "fmnn_model_set_layer_trainable: not from inside fit (a callback)");
     if (i < 0 || i >= m->n_layers)
         return fmnn__error(FMNN_EINVAL, "fmnn_model_set_layer_trainable: layer %d is not in 0..%d", i,
                            m->n_layers - 1);

@@ -22,7 +22,7 @@
 
 static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x1a };
 /* The version written; every version from 1 on is read. */
-#define FORMAT_VERSION 3u
+#define FORMAT_VERSION 4u
 #define HEADER_SIZE 32
 
 /* ---- writing ------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 
 #include "layer_impl.h"
 #include "loss_impl.h"
+#include "metric_impl.h"
 #include "optimizer_impl.h"
 #include "plan.h"
 
@@ -54,6 +55,22 @@ struct fmnn_model {
     float *state_before;    /* its copy before a training step, to restore a bad one */
     int64_t step;           /* optimizer steps taken (Adam's t), < FMNN__MAX_STEPS */
 
+    /* What the model has trained, kept by model files with or without the
+     * optimizer's state: the epoch count seeds each epoch's batch order,
+     * the step count each step's dropout masks and augmentation, so that
+     * a model saved and loaded trains on as it would have. */
+    int64_t epochs_trained, steps_trained;
+    int in_fit;             /* fit is running: callbacks may not rebuild the model */
+
+    /* The metrics (metric.c): chosen by the caller (metrics_chosen) or the
+     * loss's default; their sums for fit's epoch [0] and an evaluation [1]. */
+    int metrics_chosen;
+    int n_metrics;
+    fmnn_metric metrics[FMNN_MAX_METRICS];
+    const struct fmnn_metric_ops *metric_ops[FMNN_MAX_METRICS];
+    double *metric_sums[2];
+    size_t n_metric_sums;
+
     /* The execution plan (plan.c). */
     fmnn_step *steps;
     int n_steps;
@@ -68,6 +85,7 @@ struct fmnn_model {
     float *probs;           /* the model's output as predict returns it */
     float *delta[2];        /* gradients flowing backward, ping-pong */
     float *targets;         /* the batch's y */
+    float *weights;         /* the batch's sample weights */
     float *workspace;
     unsigned char *saved;   /* per-layer state from forward for backward */
 
@@ -97,12 +115,23 @@ FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);
 FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
 
 /* The loss of a batch the forward pass just ran (train.c): the sum of
- * the per-row losses, without regularization.  With with_grad, the
- * gradient of the batch's mean loss goes to m->delta[0].  *correct
- * receives the rows predicted right (a fraction of a row where the
- * accuracy counts each value, as binary accuracy does). */
-FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad,
-                                      double *correct);
+ * the per-row losses, each times its sample's weight (weights NULL: 1),
+ * without regularization.  With with_grad, the gradient of the batch's
+ * mean loss goes to m->delta[0]. */
+FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const float *weights,
+                                      int with_grad);
+
+/* The metrics (metric.c).  prepare checks the chosen (or default) ones
+ * against the loss and allocates their sums, at compile and load; the
+ * others accumulate a batch the forward pass just ran and read the
+ * values, in the order of fmnn_model_metric_name. */
+FMNN_INTERNAL int fmnn__metrics_prepare(fmnn_model *m, const char *fn);
+FMNN_INTERNAL void fmnn__metrics_reset(fmnn_model *m, double *sums);
+FMNN_INTERNAL void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *targets,
+                                        const float *weights);
+FMNN_INTERNAL void fmnn__metrics_results(const fmnn_model *m, const double *sums, float *out);
+/* The index of the accuracy metric, or -1. */
+FMNN_INTERNAL int fmnn__metric_accuracy_index(const fmnn_model *m);
 
 /* Regularization (regularizer.c): the penalty of all kernels, and its
  * gradient added to grads. */

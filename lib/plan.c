@@ -232,6 +232,7 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
             total += aligned_floats(b * fmnn__shape_size(&m->steps[s].links[0].layer->out));
     total += 2 * aligned_floats(b * max_act);          /* delta[0], delta[1] */
     total += aligned_floats(b * out_size);             /* targets */
+    total += aligned_floats(b);                        /* weights */
     total += aligned_floats(work);
     if (m->fusion == FUSE_ACTIVATION)
         total += aligned_floats(b * out_size);         /* probs */
@@ -276,6 +277,8 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     p += aligned_floats(b * max_act);
     m->targets = p;
     p += aligned_floats(b * out_size);
+    m->weights = p;
+    p += aligned_floats(b);
     m->workspace = p;
     p += aligned_floats(work);
     /* Where the model's answer is: FUSE_ACTIVATION leaves logits in the

@@ -1,5 +1,6 @@
 /* progress.c - Keras-like progress bar and epoch lines for fit. */
 #define _POSIX_C_SOURCE 200809L
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,20 +15,43 @@ double fmnn__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void fmnn__progress_init(fmnn_progress_bar *bar, int verbose)
+void fmnn__progress_init(fmnn_progress_bar *bar, int verbose, FILE *out)
 {
-    bar->out = stdout;
+    bar->out = out;
     bar->verbose = verbose;
-    bar->redraw = verbose == 1 && isatty(fileno(stdout));
+    bar->redraw = verbose == 1 && isatty(fileno(out));
     bar->last_draw = -1.0;
+}
+
+/* " - name: value" for the loss and each metric, by name as Keras sorts
+ * them ("accuracy" before "loss"). */
+static void values(FILE *out, const fmnn_progress *p, int validation)
+{
+    const char *names[FMNN_MAX_METRICS + 1] = { "loss" };
+    float v[FMNN_MAX_METRICS + 1] = { validation ? p->val_loss : p->loss };
+    int n = 1;
+    for (int i = 0; i < p->n_metrics; i++, n++) {
+        names[n] = fmnn_model_metric_name(p->model, i);
+        v[n] = validation ? p->val_metrics[i] : p->metrics[i];
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of names */
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+            float f = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = f;
+        }
+    for (int i = 0; i < n; i++)
+        fprintf(out, " - %s%s: %.4f", validation ? "val_" : "", names[i], (double)v[i]);
 }
 
 static void metrics(FILE *out, const fmnn_progress *p)
 {
-    fprintf(out, " - accuracy: %.4f - loss: %.4f", (double)p->accuracy, (double)p->loss);
+    values(out, p, 0);
     if (p->event == FMNN_EVENT_EPOCH_END && p->has_validation)
-        fprintf(out, " - val_accuracy: %.4f - val_loss: %.4f", (double)p->val_accuracy,
-                (double)p->val_loss);
+        values(out, p, 1);
 }
 
 /* "123/750 [======>.......]" */
@@ -76,6 +100,8 @@ void fmnn__progress_update(fmnn_progress_bar *bar, const fmnn_progress *p)
             fprintf(out, "\033[K");
         fputc('\n', out);
         break;
+    default: /* the other events draw nothing */
+        return;
     }
     fflush(out);
 }

@@ -12,11 +12,12 @@
 typedef struct fmnn_progress_bar {
     FILE *out;
     int verbose;        /* 1: bar, 2: one line per epoch */
-    int redraw;         /* stdout is a terminal */
+    int redraw;         /* out is a terminal */
     double last_draw;   /* seconds since the epoch began */
 } fmnn_progress_bar;
 
-FMNN_INTERNAL void fmnn__progress_init(fmnn_progress_bar *bar, int verbose);
+/* verbose 0 draws nothing; out is where the rest goes. */
+FMNN_INTERNAL void fmnn__progress_init(fmnn_progress_bar *bar, int verbose, FILE *out);
 
 /* Monotonic seconds, for timing epochs. */
 FMNN_INTERNAL double fmnn__now(void);

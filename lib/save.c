@@ -23,6 +23,14 @@
 /* Layer record flags. */
 #define RECORD_FROZEN 1u /* trainable = False */
 
+/* A metric record: its kind, then these settings as options. */
+static const fmnn_field metric_fields[] = {
+    FMNN__INT(fmnn_metric, k, "k", 0, INT_MAX, 0),
+    FMNN__FLOAT(fmnn_metric, threshold, "threshold", 0.0, 1.0, 0, 1, 0.0),
+    FMNN__INT(fmnn_metric, num_thresholds, "num_thresholds", 0, INT_MAX, 0),
+};
+static const fmnn_fields metric_table = FMNN__FIELDS(metric_fields);
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* The payload of a model file; context is a saving, below. */
@@ -51,6 +59,14 @@ static void put_payload(fmnn__writer *w, const void *context)
     fmnn__put_floats(w, m->params, m->n_params);
     fmnn__put_u64(w, m->n_state);
     fmnn__put_floats(w, m->state, m->n_state);
+    /* The training record (format 4). */
+    fmnn__put_u64(w, (uint64_t)m->epochs_trained);
+    fmnn__put_u64(w, (uint64_t)m->steps_trained);
+    fmnn__put_u32(w, (uint32_t)m->n_metrics);
+    for (int i = 0; i < m->n_metrics; i++) {
+        fmnn__put_u32(w, (uint32_t)m->metrics[i].kind);
+        fmnn__fields_put(w, &metric_table, &m->metrics[i]);
+    }
     if (((const saving *)context)->with_optimizer) {
         fmnn__put_u64(w, (uint64_t)m->step);
         fmnn__put_u32(w, (uint32_t)m->optimizer_ops->n_slots);
@@ -207,6 +223,39 @@ static int read_layer(fmnn__reader *r, uint32_t version, uint32_t i, fmnn_layer 
     return FMNN_OK;
 }
 
+/* What a model has trained and the metrics it reports (format 4 on). */
+typedef struct training_record {
+    int64_t epochs, steps;
+    int n_metrics;
+    fmnn_metric metrics[FMNN_MAX_METRICS];
+} training_record;
+
+static int read_training(fmnn__reader *r, training_record *t)
+{
+    uint64_t epochs = fmnn__get_u64(r, "the training record");
+    uint64_t steps = fmnn__get_u64(r, "the training record");
+    uint32_t count = fmnn__get_u32(r, "the training record");
+    if (r->err)
+        return r->err;
+    if (epochs >= (uint64_t)FMNN__MAX_STEPS || steps >= (uint64_t)FMNN__MAX_STEPS)
+        return fmnn__corrupt(r, "the counts of epochs and steps trained (%llu, %llu) are impossible (the limit is 2^62)",
+                             (unsigned long long)epochs, (unsigned long long)steps);
+    if (count > FMNN_MAX_METRICS)
+        return fmnn__corrupt(r, "%u metrics, more than %d", (unsigned)count, FMNN_MAX_METRICS);
+    t->epochs = (int64_t)epochs;
+    t->steps = (int64_t)steps;
+    t->n_metrics = (int)count;
+    for (uint32_t i = 0; i < count; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "metric %u", (unsigned)i);
+        t->metrics[i] = (fmnn_metric){ .kind = (fmnn_metric_kind)fmnn__get_u32(r, what) };
+        int err = r->err ? r->err : fmnn__fields_get(r, &metric_table, &t->metrics[i], what);
+        if (err)
+            return err;
+    }
+    return FMNN_OK;
+}
+
 /*
  * Checks the architecture as compile will, then that the file holds
  * exactly the bytes its counts call for: the weights, the non-trainable
@@ -214,7 +263,7 @@ static int read_layer(fmnn__reader *r, uint32_t version, uint32_t i, fmnn_layer 
  * compile allocate: its memory is bounded by the file size.
  */
 static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_optimizer_ops *optimizer,
-                              uint32_t flags)
+                              uint32_t version, uint32_t flags)
 {
     size_t n_params, n_state;
     fmnn__reader peek;
@@ -232,7 +281,16 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
                              (unsigned long long)count);
     if (n_state > peek.left / 4)
         return fmnn__truncated(r, "the non-trainable values");
-    uint64_t left = peek.left - 4 * n_state, want = 0;
+    fmnn__skip(&peek, 4 * n_state, "the non-trainable values");
+    if (version >= 4) {
+        /* The metrics are chosen before compile checks them against the loss. */
+        training_record t;
+        if ((err = read_training(&peek, &t)))
+            return r->err = err;
+        if ((err = fmnn_model_set_metrics(m, t.n_metrics, t.metrics)))
+            return fmnn__impossible(r, err);
+    }
+    uint64_t left = peek.left, want = 0;
     if (flags & FMNN__FILE_OPTIMIZER) {
         uint64_t slots = (uint64_t)optimizer->n_slots; /* may be 0 */
         if (left < 12 || (slots && n_params > (left - 12) / 4 / slots))
@@ -277,7 +335,7 @@ static int read_model(fmnn__reader *r, uint32_t version, uint32_t flags, fmnn_mo
             err = fmnn_model_add(m, layer);
     }
     if (!err)
-        err = check_architecture(r, m, optimizer, flags);
+        err = check_architecture(r, m, optimizer, version, flags);
     /* compile checks the optimizer and the loss against the output, like
      * for a model built by hand; its errors name the layer. */
     if (!err && (err = fmnn__model_compile(m, loss, &o, 0, 1)))
@@ -292,12 +350,18 @@ static int read_model(fmnn__reader *r, uint32_t version, uint32_t flags, fmnn_mo
 
 /* The values after the architecture; check_architecture has checked
  * their counts against the file's size. */
-static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t flags)
+static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t version, uint32_t flags)
 {
     fmnn__get_u64(r, "the parameter count");
     fmnn__get_floats(r, m->params, m->n_params, "the weights");
     fmnn__get_u64(r, "the non-trainable count");
     fmnn__get_floats(r, m->state, m->n_state, "the non-trainable values");
+    training_record t = { 0 };
+    int err = version >= 4 ? read_training(r, &t) : r->err;
+    if (err)
+        return err;
+    m->epochs_trained = t.epochs;
+    m->steps_trained = t.steps;
     const int with_optimizer = (flags & FMNN__FILE_OPTIMIZER) != 0;
     if (with_optimizer) {
         uint64_t step = fmnn__get_u64(r, "the optimizer state");
@@ -311,6 +375,8 @@ static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t flags)
             return fmnn__corrupt(r, "%u optimizer state arrays, but %s keeps %d", (unsigned)slots,
                                  m->optimizer_ops->name, m->optimizer_ops->n_slots);
         m->step = (int64_t)step;
+        if (version < 4) /* before the training record, the optimizer's steps seeded dropout */
+            m->steps_trained = m->step;
         for (uint32_t k = 0; k < slots; k++)
             fmnn__get_floats(r, m->slots[k], m->n_params, "the optimizer state");
     }
@@ -339,7 +405,7 @@ FMNN_API int fmnn_model_load(fmnn_model **out, const char *path)
         err = fmnn__read_format1(&r, flags, &m);
     } else {
         err = read_model(&r, version, flags, &m);
-        if (!err && (err = read_values(&r, m, flags))) {
+        if (!err && (err = read_values(&r, m, version, flags))) {
             fmnn_model_free(m);
             m = NULL;
         }

@@ -1,22 +1,23 @@
 /*
- * train.c - fit, evaluate and predict.
+ * train.c - one training step, and everything that runs the model over
+ * data besides fit's loop (fit.c): evaluate, predict and the *_on_batch
+ * calls of Keras.
  *
  * One training step, as Keras runs it:
  *   gather the batch -> forward (training) -> loss and its gradient ->
  *   backward through the layers -> regularization -> optimizer update.
  * Every buffer was sized by fmnn__plan_buffers before the loop starts, so
- * the loop itself never allocates.
+ * the step itself never allocates.
  */
 #include <math.h>
 #include <string.h>
 
-#include "model_impl.h"
-#include "progress.h"
+#include "train.h"
 #include "tensor_impl.h"
 
 /* ---- checking what the caller passed --------------------------------- */
 
-static int check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
+int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
 {
     if (!m)
         return fmnn__error(FMNN_EINVAL, "%s: model is NULL", fn);
@@ -42,7 +43,7 @@ static int check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
     return FMNN_OK;
 }
 
-static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const char *fn)
+int fmnn__check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const char *fn)
 {
     if (!y)
         return fmnn__error(FMNN_EINVAL, "%s: y is NULL", fn);
@@ -65,9 +66,23 @@ static int check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor 
     return m->loss_ops->check_targets(y->data, y->size, m->output_width, fn);
 }
 
+int fmnn__check_weights(const fmnn_tensor *x, const fmnn_tensor *w, const char *what, const char *fn)
+{
+    if (!w)
+        return FMNN_OK;
+    if (w->dims[0] != x->dims[0] || w->size != (size_t)w->dims[0])
+        return fmnn__error(FMNN_ESHAPE, "%s: %s must hold one weight per sample, (%d), but has %zu values", fn,
+                           what, x->dims[0], w->size);
+    for (size_t i = 0; i < w->size; i++)
+        if (!(w->data[i] >= 0.0f) || !isfinite(w->data[i]))
+            return fmnn__error(FMNN_EINVAL, "%s: %s[%zu] = %g is not a finite weight >= 0", fn, what, i,
+                               (double)w->data[i]);
+    return FMNN_OK;
+}
+
 /* ---- one batch ------------------------------------------------------- */
 
-double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad, double *correct)
+double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const float *weights, int with_grad)
 {
     const struct fmnn_loss_ops *ops = m->loss_ops;
     const fmnn_loss_rows b = {
@@ -79,28 +94,76 @@ double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with
         .target = targets,
     };
     const float scale = 1.0f / (float)b.rows; /* the gradient of the mean */
-    double total = 0.0, right = 0.0;
+    double total = 0.0;
     /* Rows in order: the sum must not depend on the thread count. */
     for (int row = 0; row < b.rows; row++) {
         float *grad = with_grad ? m->delta[0] + (size_t)row * b.width : NULL;
-        total += ops->row(&b, row, grad, scale);
-        right += ops->correct(&b, row);
+        if (!weights) {
+            total += ops->row(&b, row, grad, scale);
+            continue;
+        }
+        /* Keras's sum_over_batch_size: sum(w * loss) / rows. */
+        const float w = weights[row / m->output_rows];
+        total += (double)w * ops->row(&b, row, grad, scale * w);
     }
-    if (correct)
-        *correct = right;
     return total;
 }
 
-/* Copies samples order[0..count) of x and y into the batch buffers. */
-static void gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const int *order, int count)
+void fmnn__gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights, const int *order,
+                  int count)
 {
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     for (int k = 0; k < count; k++) {
-        memcpy(m->acts[0] + (size_t)k * x_width, x->data + (size_t)order[k] * x_width,
-               x_width * sizeof(float));
-        memcpy(m->targets + (size_t)k * y_width, y->data + (size_t)order[k] * y_width,
-               y_width * sizeof(float));
+        const size_t i = order ? (size_t)order[k] : (size_t)k;
+        memcpy(m->acts[0] + (size_t)k * x_width, x->data + i * x_width, x_width * sizeof(float));
+        memcpy(m->targets + (size_t)k * y_width, y->data + i * y_width, y_width * sizeof(float));
+        m->weights[k] = weights ? weights[i] : 1.0f;
     }
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, double *sums, double *loss,
+                     fmnn_bad_step *bad)
+{
+    fmnn_pass pass = { .training = 1, .workspace = m->workspace, .batch = batch };
+    pass.seed = fmnn__mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->steps_trained + 1);
+    const float *weights = weighted ? m->weights : NULL;
+    const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
+    /* The forward pass moves the moving statistics: keep the last good
+     * ones, to restore if this step goes wrong. */
+    memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
+    fmnn__plan_forward(m, &pass, m->acts[0]);
+    const int rows = batch * m->output_rows;
+    double batch_loss = fmnn__model_loss(m, batch, m->targets, weights, 1) / rows + fmnn__regularization_penalty(m);
+    /* Checked as the float it is reported as; and an update that would
+     * overflow a weight or a moving statistic is refused, so the model
+     * stays as the last good step left it. */
+    const int bad_loss = !isfinite((float)batch_loss);
+    const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
+    if (!bad_loss && !bad_state) {
+        if (sums)
+            fmnn__metrics_update(m, sums, batch, m->targets, weights);
+        fmnn__plan_backward(m, &pass, m->acts[0]);
+        fmnn__regularization_gradient(m);
+    }
+    const int bad_update = !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
+    fmnn__restore_fp_mode(fp);
+    *loss = batch_loss;
+    if (bad_loss || bad_state || bad_update) {
+        memcpy(m->state, m->state_before, m->n_state * sizeof *m->state);
+        bad->what = bad_loss ? "loss" : bad_state ? "moving statistics" : "update";
+        bad->value = bad_loss && isnan(batch_loss) ? "NaN" : bad_loss ? "Inf" : "NaN or Inf";
+        return FMNN_ENUMERIC;
+    }
+    m->steps_trained++;
+    return FMNN_OK;
 }
 
 /* Batches for inference: never more than the training buffers hold, and
@@ -114,9 +177,8 @@ static int inference_chunk(const fmnn_model *m, int batch_size)
     return batch_size < limit ? batch_size : limit;
 }
 
-/* Mean loss (plus regularization) and accuracy over samples [first, first + count). */
-static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, int first, int count,
-                   int batch_size, float *loss_out, float *accuracy_out)
+int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights, int first,
+                  int count, int batch_size, float *loss_out, float *metrics_out)
 {
     int chunk = inference_chunk(m, batch_size);
     int err = fmnn__plan_buffers(m, chunk);
@@ -124,271 +186,79 @@ static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, in
         return err;
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     fmnn_pass pass = { .training = 0, .workspace = m->workspace };
-    double total = 0.0, right = 0.0;
+    double total = 0.0, *sums = m->metric_sums[1];
+    fmnn__metrics_reset(m, sums);
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
         fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
-        double correct;
-        total += fmnn__model_loss(m, pass.batch, y->data + (size_t)start * y_width, 0, &correct);
-        right += correct;
+        const float *targets = y->data + (size_t)start * y_width, *w = weights ? weights + start : NULL;
+        total += fmnn__model_loss(m, pass.batch, targets, w, 0);
+        fmnn__metrics_update(m, sums, pass.batch, targets, w);
     }
     const double rows = (double)count * m->output_rows;
     const double penalty = fmnn__regularization_penalty(m);
     fmnn__restore_fp_mode(fp);
     if (loss_out)
         *loss_out = (float)(total / rows + penalty);
-    if (accuracy_out)
-        *accuracy_out = (float)(right / rows);
+    if (metrics_out)
+        fmnn__metrics_results(m, sums, metrics_out);
     return FMNN_OK;
-}
-
-/* ---- fit ------------------------------------------------------------- */
-
-static int check_fit_options(const fmnn_fit_options *o)
-{
-    if (o->batch_size < 0)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: batch_size must be >= 0 (0 means 32), got %d",
-                           o->batch_size);
-    if (o->epochs < 0)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: epochs must be >= 0, got %d", o->epochs);
-    if (!(o->validation_split >= 0.0f && o->validation_split < 1.0f))
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: validation_split must be in [0, 1), got %g",
-                           (double)o->validation_split);
-    if (o->verbose < 0 || o->verbose > 2)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: verbose must be 0, 1 or 2, got %d", o->verbose);
-    return FMNN_OK;
-}
-
-static int history_new(fmnn_history **out, int epochs, int has_validation)
-{
-    fmnn_history *h = fmnn__alloc_zeroed(sizeof *h, "the history");
-    size_t n = epochs > 0 ? (size_t)epochs : 1;
-    float *values = fmnn__alloc_array(4 * n, sizeof(float), "the history");
-    if (!h || !values) {
-        fmnn__free(h);
-        fmnn__free(values);
-        return FMNN_ENOMEM;
-    }
-    h->has_validation = has_validation;
-    h->loss = values;
-    h->accuracy = values + n;
-    h->val_loss = has_validation ? values + 2 * n : NULL;
-    h->val_accuracy = has_validation ? values + 3 * n : NULL;
-    *out = h;
-    return FMNN_OK;
-}
-
-FMNN_API void fmnn_history_free(fmnn_history *h)
-{
-    if (!h)
-        return;
-    fmnn__free(h->loss); /* one block holds all four arrays */
-    fmnn__free(h);
-}
-
-/* Keras holds out the LAST fraction, before any shuffling:
- * split_at = ceil(n * (1 - validation_split)). */
-static int training_count(int n, float split)
-{
-    return split > 0.0f ? (int)ceil((double)n * (1.0 - (double)split)) : n;
-}
-
-static void shuffle(int *order, int n, fmnn_rng *rng)
-{
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)fmnn__rng_below(rng, (uint32_t)i + 1);
-        int t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
-}
-
-static int notify(const fmnn_fit_options *o, fmnn_progress_bar *bar, const fmnn_progress *p)
-{
-    fmnn__progress_update(bar, p);
-    if (o->callback && o->callback(p, o->user_data))
-        return fmnn__error(FMNN_ECANCELED, "fmnn_model_fit: the callback stopped training at epoch %d, batch %d",
-                           p->epoch + 1, p->batch);
-    return FMNN_OK;
-}
-
-static int all_finite(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return 0;
-    return 1;
-}
-
-/* Trains one epoch over order[0..n_train); fills p with its metrics. */
-static int train_epoch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const int *order,
-                       int n_train, const fmnn_fit_options *o, fmnn_progress_bar *bar, fmnn_progress *p)
-{
-    double start = fmnn__now(), loss_sum = 0.0, right = 0.0;
-    long seen = 0;
-    fmnn_pass pass = { .training = 1, .workspace = m->workspace };
-    for (int first = 0; first < n_train; first += o->batch_size) {
-        pass.batch = n_train - first < o->batch_size ? n_train - first : o->batch_size;
-        pass.seed = fmnn__mix64(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->step + 1);
-        const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
-        gather(m, x, y, order + first, pass.batch);
-        /* The forward pass moves the moving statistics: keep the last
-         * good ones, to restore if this step goes wrong. */
-        memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
-        fmnn__plan_forward(m, &pass, m->acts[0]);
-        double correct;
-        const int rows = pass.batch * m->output_rows;
-        double batch_loss = fmnn__model_loss(m, pass.batch, m->targets, 1, &correct) / rows +
-                            fmnn__regularization_penalty(m);
-        /* Checked as the float it is reported as; and an update that would
-         * overflow a weight or a moving statistic is refused, so the model
-         * stays as the last good step left it. */
-        const int bad_loss = !isfinite((float)batch_loss);
-        const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
-        if (!bad_loss && !bad_state) {
-            fmnn__plan_backward(m, &pass, m->acts[0]);
-            fmnn__regularization_gradient(m);
-        }
-        const int bad_update = !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
-        fmnn__restore_fp_mode(fp);
-        if (bad_loss || bad_state || bad_update) {
-            memcpy(m->state, m->state_before, m->n_state * sizeof *m->state);
-            return fmnn__error(FMNN_ENUMERIC,
-                               "fmnn_model_fit: the %s became %s at epoch %d, batch %d; the weights "
-                               "are those of the last good step",
-                               bad_loss ? "loss" : bad_state ? "moving statistics" : "update",
-                               bad_loss && isnan(batch_loss) ? "NaN" : bad_loss ? "Inf" : "NaN or Inf",
-                               p->epoch + 1, p->batch + 1);
-        }
-
-        /* Keras reports running means over the epoch, weighted by batch size. */
-        loss_sum += batch_loss * pass.batch;
-        right += correct;
-        seen += pass.batch;
-        p->event = FMNN_EVENT_BATCH_END;
-        p->batch++;
-        p->loss = (float)(loss_sum / seen);
-        p->accuracy = (float)(right / ((double)seen * m->output_rows));
-        p->seconds = fmnn__now() - start;
-        int err = notify(o, bar, p);
-        if (err)
-            return err;
-    }
-    return FMNN_OK;
-}
-
-FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
-                            const fmnn_fit_options *options, fmnn_history **history)
-{
-    static const char fn[] = "fmnn_model_fit";
-    if (history)
-        *history = NULL;
-    int err = check_x(m, x, fn);
-    if (!err)
-        err = check_y(m, x, y, fn);
-    if (err)
-        return err;
-    if (!options)
-        return fmnn__error(FMNN_EINVAL, "%s: options is NULL (start from FMNN_FIT_OPTIONS_INIT)", fn);
-    fmnn_fit_options o = *options;
-    if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
-        o.batch_size = 32;
-    if ((err = check_fit_options(&o)))
-        return err;
-
-    const int n = x->dims[0];
-    const int n_train = training_count(n, o.validation_split);
-    const int n_val = n - n_train;
-    if (n_train < 1)
-        return fmnn__error(FMNN_EINVAL, "%s: validation_split %g leaves no training samples out of %d", fn,
-                           (double)o.validation_split, n);
-    const int batches = (n_train + o.batch_size - 1) / o.batch_size;
-    if ((uint64_t)o.epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step))
-        return fmnn__error(FMNN_EINVAL,
-                           "%s: %d epochs of %d batches would take the optimizer, at step %lld, to 2^62 "
-                           "steps, more than a model file can hold",
-                           fn, o.epochs, batches, (long long)m->step);
-    if ((err = fmnn__plan_buffers(m, o.batch_size < n_train ? o.batch_size : n_train)))
-        return err;
-    fmnn_history *h = NULL;
-    int *order = fmnn__alloc_array((size_t)n_train, sizeof *order, "the shuffle order");
-    if (!order || (history && history_new(&h, o.epochs, n_val > 0))) {
-        fmnn__free(order);
-        return FMNN_ENOMEM;
-    }
-    for (int i = 0; i < n_train; i++)
-        order[i] = i;
-
-    fmnn_rng rng;
-    fmnn__rng_seed(&rng, o.seed);
-    fmnn_progress_bar bar;
-    fmnn__progress_init(&bar, o.verbose);
-    for (int epoch = 0; epoch < o.epochs && !err; epoch++) {
-        fmnn_progress p = { .event = FMNN_EVENT_EPOCH_BEGIN, .epoch = epoch, .epochs = o.epochs,
-                            .batches = batches, .has_validation = n_val > 0 };
-        if (o.shuffle)
-            shuffle(order, n_train, &rng);
-        if ((err = notify(&o, &bar, &p)))
-            break;
-        double start = fmnn__now();
-        if ((err = train_epoch(m, x, y, order, n_train, &o, &bar, &p)))
-            break;
-        if (n_val > 0 &&
-            (err = measure(m, x, y, n_train, n_val, o.batch_size, &p.val_loss, &p.val_accuracy)))
-            break;
-        p.event = FMNN_EVENT_EPOCH_END;
-        p.seconds = fmnn__now() - start;
-        if (h) {
-            h->loss[epoch] = p.loss;
-            h->accuracy[epoch] = p.accuracy;
-            if (n_val > 0) {
-                h->val_loss[epoch] = p.val_loss;
-                h->val_accuracy[epoch] = p.val_accuracy;
-            }
-            h->epochs = epoch + 1;
-        }
-        err = notify(&o, &bar, &p);
-    }
-    fmnn__free(order);
-    /* The history of the epochs that finished is kept even after
-     * FMNN_ENUMERIC or FMNN_ECANCELED: that is work the caller paid for. */
-    if (history && (!err || err == FMNN_ENUMERIC || err == FMNN_ECANCELED))
-        *history = h;
-    else
-        fmnn_history_free(h);
-    return err;
 }
 
 /* ---- evaluate and predict ---------------------------------------------- */
+
+/* The checks evaluate and test_on_batch share. */
+static int check_labelled(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const fmnn_tensor *w,
+                          const char *fn)
+{
+    int err = fmnn__check_x(m, x, fn);
+    if (!err)
+        err = fmnn__check_y(m, x, y, fn);
+    if (!err)
+        err = fmnn__check_weights(x, w, "sample_weight", fn);
+    return err;
+}
+
+FMNN_API int fmnn_model_evaluate_metrics(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
+                                         const fmnn_tensor *sample_weight, int batch_size, float *values)
+{
+    static const char fn[] = "fmnn_model_evaluate_metrics";
+    int err = check_labelled(m, x, y, sample_weight, fn);
+    if (err)
+        return err;
+    if (!values)
+        return fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
+    if (batch_size < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
+    return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0],
+                         batch_size ? batch_size : 32, &values[0], values + 1);
+}
 
 FMNN_API int fmnn_model_evaluate(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
                                  int batch_size, float *loss_out, float *accuracy_out)
 {
     static const char fn[] = "fmnn_model_evaluate";
-    int err = check_x(m, x, fn);
-    if (!err)
-        err = check_y(m, x, y, fn);
+    int err = check_labelled(m, x, y, NULL, fn);
     if (err)
         return err;
     if (batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    return measure(m, x, y, 0, x->dims[0], batch_size ? batch_size : 32, loss_out, accuracy_out);
+    float metrics[FMNN_MAX_METRICS];
+    if ((err = fmnn__measure(m, x, y, NULL, 0, x->dims[0], batch_size ? batch_size : 32, loss_out, metrics)))
+        return err;
+    const int at = fmnn__metric_accuracy_index(m);
+    if (accuracy_out)
+        *accuracy_out = at >= 0 ? metrics[at] : NAN;
+    return FMNN_OK;
 }
 
-FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_size, fmnn_tensor **out)
+/* Runs x through the model in inference mode, chunk samples at a time,
+ * into a new tensor. */
+static int predict(fmnn_model *m, const fmnn_tensor *x, int chunk, fmnn_tensor **out, const char *fn)
 {
-    static const char fn[] = "fmnn_model_predict";
-    if (!out)
-        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
-    *out = NULL;
-    int err = check_x(m, x, fn);
+    int err = fmnn__plan_buffers(m, chunk);
     if (err)
-        return err;
-    if (batch_size < 0)
-        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    int chunk = inference_chunk(m, batch_size ? batch_size : 32);
-    if ((err = fmnn__plan_buffers(m, chunk)))
         return err;
     const fmnn_shape *shape = &m->layers[m->n_layers - 1]->out;
     if (shape->rank + 1 > FMNN_MAX_RANK)
@@ -408,5 +278,99 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
     }
     fmnn__restore_fp_mode(fp);
     *out = result;
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_size, fmnn_tensor **out)
+{
+    static const char fn[] = "fmnn_model_predict";
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    int err = fmnn__check_x(m, x, fn);
+    if (err)
+        return err;
+    if (batch_size < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
+    return predict(m, x, inference_chunk(m, batch_size ? batch_size : 32), out, fn);
+}
+
+/* ---- Keras's *_on_batch ------------------------------------------------- */
+
+/* A whole tensor as one batch: no more samples than a batch may hold. */
+static int one_batch(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
+{
+    const int limit = fmnn__model_batch_limit(m);
+    if (x->dims[0] > limit)
+        return fmnn__error(FMNN_EINVAL, "%s: x holds %d samples, more than one batch of this model may (%d)", fn,
+                           x->dims[0], limit);
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
+                                       const fmnn_tensor *sample_weight, uint64_t seed, float *values)
+{
+    static const char fn[] = "fmnn_model_train_on_batch";
+    int err = check_labelled(m, x, y, sample_weight, fn);
+    if (!err)
+        err = one_batch(m, x, fn);
+    if (err)
+        return err;
+    if (m->in_fit)
+        return fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
+    const int n = x->dims[0];
+    if (m->step >= FMNN__MAX_STEPS - 1)
+        return fmnn__error(FMNN_EINVAL, "%s: the optimizer is at step 2^62, as far as a model file can hold", fn);
+    if ((err = fmnn__plan_buffers(m, n > m->capacity ? n : m->capacity)))
+        return err;
+    fmnn__gather(m, x, y, sample_weight ? sample_weight->data : NULL, NULL, n);
+    double *sums = m->metric_sums[1], loss;
+    fmnn__metrics_reset(m, sums);
+    fmnn_bad_step bad;
+    if ((err = fmnn__train_step(m, n, seed, sample_weight != NULL, sums, &loss, &bad)))
+        return fmnn__error(err, "%s: the %s became %s; the weights are those before this batch", fn, bad.what,
+                           bad.value);
+    if (values) {
+        values[0] = (float)loss;
+        fmnn__metrics_results(m, sums, values + 1);
+    }
+    return FMNN_OK;
+}
+
+FMNN_API int fmnn_model_test_on_batch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
+                                      const fmnn_tensor *sample_weight, float *values)
+{
+    static const char fn[] = "fmnn_model_test_on_batch";
+    int err = check_labelled(m, x, y, sample_weight, fn);
+    if (!err)
+        err = one_batch(m, x, fn);
+    if (err)
+        return err;
+    if (!values)
+        return fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
+    return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0], x->dims[0], &values[0],
+                         values + 1);
+}
+
+FMNN_API int fmnn_model_predict_on_batch(fmnn_model *m, const fmnn_tensor *x, fmnn_tensor **out)
+{
+    static const char fn[] = "fmnn_model_predict_on_batch";
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    int err = fmnn__check_x(m, x, fn);
+    if (!err)
+        err = one_batch(m, x, fn);
+    return err ? err : predict(m, x, x->dims[0], out, fn);
+}
+
+FMNN_API int fmnn_model_trained(const fmnn_model *m, int64_t *epochs, int64_t *steps)
+{
+    if (!m)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_trained: model is NULL");
+    if (epochs)
+        *epochs = m->epochs_trained;
+    if (steps)
+        *steps = m->steps_trained;
     return FMNN_OK;
 }

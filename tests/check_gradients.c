@@ -738,6 +738,19 @@ START_TEST(model_cnn_gradients)
     double objective = gc_model_objective(&g);
     ck_assert_msg(fabs(loss - objective) <= 1e-5 * fmax(1.0, fabs(objective)),
                   "evaluate gives %.7g, the test's step %.7g", (double)loss, objective);
+    /* Sample weights scale each sample's loss and gradient (Keras's
+     * sum_over_batch_size: sum(w * loss) / rows), also through evaluate. */
+    const float weights[B] = { 0.5f, 2.0f, 0.0f };
+    g.weights = weights;
+    check_model(&g, "MSE model with sample weights");
+    fmnn_tensor *tw = NULL;
+    ck_assert_int_eq(fmnn_tensor_wrap(&tw, (float *)weights, 1, (int[]){ B }), FMNN_OK);
+    float values[1];
+    ck_assert_int_eq(fmnn_model_evaluate_metrics(m, tx, ty, tw, B, values), FMNN_OK);
+    objective = gc_model_objective(&g);
+    ck_assert_msg(fabs(values[0] - objective) <= 1e-5 * fmax(1.0, fabs(objective)),
+                  "weighted evaluate gives %.7g, the test's step %.7g", (double)values[0], objective);
+    fmnn_tensor_free(tw);
     fmnn_tensor_free(tx);
     fmnn_tensor_free(ty);
     fmnn_model_free(m);

@@ -41,8 +41,9 @@ static const char *corruptdir = tmpdir;
 #define RECORD 44
 #define AT_RECORD(i) (RECORDS + RECORD * (i))
 
-/* Offsets in the format-3 file of small_model() with Adam: each layer
- * record is its code, its flags, its option count, then the options. */
+/* Offsets in the format-4 file of small_model() with Adam: each layer
+ * record is its code, its flags, its option count, then the options.
+ * (The V2_ names date from format 2, whose layout this extends.) */
 enum {
     V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
     V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon */
@@ -57,7 +58,9 @@ enum {
     V2_SOFTMAX = V2_DENSE + 40,
     V2_PARAMS = V2_SOFTMAX + 16, /* u64 count, 225 floats */
     V2_STATE = V2_PARAMS + 8 + 4 * 225,
-    V2_STEP = V2_STATE + 8,
+    V2_TRAINING = V2_STATE + 8,  /* u64 epochs, u64 steps, metric count, then each metric: */
+    V2_METRIC = V2_TRAINING + 20, /* kind, option count, k, threshold, num_thresholds */
+    V2_STEP = V2_METRIC + 20,
     V2_SLOTS = V2_STEP + 8,
     V2_MOMENTS = V2_SLOTS + 4
 };
@@ -698,8 +701,8 @@ START_TEST(test_bad_header)
     expect_load_error(b, n, FMNN_EFORMAT, "magic");
 
     memcpy(b, good, n);
-    wr32(b + 8, 4);
-    expect_load_error(b, n, FMNN_EFORMAT, "version 4");
+    wr32(b + 8, 5);
+    expect_load_error(b, n, FMNN_EFORMAT, "version 5");
     wr32(b + 8, 0);
     expect_load_error(b, n, FMNN_EFORMAT, "version 0");
 
@@ -871,6 +874,14 @@ START_TEST(test_impossible_architecture)
         { "parameter count + 1", V2_PARAMS, 0, 225 + 1, 0, "parameters" },
         { "parameter count 2^32", V2_PARAMS + 4, 0, 1, 0, "parameters" },
         { "a non-trainable value", V2_STATE, 0, 1, 0, "non-trainable" },
+        { "epochs trained 2^62", V2_TRAINING + 4, 0, 0x40000000u, 0, "epochs and steps" },
+        { "steps trained 2^63", V2_TRAINING + 12, 0, 0x80000000u, 0, "epochs and steps" },
+        { "9 metrics", V2_TRAINING + 16, 0, 9, 0, "metrics" },
+        { "2 metrics: the rest is misread", V2_TRAINING + 16, 0, 2, 0, "" },
+        { "unknown metric kind", V2_METRIC, 0, 99, 0, "unknown metric" },
+        { "more metric options than known", V2_METRIC + 4, 0, 4, 0, "options" },
+        { "k on accuracy", V2_METRIC + 8, 0, 3, 0, "top-k only" },
+        { "a threshold on accuracy", V2_METRIC + 12, 1, 0, 0.5f, "precision and recall only" },
         { "step count 2^63", V2_STEP + 4, 0, 0x80000000u, 0, "step" },
         { "step count 2^62", V2_STEP + 4, 0, 0x40000000u, 0, "step" },
         { "one optimizer array for Adam", V2_SLOTS, 0, 1, 0, "optimizer state arrays" },
@@ -920,34 +931,42 @@ START_TEST(test_missing_options_fall_back)
 }
 END_TEST
 
-/* Format 2 is format 3 without the layer records' flags word: such a
- * file, made here from a format-3 one, loads as the same model. */
-START_TEST(test_format2_loads)
+/* Format 3 is format 4 without the training record, and format 2 is
+ * format 3 without the layer records' flags word.  _i: the version.  Such
+ * a file, made here from a format-4 one, loads as the same model, with
+ * nothing trained and the loss's default metric. */
+START_TEST(test_older_formats_load)
 {
+    const uint32_t version = (uint32_t)_i;
     size_t n;
     unsigned char *good = good_file(&n, 0);
-    const size_t flags_at[] = { V2_CONV + 4, V2_RELU + 4, V2_POOL + 4, V2_DROPOUT + 4, V2_FLATTEN + 4,
-                                V2_DENSE + 4, V2_SOFTMAX + 4 };
+    size_t cut_at[] = { V2_CONV + 4, V2_RELU + 4, V2_POOL + 4, V2_DROPOUT + 4, V2_FLATTEN + 4,
+                        V2_DENSE + 4, V2_SOFTMAX + 4, V2_TRAINING };
+    size_t cut_size[] = { 4, 4, 4, 4, 4, 4, 4, V2_STEP - V2_TRAINING };
+    const size_t first = version == 3 ? 7 : 0, cuts = sizeof cut_at / sizeof *cut_at;
+    ck_assert_uint_eq(rd32(good + V2_TRAINING + 16), 1); /* accuracy */
     unsigned char *b = malloc(n);
     ck_assert_ptr_nonnull(b);
     size_t out = 0, from = 0;
-    for (size_t k = 0; k < sizeof flags_at / sizeof *flags_at; k++) {
-        ck_assert_uint_eq(rd32(good + flags_at[k]), 0);
-        memcpy(b + out, good + from, flags_at[k] - from);
-        out += flags_at[k] - from;
-        from = flags_at[k] + 4;
+    for (size_t k = first; k < cuts; k++) {
+        ck_assert(k == cuts - 1 || rd32(good + cut_at[k]) == 0);
+        memcpy(b + out, good + from, cut_at[k] - from);
+        out += cut_at[k] - from;
+        from = cut_at[k] + cut_size[k];
     }
     memcpy(b + out, good + from, n - from);
     out += n - from;
-    wr32(b + 8, 2);
+    wr32(b + 8, version);
     fix_header(b, out);
     char path[512];
-    write_bytes(tpath(path, sizeof path, "format2.fmnn"), b, out);
-    fmnn_model *two = load_ok(path);
-    fmnn_model *three = load_ok(tpath(path, sizeof path, "good.fmnn"));
-    assert_same_model(two, three);
-    fmnn_model_free(two);
-    fmnn_model_free(three);
+    write_bytes(tpath(path, sizeof path, "older.fmnn"), b, out);
+    fmnn_model *older = load_ok(path);
+    fmnn_model *four = load_ok(tpath(path, sizeof path, "good.fmnn"));
+    assert_same_model(older, four);
+    ck_assert_int_eq(fmnn_model_metric_count(older), 1);
+    ck_assert_str_eq(fmnn_model_metric_name(older, 0), "accuracy");
+    fmnn_model_free(older);
+    fmnn_model_free(four);
     free(b);
     free(good);
 }
@@ -1307,7 +1326,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_impossible_architecture);
     tcase_add_test(tc, test_impossible_architecture_format1);
     tcase_add_test(tc, test_missing_options_fall_back);
-    tcase_add_test(tc, test_format2_loads);
+    tcase_add_loop_test(tc, test_older_formats_load, 2, 4);
     tcase_add_test(tc, test_unfused_categorical_file_loads);
     tcase_add_test(tc, test_oversized_kernel);
     tcase_add_test(tc, test_not_a_file);

@@ -843,8 +843,10 @@ START_TEST(test_callback_event_order)
     fo.user_data = &r;
     fmnn_history *h = NULL;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
-    ck_assert_int_eq(r.n, 3 * (1 + 3 + 1));
-    for (int e = 0, i = 0; e < 3; e++) {
+    ck_assert_int_eq(r.n, 1 + 3 * (1 + 3 + 1) + 1);
+    ck_assert_int_eq(r.ev[0].event, FMNN_EVENT_TRAIN_BEGIN);
+    ck_assert_int_eq(r.ev[r.n - 1].event, FMNN_EVENT_TRAIN_END);
+    for (int e = 0, i = 1; e < 3; e++) {
         ck_assert_int_eq(r.ev[i].event, FMNN_EVENT_EPOCH_BEGIN);
         ck_assert_int_eq(r.ev[i].epoch, e);
         ck_assert_int_eq(r.ev[i].batch, 0);
@@ -879,6 +881,12 @@ START_TEST(test_callback_event_order)
 }
 END_TEST
 
+static int fail_at_second_batch(const fmnn_progress *p, void *user)
+{
+    (void)user;
+    return p->event == FMNN_EVENT_BATCH_END && p->batch == 2 ? FMNN_EIO : 0;
+}
+
 START_TEST(test_callback_stops_training)
 {
     rng_seed(110);
@@ -893,43 +901,61 @@ START_TEST(test_callback_stops_training)
     fo.user_data = &r;
     fmnn_history *h = NOT_NULL;
 
-    /* At the end of the second epoch: two epochs in the history. */
+    /* Keras's stop_training: fit succeeds, and the history says who
+     * stopped it and when.  At the end of the second epoch: two epochs. */
     recorder_init(&r);
     r.stop_event = FMNN_EVENT_EPOCH_END;
     r.stop_epoch = 1;
-    EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, &h), FMNN_ECANCELED, NULL);
+    EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
     ck_assert_ptr_nonnull(h);
     ck_assert_ptr_ne(h, NOT_NULL);
     ck_assert_int_eq(h->epochs, 2);
-    ck_assert_int_eq(r.n, 2 * (1 + 3 + 1));
-    ck_assert_int_eq(r.ev[r.n - 1].event, FMNN_EVENT_EPOCH_END);
-    ck_assert(h->loss[1] == r.ev[r.n - 1].loss);
+    ck_assert_int_eq(h->stop_reason, FMNN_STOP_CALLBACK);
+    ck_assert_int_eq(h->stopped_epoch, 1);
+    ck_assert_str_eq(h->stopped_by, "the callback");
+    ck_assert_int_eq(r.n, 1 + 2 * (1 + 3 + 1) + 1);
+    ck_assert_int_eq(r.ev[r.n - 2].event, FMNN_EVENT_EPOCH_END);
+    ck_assert_int_eq(r.ev[r.n - 1].event, FMNN_EVENT_TRAIN_END);
+    ck_assert(h->loss[1] == r.ev[r.n - 2].loss);
     fmnn_history_free(h);
 
-    /* After batch 2 of the second epoch: one epoch finished. */
+    /* After batch 2 of the second epoch: that epoch still ends, as Keras
+     * ends it (validation, EPOCH_END), on the batches it ran. */
     recorder_init(&r);
     r.stop_event = FMNN_EVENT_BATCH_END;
     r.stop_epoch = 1;
     r.stop_batch = 2;
     h = NOT_NULL;
-    EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, &h), FMNN_ECANCELED, NULL);
+    EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
     ck_assert_ptr_nonnull(h);
-    ck_assert_int_eq(h->epochs, 1);
-    ck_assert_int_eq(r.n, 5 + 1 + 2);
-    ck_assert_int_eq(r.ev[r.n - 1].event, FMNN_EVENT_BATCH_END);
+    ck_assert_int_eq(h->epochs, 2);
+    ck_assert_int_eq(h->stopped_epoch, 1);
+    ck_assert_int_eq(r.n, 1 + 5 + 1 + 2 + 1 + 1);
+    ck_assert_int_eq(r.ev[r.n - 2].event, FMNN_EVENT_EPOCH_END);
+    ck_assert_int_eq(r.ev[r.n - 2].batch, 2);
     fmnn_history_free(h);
 
-    /* At the very first event: no step is taken. */
+    /* At the first epoch's beginning: no step is taken. */
     set_weights(m, init, count);
     recorder_init(&r);
     r.stop_event = FMNN_EVENT_EPOCH_BEGIN;
     r.stop_epoch = 0;
     h = NOT_NULL;
-    EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, &h), FMNN_ECANCELED, NULL);
+    EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(h->epochs, 0);
-    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(h->stopped_epoch, 0);
+    ck_assert_int_eq(r.n, 3);
     ck_assert(memcmp(init, fmnn_model_weights(m, NULL), count * sizeof *init) == 0);
+    fmnn_history_free(h);
+
+    /* A negative answer is an error fit returns, with a message. */
+    recorder_init(&r);
+    fo.callback = fail_at_second_batch;
+    h = NOT_NULL;
+    EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, &h), FMNN_EIO, "the callback failed in epoch 1");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(h->stop_reason, FMNN_STOP_ERROR);
     fmnn_history_free(h);
 
     free(init);

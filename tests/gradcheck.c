@@ -479,6 +479,7 @@ int gc_model_init(gc_model *g, fmnn_model *model, int batch, const float *x, con
     g->model = model;
     g->x = x;
     g->y = y;
+    g->weights = NULL;
     if (!model || !model->compiled || batch < 1)
         return FMNN_ESTATE;
     int err = fmnn__plan_buffers(model, batch);
@@ -500,8 +501,7 @@ static double gc_model_run(gc_model *g, int with_grad)
     const fmnn_pass *pass = &g->pass;
     memcpy(m->acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
     fmnn__plan_forward(m, pass, m->acts[0]);
-    double correct;
-    double objective = fmnn__model_loss(m, pass->batch, g->y, with_grad, &correct) /
+    double objective = fmnn__model_loss(m, pass->batch, g->y, g->weights, with_grad) /
                        ((double)pass->batch * m->output_rows) + fmnn__regularization_penalty(m);
     if (!with_grad)
         return objective;

@@ -198,6 +198,7 @@ typedef struct gc_model {
     fmnn_pass pass;
     const float *x;      /* (batch, input shape...) */
     const float *y;      /* targets as fmnn__loss takes them */
+    const float *weights; /* per-sample loss weights, or NULL (set after gc_model_init) */
 } gc_model;
 
 /* Plans the model's buffers for `batch`.  Returns a status. */

@@ -193,47 +193,174 @@ FMNN_API int fmnn_layer_trainable(const fmnn_layer *layer);
  * layers of a loaded model: fine-tuning a few of them. */
 FMNN_API int fmnn_model_set_layer_trainable(fmnn_model *model, int i, int trainable);
 
-/** Events a fit callback receives. */
+/* ---- metrics ----------------------------------------------------------- */
+
+/** What fit, evaluate and the callbacks report besides the loss. */
+typedef enum fmnn_metric_kind {
+    /** Accuracy as Keras's "accuracy" picks it from the loss: categorical
+     * (argmax against the one-hot row), sparse categorical (argmax against
+     * the index) or binary (each output value > 0.5 against the target; the
+     * raw output, also from logits, as Keras computes it). */
+    FMNN_METRIC_ACCURACY = 0,
+    /** The target's class among the k highest scores (k defaults to 5);
+     * "sparse_top_k_categorical_accuracy" with a sparse loss. */
+    FMNN_METRIC_TOP_K_CATEGORICAL_ACCURACY,
+    /** Mean absolute and mean squared error over every output value. */
+    FMNN_METRIC_MAE,
+    FMNN_METRIC_MSE,
+    /** Over every output value read as a binary prediction, output >
+     * threshold (0.5 by default) against target != 0: TP / (TP + FP) and
+     * TP / (TP + FN), accumulated over the epoch as Keras does. */
+    FMNN_METRIC_PRECISION,
+    FMNN_METRIC_RECALL,
+    /** Area under the ROC curve, as keras.metrics.AUC(): outputs clipped to
+     * [0, 1], num_thresholds (200 by default) evenly spaced thresholds,
+     * trapezoidal sum. */
+    FMNN_METRIC_AUC
+} fmnn_metric_kind;
+
+/** A metric and its settings; 0 means Keras's default for each. */
+typedef struct fmnn_metric {
+    fmnn_metric_kind kind;
+    int k;                 /**< top-k: 0 means 5 */
+    float threshold;       /**< precision, recall: 0 means 0.5; in (0, 1) */
+    int num_thresholds;    /**< AUC: 0 means 200; in 2..10000 */
+} fmnn_metric;
+
+/** The most metrics a model reports. */
+#define FMNN_MAX_METRICS 8
+
+/**
+ * Chooses the metrics fit, evaluate and the callbacks report (Keras's
+ * compile(metrics=...)), before or after compile; saved with the model.
+ * Until it is called, a model with a cross-entropy loss reports
+ * accuracy, and a regression model (MSE, MAE, Huber) no metric.  count 0
+ * reports none.  A metric that does not fit the loss (MAE against sparse
+ * class indices, top-k of a single output) is refused when both are known.
+ */
+FMNN_API int fmnn_model_set_metrics(fmnn_model *model, int count, const fmnn_metric *metrics);
+
+/** The number of metrics the model reports. */
+FMNN_API int fmnn_model_metric_count(const fmnn_model *model);
+
+/** Metric i's name as Keras's history keys it ("accuracy", "auc"), or
+ * NULL when i is out of range.  The validation key adds "val_". */
+FMNN_API const char *fmnn_model_metric_name(const fmnn_model *model, int i);
+
+/* ---- fit ----------------------------------------------------------------- */
+
+/** Events a fit callback receives, in this order: TRAIN_BEGIN, then for
+ * each epoch EPOCH_BEGIN, BATCH_END after every batch, EPOCH_END; then
+ * TRAIN_END, always, also after an error or a stop. */
 typedef enum fmnn_event {
     FMNN_EVENT_EPOCH_BEGIN = 0,
     FMNN_EVENT_BATCH_END,
-    FMNN_EVENT_EPOCH_END
+    FMNN_EVENT_EPOCH_END,
+    FMNN_EVENT_TRAIN_BEGIN,
+    FMNN_EVENT_TRAIN_END,
+    /** A step's loss or update was NaN or Inf and was refused: the model
+     * holds the last good step.  Stopping here (TerminateOnNaN) makes fit
+     * return FMNN_OK; otherwise it returns FMNN_ENUMERIC. */
+    FMNN_EVENT_NONFINITE
 } fmnn_event;
 
 /** What a fit callback is told.  Losses include regularization. */
 typedef struct fmnn_progress {
     fmnn_event event;
-    int epoch, epochs;       /**< 0-based epoch, and the total */
+    fmnn_model *model;       /**< the model being trained (see fmnn_callback_fn) */
+    int epoch, epochs;       /**< 0-based epoch (counting from initial_epoch), and fit's epochs */
     int batch, batches;      /**< batches done in this epoch, and per epoch */
-    float loss, accuracy;    /**< running means over this epoch so far */
+    float loss;              /**< running mean over this epoch so far */
+    float accuracy;          /**< the accuracy metric's, NaN when the model has none */
+    int n_metrics;           /**< fmnn_model_metric_count() */
+    const float *metrics;    /**< their running values, n_metrics of them */
     int has_validation;
     float val_loss, val_accuracy;  /**< at FMNN_EVENT_EPOCH_END only */
+    const float *val_metrics;      /**< ditto; NULL without validation */
+    float learning_rate;     /**< the optimizer's current rate */
     double seconds;          /**< since the epoch began */
 } fmnn_progress;
 
-/** Return non-zero to stop training: fit then returns FMNN_ECANCELED. */
-typedef int (*fmnn_callback)(const fmnn_progress *progress, void *user_data);
+/** A callback's return value that stops training, as Keras's
+ * model.stop_training = True: fit then returns FMNN_OK. */
+#define FMNN_STOP_TRAINING 1
+
+/**
+ * A callback: return 0 to go on, FMNN_STOP_TRAINING to stop after this
+ * event (fit returns FMNN_OK and history says who stopped it), or a
+ * negative status to make fit fail with it (set a message with
+ * fmnn_set_error first).
+ *
+ * From inside a callback these may be called on progress->model: every
+ * read (weights, layers, shapes, learning rate, metric names),
+ * fmnn_model_save, fmnn_model_evaluate and predict,
+ * fmnn_model_set_layer_weights (restoring best weights) and
+ * fmnn_model_set_learning_rate.  Calls that would rebuild what fit is
+ * using (fit itself, compile, add, set_optimizer, set_metrics,
+ * set_layer_trainable, free) return FMNN_ESTATE.
+ */
+typedef int (*fmnn_callback_fn)(const fmnn_progress *progress, void *user_data);
+
+typedef struct fmnn_callback fmnn_callback; /* include/fmnn/callbacks.h */
 
 typedef struct fmnn_fit_options {
     int batch_size;          /**< >= 1; 0 means Keras's 32, as in evaluate and predict */
-    int epochs;              /**< >= 0 (Keras: 1) */
+    int epochs;              /**< the epoch to stop before, counting from 0 (Keras: 1) */
     float validation_split;  /**< in [0, 1): the LAST fraction, before shuffling */
     int shuffle;             /**< reshuffle the training part every epoch */
-    uint64_t seed;           /**< for shuffling and dropout */
-    int verbose;             /**< 0 silent, 1 progress bar, 2 one line per epoch */
-    fmnn_callback callback;  /**< optional */
+    uint64_t seed;           /**< for shuffling, dropout and augmentation */
+    int verbose;             /**< 0 silent (the default), 1 progress bar, 2 one line per epoch */
+    fmnn_callback_fn callback; /**< optional; called after the callbacks below */
     void *user_data;         /**< passed to callback */
+
+    /** Validation data (Keras's validation_data), instead of a split. */
+    const fmnn_tensor *x_val, *y_val;
+    /** The first epoch's number, to resume (Keras's initial_epoch): fit
+     * trains epochs initial_epoch .. epochs - 1. */
+    int initial_epoch;
+    /** Per-sample weights of the loss and metrics, shape (N), >= 0; the
+     * loss is sum(w * loss) / N, as Keras's sum_over_batch_size. */
+    const fmnn_tensor *sample_weight;
+    /** Class weights: sample i weighs class_weight[its class] (argmax of
+     * a one-hot row, the index for a sparse loss, round(y) for one binary
+     * output); not with sample_weight, and only in training. */
+    const float *class_weight;
+    int n_class_weight;
+    /** Built-in or wrapped callbacks (include/fmnn/callbacks.h), run in
+     * this order at every event; the model does not own them. */
+    fmnn_callback *const *callbacks;
+    int n_callbacks;
+    /** Where verbose output goes; NULL means stdout. */
+    FILE *progress_stream;
 } fmnn_fit_options;
 
-/** Keras's fit() defaults. */
-#define FMNN_FIT_OPTIONS_INIT { 32, 1, 0.0f, 1, 0, 1, NULL, NULL }
+/** Keras's fit() defaults, except verbose: the library prints nothing
+ * unless asked. */
+#define FMNN_FIT_OPTIONS_INIT { 32, 1, 0.0f, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, 0, NULL }
 
-/** Per-epoch metrics from fmnn_model_fit(), as Keras's history.history. */
+/** Why fit stopped. */
+typedef enum fmnn_stop_reason {
+    FMNN_STOP_COMPLETED = 0,  /**< every epoch ran */
+    FMNN_STOP_CALLBACK,       /**< a callback returned FMNN_STOP_TRAINING */
+    FMNN_STOP_ERROR           /**< fit returned an error (history has the epochs before it) */
+} fmnn_stop_reason;
+
+/** Per-epoch metrics from fmnn_model_fit(), as Keras's history.history;
+ * index e is epoch initial_epoch + e. */
 typedef struct fmnn_history {
     int epochs;              /**< epochs completed */
+    int initial_epoch;
     int has_validation;
-    float *loss, *accuracy;
+    float *loss, *accuracy;  /**< accuracy NULL when the model has no accuracy metric */
     float *val_loss, *val_accuracy;  /**< NULL without validation */
+    int n_metrics;
+    const char *metric_names[FMNN_MAX_METRICS];
+    float *metrics[FMNN_MAX_METRICS];      /**< metrics[k][e] */
+    float *val_metrics[FMNN_MAX_METRICS];  /**< NULL without validation */
+    float *learning_rate;    /**< the rate at each epoch's end */
+    fmnn_stop_reason stop_reason;
+    int stopped_epoch;       /**< the epoch training stopped in; -1 when it completed */
+    char stopped_by[48];     /**< the callback that stopped it ("EarlyStopping"), or "" */
 } fmnn_history;
 
 FMNN_API void fmnn_history_free(fmnn_history *history);
@@ -242,11 +369,17 @@ FMNN_API void fmnn_history_free(fmnn_history *history);
  * Trains the model.  x is (N, sample shape...); y is shaped as the output
  * (one-hot for categorical cross-entropy, probabilities for binary
  * cross-entropy, values for MSE, MAE and Huber), or (N) class indices for
- * the sparse losses.  When history is not NULL it receives the per-epoch metrics
- * (also after FMNN_ENUMERIC or FMNN_ECANCELED, with the epochs finished);
- * free it with fmnn_history_free().  If the loss, an update or a moving
- * statistic turns NaN or Inf, fit stops with FMNN_ENUMERIC and the
- * weights and moving statistics of the last good step.
+ * the sparse losses.  When history is not NULL it receives the per-epoch
+ * metrics (also after an error, with the epochs finished); free it with
+ * fmnn_history_free().  If the loss, an update or a moving statistic
+ * turns NaN or Inf, fit stops with FMNN_ENUMERIC and the weights and
+ * moving statistics of the last good step.
+ *
+ * Every batch order, dropout mask and augmentation depends on the seed
+ * and on the model's own counts of epochs and steps trained, which fit
+ * advances and model files keep: calling fit(epochs = 1) again continues
+ * with new orders, and a model saved and loaded again (with its optimizer
+ * state) trains on exactly as it would have.
  */
 FMNN_API int fmnn_model_fit(fmnn_model *model, const fmnn_tensor *x,
                             const fmnn_tensor *y,
@@ -255,11 +388,21 @@ FMNN_API int fmnn_model_fit(fmnn_model *model, const fmnn_tensor *x,
 
 /**
  * Computes the loss (with regularization) and accuracy over x and y, in
- * batches of batch_size (0 means 32).  Either out pointer may be NULL.
+ * batches of batch_size (0 means 32).  Either out pointer may be NULL;
+ * accuracy is NaN for a model without an accuracy metric.
  */
 FMNN_API int fmnn_model_evaluate(fmnn_model *model, const fmnn_tensor *x,
                                  const fmnn_tensor *y, int batch_size,
                                  float *loss, float *accuracy);
+
+/**
+ * Keras's evaluate() with every metric: values[0] receives the loss,
+ * values[1 + i] metric i, so values holds 1 + fmnn_model_metric_count().
+ * sample_weight (N) may be NULL.
+ */
+FMNN_API int fmnn_model_evaluate_metrics(fmnn_model *model, const fmnn_tensor *x,
+                                         const fmnn_tensor *y, const fmnn_tensor *sample_weight,
+                                         int batch_size, float *values);
 
 /**
  * Runs the model in inference mode.  *out receives a new tensor
@@ -268,6 +411,27 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *model, const fmnn_tensor *x,
  */
 FMNN_API int fmnn_model_predict(fmnn_model *model, const fmnn_tensor *x,
                                 int batch_size, fmnn_tensor **out);
+
+/**
+ * One optimizer step on the batch x, y as Keras's train_on_batch: no
+ * shuffling, the model's step count seeds dropout.  values (may be NULL)
+ * receives the batch's loss, then its metrics, as fmnn_model_evaluate_metrics.
+ * sample_weight may be NULL.  FMNN_ENUMERIC leaves the last good weights.
+ */
+FMNN_API int fmnn_model_train_on_batch(fmnn_model *model, const fmnn_tensor *x, const fmnn_tensor *y,
+                                       const fmnn_tensor *sample_weight, uint64_t seed, float *values);
+
+/** Loss and metrics of one batch in inference mode (Keras's test_on_batch). */
+FMNN_API int fmnn_model_test_on_batch(fmnn_model *model, const fmnn_tensor *x, const fmnn_tensor *y,
+                                      const fmnn_tensor *sample_weight, float *values);
+
+/** The model's output on one batch (Keras's predict_on_batch): predict
+ * with the whole of x as one batch. */
+FMNN_API int fmnn_model_predict_on_batch(fmnn_model *model, const fmnn_tensor *x, fmnn_tensor **out);
+
+/** Epochs and steps the model has trained: what seeds its next batch
+ * orders and dropout masks.  Either pointer may be NULL. */
+FMNN_API int fmnn_model_trained(const fmnn_model *model, int64_t *epochs, int64_t *steps);
 
 /** fmnn_model_save flag: also save the optimizer's state, to resume training. */
 #define FMNN_SAVE_OPTIMIZER 1u

@@ -1,0 +1,135 @@
+/*
+ * csv_logger.c - keras.callbacks.CSVLogger: the history, one row per
+ * epoch, flushed as each epoch ends so that a run killed midway leaves
+ * the rows of the epochs it finished.  The columns are "epoch" then the
+ * history keys sorted by name, as Keras sorts them; values are written
+ * with the nine digits that give back the float exactly.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../callback_impl.h"
+
+#define MAX_KEYS (2 * (FMNN_MAX_METRICS + 1))
+
+typedef struct csv_logger {
+    fmnn_callback base;
+    char path[4096];
+    char separator;
+    int append;
+    FILE *file;
+    int n_keys;
+    char keys[MAX_KEYS][72];
+} csv_logger;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The history keys of this fit, sorted. */
+static void collect_keys(csv_logger *log, const fmnn_progress *p)
+{
+    log->n_keys = 0;
+    for (int val = 0; val <= p->has_validation; val++)
+        for (int i = -1; i < p->n_metrics; i++)
+            snprintf(log->keys[log->n_keys++], sizeof log->keys[0], "%s%s", val ? "val_" : "",
+                     i < 0 ? "loss" : fmnn_model_metric_name(p->model, i));
+    qsort(log->keys, (size_t)log->n_keys, sizeof log->keys[0], by_name);
+}
+
+static int io_error(csv_logger *log, const char *what)
+{
+    return fmnn__error(FMNN_EIO, "CSVLogger: cannot %s %s: %s", what, log->path, strerror(errno));
+}
+
+static int csv_open(csv_logger *log, const fmnn_progress *p)
+{
+    int header = 1;
+    if (log->append) {
+        FILE *old = fopen(log->path, "r");
+        if (old) {
+            header = fgetc(old) == EOF; /* only into an empty file */
+            fclose(old);
+        }
+    }
+    if (!(log->file = fopen(log->path, log->append ? "a" : "w")))
+        return io_error(log, "open");
+    collect_keys(log, p);
+    if (header) {
+        fprintf(log->file, "epoch");
+        for (int k = 0; k < log->n_keys; k++)
+            fprintf(log->file, "%c%s", log->separator, log->keys[k]);
+        fputc('\n', log->file);
+    }
+    return fflush(log->file) ? io_error(log, "write") : FMNN_OK;
+}
+
+static int csv_row(csv_logger *log, const fmnn_progress *p)
+{
+    fprintf(log->file, "%d", p->epoch);
+    for (int k = 0; k < log->n_keys; k++) {
+        float v = 0.0f;
+        fmnn__progress_value(p, log->keys[k], &v);
+        fprintf(log->file, "%c%.9g", log->separator, (double)v);
+    }
+    fputc('\n', log->file);
+    return fflush(log->file) || ferror(log->file) ? io_error(log, "write") : FMNN_OK;
+}
+
+static int csv_close(csv_logger *log)
+{
+    if (!log->file)
+        return FMNN_OK;
+    const int failed = fclose(log->file) != 0;
+    log->file = NULL;
+    return failed ? io_error(log, "close") : FMNN_OK;
+}
+
+static int csv_logger_event(const fmnn_progress *p, void *data)
+{
+    csv_logger *log = data;
+    switch (p->event) {
+    case FMNN_EVENT_TRAIN_BEGIN:
+        csv_close(log);
+        return csv_open(log, p);
+    case FMNN_EVENT_EPOCH_END:
+        return log->file ? csv_row(log, p) : FMNN_OK;
+    case FMNN_EVENT_TRAIN_END:
+        return csv_close(log);
+    default:
+        return 0;
+    }
+}
+
+static void csv_logger_release(fmnn_callback *cb)
+{
+    csv_logger *log = (csv_logger *)cb;
+    if (log->file)
+        fclose(log->file);
+}
+
+FMNN_API int fmnn_csv_logger(fmnn_callback **out, const char *path, char separator, int append)
+{
+    static const char fn[] = "fmnn_csv_logger";
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!path || !*path)
+        return fmnn__error(FMNN_EINVAL, "%s: path is NULL or empty", fn);
+    if (strlen(path) >= sizeof ((csv_logger *)0)->path)
+        return fmnn__error(FMNN_EINVAL, "%s: path is too long", fn);
+    if (separator == '\0' || separator == '\n' || separator == '\r')
+        return fmnn__error(FMNN_EINVAL, "%s: the separator must be a printable character", fn);
+    csv_logger *log = (csv_logger *)fmnn__callback_alloc(sizeof *log, "CSVLogger", csv_logger_event);
+    if (!log)
+        return FMNN_ENOMEM;
+    log->base.release = csv_logger_release;
+    snprintf(log->path, sizeof log->path, "%s", path);
+    log->separator = separator;
+    log->append = append != 0;
+    *out = &log->base;
+    return FMNN_OK;
+}

@@ -1,0 +1,124 @@
+/*
+ * early_stopping.c - keras.callbacks.EarlyStopping: stop when the
+ * monitored value has not improved for `patience` epochs, optionally
+ * putting back the weights of the best epoch at the end.
+ *
+ * As Keras 3's on_epoch_end: epochs before start_from_epoch are not
+ * watched; the first watched epoch is the first best (and, with
+ * restore_best_weights, the first weights kept); every watched epoch
+ * counts one more wait, an improvement sets it back to 0 (unless a
+ * baseline is given and not beaten); once the wait reaches patience, in
+ * an epoch after the first, training stops.  At the end the best weights
+ * (kernels, biases and the non-trainable state, as get_weights() holds
+ * them) are restored whether or not training stopped early.
+ */
+#include <string.h>
+
+#include "../callback_impl.h"
+
+typedef struct early_stopping {
+    fmnn_callback base;
+    fmnn_early_stopping_options options;
+    fmnn_monitor monitor;
+    int wait, best_epoch;
+    float *best_weights;     /* params, then state; NULL until the first watched epoch */
+    size_t n_weights;
+} early_stopping;
+
+static void keep_weights(early_stopping *es, const fmnn_model *m)
+{
+    memcpy(es->best_weights, m->params, m->n_params * sizeof(float));
+    memcpy(es->best_weights + m->n_params, m->state, m->n_state * sizeof(float));
+}
+
+static int early_stopping_event(const fmnn_progress *p, void *data)
+{
+    early_stopping *es = data;
+    fmnn_model *m = p->model;
+    const fmnn_early_stopping_options *o = &es->options;
+    switch (p->event) {
+    case FMNN_EVENT_TRAIN_BEGIN: {
+        es->wait = 0;
+        es->best_epoch = -1;
+        const size_t n = m->n_params + m->n_state;
+        if (o->restore_best_weights && es->n_weights != n) {
+            fmnn__free(es->best_weights);
+            es->n_weights = 0;
+            if (!(es->best_weights = fmnn__alloc_array(n ? n : 1, sizeof(float), "EarlyStopping's best weights")))
+                return FMNN_ENOMEM;
+            es->n_weights = n;
+        }
+        return fmnn__monitor_start(&es->monitor, p, "EarlyStopping");
+    }
+    case FMNN_EVENT_EPOCH_END: {
+        if (p->epoch < o->start_from_epoch)
+            return 0;
+        const float current = fmnn__monitor_value(&es->monitor, p);
+        if (o->restore_best_weights && es->best_epoch < 0) {
+            keep_weights(es, m);
+            es->best_epoch = p->epoch;
+        }
+        es->wait++;
+        if (fmnn__monitor_improves(&es->monitor, current, es->monitor.has_best, es->monitor.best)) {
+            es->monitor.best = current;
+            es->monitor.has_best = 1;
+            es->best_epoch = p->epoch;
+            if (o->restore_best_weights)
+                keep_weights(es, m);
+            if (!o->has_baseline || fmnn__monitor_improves(&es->monitor, current, 1, o->baseline))
+                es->wait = 0;
+            return 0;
+        }
+        if (es->wait >= o->patience && p->epoch > 0) {
+            if (o->verbose)
+                fprintf(o->verbose, "Epoch %d: early stopping\n", p->epoch + 1);
+            return FMNN_STOP_TRAINING;
+        }
+        return 0;
+    }
+    case FMNN_EVENT_TRAIN_END:
+        if (o->restore_best_weights && es->best_epoch >= 0) {
+            if (o->verbose)
+                fprintf(o->verbose, "Restoring model weights from the end of the best epoch: %d.\n",
+                        es->best_epoch + 1);
+            memcpy(m->params, es->best_weights, m->n_params * sizeof(float));
+            memcpy(m->state, es->best_weights + m->n_params, m->n_state * sizeof(float));
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void early_stopping_release(fmnn_callback *cb)
+{
+    fmnn__free(((early_stopping *)cb)->best_weights);
+}
+
+FMNN_API int fmnn_early_stopping(fmnn_callback **out, const fmnn_early_stopping_options *options)
+{
+    static const char fn[] = "fmnn_early_stopping";
+    if (!out)
+        return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    const fmnn_early_stopping_options o = options ? *options : (fmnn_early_stopping_options)FMNN_EARLY_STOPPING_INIT;
+    if (o.patience < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: patience must be >= 0, got %d", fn, o.patience);
+    if (o.start_from_epoch < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: start_from_epoch must be >= 0, got %d", fn, o.start_from_epoch);
+    if (o.has_baseline && !isfinite(o.baseline))
+        return fmnn__error(FMNN_EINVAL, "%s: baseline must be finite", fn);
+    fmnn_monitor monitor;
+    int err = fmnn__monitor_init(&monitor, o.monitor, o.mode, o.min_delta, fn);
+    if (err)
+        return err;
+    early_stopping *es = (early_stopping *)fmnn__callback_alloc(sizeof *es, "EarlyStopping", early_stopping_event);
+    if (!es)
+        return FMNN_ENOMEM;
+    es->base.release = early_stopping_release;
+    es->options = o;
+    es->options.monitor = NULL; /* the monitor keeps its own copy of the key */
+    es->monitor = monitor;
+    *out = &es->base;
+    return FMNN_OK;
+}

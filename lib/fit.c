@@ -1,0 +1,426 @@
+/*
+ * fit.c - fmnn_model_fit: Keras's training loop.
+ *
+ *   TRAIN_BEGIN
+ *   for each epoch from initial_epoch:
+ *       the epoch's batch order (from the seed and the model's epoch count)
+ *       EPOCH_BEGIN, then for each batch: one step (train.c), BATCH_END
+ *       validation; the history; EPOCH_END
+ *   TRAIN_END
+ *
+ * At every event the progress bar is drawn, then each callback runs, in
+ * order, then the function of the options.  A callback stops training by
+ * returning FMNN_STOP_TRAINING: as Keras checks model.stop_training, the
+ * others still see the event, a stop at a batch still ends its epoch
+ * (validation, history, EPOCH_END), and fit succeeds.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "callback_impl.h"
+#include "progress.h"
+#include "tensor_impl.h"
+#include "train.h"
+
+/* ---- the options ----------------------------------------------------------- */
+
+static int check_fit_options(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
+                             const fmnn_fit_options *o, const char *fn)
+{
+    if (o->batch_size < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0 (0 means 32), got %d", fn, o->batch_size);
+    if (o->epochs < 0)
+        return fmnn__error(FMNN_EINVAL, "%s: epochs must be >= 0, got %d", fn, o->epochs);
+    if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
+        return fmnn__error(FMNN_EINVAL, "%s: initial_epoch must be in 0..epochs (%d), got %d", fn, o->epochs,
+                           o->initial_epoch);
+    if (!(o->validation_split >= 0.0f && o->validation_split < 1.0f))
+        return fmnn__error(FMNN_EINVAL, "%s: validation_split must be in [0, 1), got %g", fn,
+                           (double)o->validation_split);
+    if (o->verbose < 0 || o->verbose > 2)
+        return fmnn__error(FMNN_EINVAL, "%s: verbose must be 0, 1 or 2, got %d", fn, o->verbose);
+    if (!o->x_val != !o->y_val)
+        return fmnn__error(FMNN_EINVAL, "%s: validation data needs both x_val and y_val", fn);
+    int err;
+    if (o->x_val && ((err = fmnn__check_x(m, o->x_val, "fmnn_model_fit (x_val)")) ||
+                     (err = fmnn__check_y(m, o->x_val, o->y_val, "fmnn_model_fit (y_val)"))))
+        return err;
+    (void)y;
+    if ((err = fmnn__check_weights(x, o->sample_weight, "sample_weight", fn)))
+        return err;
+    if (o->n_class_weight < 0 || (o->n_class_weight > 0 && !o->class_weight))
+        return fmnn__error(FMNN_EINVAL, "%s: class_weight is NULL or n_class_weight (%d) is negative", fn,
+                           o->n_class_weight);
+    if (o->n_class_weight > 0 && o->sample_weight)
+        return fmnn__error(FMNN_EINVAL, "%s: class_weight and sample_weight cannot be given together (as in Keras)",
+                           fn);
+    if (o->n_class_weight > 0 && m->output_rows != 1)
+        return fmnn__error(FMNN_EINVAL, "%s: class_weight needs one output row per sample; this model has %d", fn,
+                           m->output_rows);
+    for (int c = 0; c < o->n_class_weight; c++)
+        if (!(o->class_weight[c] >= 0.0f) || !isfinite(o->class_weight[c]))
+            return fmnn__error(FMNN_EINVAL, "%s: class_weight[%d] = %g is not a finite weight >= 0", fn, c,
+                               (double)o->class_weight[c]);
+    if (o->n_callbacks < 0 || (o->n_callbacks > 0 && !o->callbacks))
+        return fmnn__error(FMNN_EINVAL, "%s: callbacks is NULL or n_callbacks (%d) is negative", fn, o->n_callbacks);
+    for (int i = 0; i < o->n_callbacks; i++)
+        if (!o->callbacks[i])
+            return fmnn__error(FMNN_EINVAL, "%s: callbacks[%d] is NULL", fn, i);
+    return FMNN_OK;
+}
+
+/* Keras's class_weight_to_sample_weights: each sample weighs its class's
+ * weight (1 for a class past the list): the argmax of a one-hot row, or
+ * the rounded value of a single one (an index, or a binary target). */
+static void class_weights(const fmnn_model *m, const fmnn_tensor *y, const fmnn_fit_options *o, float *w)
+{
+    const int width = (int)(y->size / (size_t)y->dims[0]);
+    for (int i = 0; i < y->dims[0]; i++) {
+        const float *row = y->data + (size_t)i * width;
+        const int c = width > 1 ? fmnn__argmax(row, width) : (int)lrintf(row[0]);
+        w[i] = c >= 0 && c < o->n_class_weight ? o->class_weight[c] : 1.0f;
+    }
+    (void)m;
+}
+
+/* Keras holds out the LAST fraction, before any shuffling:
+ * split_at = ceil(n * (1 - validation_split)). */
+static int training_count(int n, float split)
+{
+    return split > 0.0f ? (int)ceil((double)n * (1.0 - (double)split)) : n;
+}
+
+/* The batch order of the model's epoch number `epoch`: from the seed and
+ * that number alone, so that fitting again, or after loading, continues
+ * with new orders exactly as one long fit would.  (mix64(0) is 0: a
+ * model's first epoch shuffles with the seed itself, as fit always did.) */
+static void epoch_order(int *order, int n, int shuffle, uint64_t seed, int64_t epoch)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    if (!shuffle)
+        return;
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, seed ^ fmnn__mix64((uint64_t)epoch));
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)fmnn__rng_below(&rng, (uint32_t)i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ---- the history ------------------------------------------------------------- */
+
+static int history_new(fmnn_history **out, const fmnn_model *m, int initial_epoch, int epochs, int has_validation)
+{
+    fmnn_history *h = fmnn__alloc_zeroed(sizeof *h, "the history");
+    const size_t n = epochs > 0 ? (size_t)epochs : 1, arrays = 3 + 2 * (size_t)m->n_metrics;
+    float *values = fmnn__alloc_array(arrays * n, sizeof(float), "the history");
+    if (!h || !values) {
+        fmnn__free(h);
+        fmnn__free(values);
+        return FMNN_ENOMEM;
+    }
+    h->initial_epoch = initial_epoch;
+    h->has_validation = has_validation;
+    h->loss = values;
+    h->learning_rate = values + n;
+    h->val_loss = has_validation ? values + 2 * n : NULL;
+    h->n_metrics = m->n_metrics;
+    for (int k = 0; k < m->n_metrics; k++) {
+        h->metric_names[k] = fmnn_model_metric_name(m, k);
+        h->metrics[k] = values + (3 + 2 * (size_t)k) * n;
+        h->val_metrics[k] = has_validation ? values + (4 + 2 * (size_t)k) * n : NULL;
+    }
+    const int at = fmnn__metric_accuracy_index(m);
+    h->accuracy = at >= 0 ? h->metrics[at] : NULL;
+    h->val_accuracy = at >= 0 ? h->val_metrics[at] : NULL;
+    h->stopped_epoch = -1;
+    *out = h;
+    return FMNN_OK;
+}
+
+FMNN_API void fmnn_history_free(fmnn_history *h)
+{
+    if (!h)
+        return;
+    fmnn__free(h->loss); /* one block holds every array */
+    fmnn__free(h);
+}
+
+static void history_add(fmnn_history *h, const fmnn_progress *p)
+{
+    const int e = h->epochs++;
+    h->loss[e] = p->loss;
+    h->learning_rate[e] = p->learning_rate;
+    if (h->has_validation)
+        h->val_loss[e] = p->val_loss;
+    for (int k = 0; k < h->n_metrics; k++) {
+        h->metrics[k][e] = p->metrics[k];
+        if (h->has_validation)
+            h->val_metrics[k][e] = p->val_metrics[k];
+    }
+}
+
+/* ---- the events ----------------------------------------------------------------- */
+
+/* One fit's state besides the model's. */
+typedef struct fit_run {
+    fmnn_model *m;
+    const fmnn_fit_options *o;
+    fmnn_progress_bar bar;
+    const char *stopped_by;   /* the first callback that stopped training */
+    float metrics[FMNN_MAX_METRICS], val_metrics[FMNN_MAX_METRICS];
+} fit_run;
+
+/* The message of a callback that failed: its own call's, or a plain one. */
+static int callback_failed(const char *name, int status, const fmnn_progress *p)
+{
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", fmnn_last_error());
+    if (!*detail)
+        snprintf(detail, sizeof detail, "%s", fmnn_strerror(status));
+    return fmnn__error(status, "fmnn_model_fit: %s failed in epoch %d of %d (index %d): %s", name, p->epoch + 1,
+                       p->epochs, p->epoch, detail);
+}
+
+/* Runs one callback; 1 when it asked to stop. */
+static int run_callback(fit_run *run, const char *name, fmnn_callback_fn fn, void *data, const fmnn_progress *p,
+                        int *status)
+{
+    fmnn_clear_error();
+    const int answer = fn(p, data);
+    if (answer < 0 && !*status)
+        *status = callback_failed(name, answer, p);
+    if (answer > 0 && !run->stopped_by)
+        run->stopped_by = name;
+    return answer > 0;
+}
+
+/* Draws the progress and runs every callback: FMNN_OK, FMNN_STOP_TRAINING
+ * when one asked to stop, or the status of the first that failed. */
+static int notify(fit_run *run, const fmnn_progress *p)
+{
+    fmnn__progress_update(&run->bar, p);
+    /* Callbacks run with no error pending, so that a failing one can be
+     * told by its message; the pending one (that fit is about to return,
+     * at TRAIN_END) comes back after them. */
+    char pending[512];
+    snprintf(pending, sizeof pending, "%s", fmnn_last_error());
+    int status = FMNN_OK, stop = 0;
+    for (int i = 0; i < run->o->n_callbacks && !status; i++) {
+        fmnn_callback *cb = run->o->callbacks[i];
+        stop |= run_callback(run, cb->name, cb->fn, cb->user_data, p, &status);
+    }
+    if (run->o->callback && !status)
+        stop |= run_callback(run, "the callback", run->o->callback, run->o->user_data, p, &status);
+    if (status)
+        return status;
+    if (*pending)
+        fmnn__error(FMNN_OK, "%s", pending);
+    else
+        fmnn_clear_error();
+    return stop ? FMNN_STOP_TRAINING : FMNN_OK;
+}
+
+static float learning_rate(const fmnn_model *m)
+{
+    return m->optimizer.learning_rate;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+/* Where the training samples, their weights and the validation samples are. */
+typedef struct fit_data {
+    const fmnn_tensor *x, *y;
+    const float *weights;         /* per training sample, or NULL */
+    int n_train;
+    const fmnn_tensor *x_val, *y_val;
+    const float *val_weights;     /* indexed like x_val, or NULL */
+    int val_first, n_val;
+} fit_data;
+
+/* One epoch over order[]: the steps, their BATCH_END events and the
+ * running loss and metrics in p.  FMNN_STOP_TRAINING when a callback
+ * asked to stop (the epoch ends there). */
+static int train_epoch(fit_run *run, const fit_data *d, const int *order, int batch_size, fmnn_progress *p)
+{
+    fmnn_model *m = run->m;
+    const double start = fmnn__now();
+    double loss_sum = 0.0;
+    long seen = 0;
+    fmnn__metrics_reset(m, m->metric_sums[0]);
+    for (int first = 0; first < d->n_train; first += batch_size) {
+        const int batch = d->n_train - first < batch_size ? d->n_train - first : batch_size;
+        fmnn__gather(m, d->x, d->y, d->weights, order + first, batch);
+        double batch_loss;
+        fmnn_bad_step bad;
+        int err = fmnn__train_step(m, batch, run->o->seed, d->weights != NULL, m->metric_sums[0], &batch_loss, &bad);
+        if (err) {
+            p->event = FMNN_EVENT_NONFINITE;
+            p->loss = (float)batch_loss;
+            const int answer = notify(run, p);
+            if (answer)
+                return answer;
+            return fmnn__error(err, "fmnn_model_fit: the %s became %s in epoch %d of %d (index %d), batch %d; the "
+                               "weights are those of the last good step",
+                               bad.what, bad.value, p->epoch + 1, p->epochs, p->epoch, p->batch + 1);
+        }
+        /* Keras reports running means over the epoch, weighted by batch size. */
+        loss_sum += batch_loss * batch;
+        seen += batch;
+        p->event = FMNN_EVENT_BATCH_END;
+        p->batch++;
+        p->loss = (float)(loss_sum / seen);
+        fmnn__metrics_results(m, m->metric_sums[0], run->metrics);
+        const int at = fmnn__metric_accuracy_index(m);
+        p->accuracy = at >= 0 ? run->metrics[at] : NAN;
+        p->learning_rate = learning_rate(m);
+        p->seconds = fmnn__now() - start;
+        if ((err = notify(run, p)))
+            return err;
+    }
+    return FMNN_OK;
+}
+
+/* Validation at the end of an epoch, into p. */
+static int validate(fit_run *run, const fit_data *d, int batch_size, fmnn_progress *p)
+{
+    if (d->n_val == 0)
+        return FMNN_OK;
+    int err = fmnn__measure(run->m, d->x_val, d->y_val, d->val_weights, d->val_first, d->n_val, batch_size,
+                            &p->val_loss, run->val_metrics);
+    const int at = fmnn__metric_accuracy_index(run->m);
+    p->val_accuracy = at >= 0 ? run->val_metrics[at] : NAN;
+    return err;
+}
+
+static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_size, fmnn_history *h)
+{
+    fmnn_model *m = run->m;
+    const fmnn_fit_options *o = run->o;
+    const int batches = (d->n_train + batch_size - 1) / batch_size;
+    fmnn_progress p = { .event = FMNN_EVENT_TRAIN_BEGIN, .model = m, .epoch = o->initial_epoch, .epochs = o->epochs,
+                        .batches = batches, .n_metrics = m->n_metrics, .metrics = run->metrics,
+                        .has_validation = d->n_val > 0, .val_metrics = d->n_val > 0 ? run->val_metrics : NULL,
+                        .learning_rate = learning_rate(m), .accuracy = NAN, .val_accuracy = NAN };
+    int err = notify(run, &p);
+    for (int epoch = o->initial_epoch; epoch < o->epochs && !err; epoch++) {
+        p.event = FMNN_EVENT_EPOCH_BEGIN;
+        p.epoch = epoch;
+        p.batch = 0;
+        p.seconds = 0.0;
+        epoch_order(order, d->n_train, o->shuffle, o->seed, m->epochs_trained);
+        if ((err = notify(run, &p)))
+            break;
+        const double start = fmnn__now();
+        err = train_epoch(run, d, order, batch_size, &p);
+        if (err && (err != FMNN_STOP_TRAINING || p.event == FMNN_EVENT_NONFINITE || p.batch == 0))
+            break; /* a failure, a stop at a bad step, or before any batch: no epoch end */
+        m->epochs_trained++;
+        const int stop = err == FMNN_STOP_TRAINING;
+        if ((err = validate(run, d, batch_size, &p)))
+            break;
+        p.event = FMNN_EVENT_EPOCH_END;
+        p.learning_rate = learning_rate(m);
+        p.seconds = fmnn__now() - start;
+        if (h)
+            history_add(h, &p);
+        err = notify(run, &p);
+        if (stop && !err)
+            err = FMNN_STOP_TRAINING;
+    }
+    if (err == FMNN_STOP_TRAINING && h)
+        h->stopped_epoch = p.epoch;
+    /* TRAIN_END always, so that every callback can let go of what it holds. */
+    fmnn_progress end = p;
+    end.event = FMNN_EVENT_TRAIN_END;
+    const int end_err = notify(run, &end);
+    if (end_err < 0 && (err == FMNN_OK || err == FMNN_STOP_TRAINING))
+        err = end_err; /* a callback that could not finish (a file it could not close) */
+    return err;
+}
+
+FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
+                            const fmnn_fit_options *options, fmnn_history **history)
+{
+    static const char fn[] = "fmnn_model_fit";
+    if (history)
+        *history = NULL;
+    int err = fmnn__check_x(m, x, fn);
+    if (!err)
+        err = fmnn__check_y(m, x, y, fn);
+    if (err)
+        return err;
+    if (!options)
+        return fmnn__error(FMNN_EINVAL, "%s: options is NULL (start from FMNN_FIT_OPTIONS_INIT)", fn);
+    if (m->in_fit)
+        return fmnn__error(FMNN_ESTATE, "%s: fit is already running on this model (called from a callback?)", fn);
+    fmnn_fit_options o = *options;
+    if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
+        o.batch_size = 32;
+    if ((err = check_fit_options(m, x, y, &o, fn)))
+        return err;
+
+    /* validation_data replaces validation_split, as in Keras. */
+    const int n = x->dims[0];
+    fit_data d = { .x = x, .y = y, .weights = o.sample_weight ? o.sample_weight->data : NULL };
+    d.n_train = o.x_val ? n : training_count(n, o.validation_split);
+    if (o.x_val) {
+        d = (fit_data){ .x = x, .y = y, .weights = d.weights, .n_train = n, .x_val = o.x_val, .y_val = o.y_val,
+                        .n_val = o.x_val->dims[0] };
+    } else {
+        d.x_val = x;
+        d.y_val = y;
+        d.val_weights = d.weights; /* Keras splits the sample weights with the samples */
+        d.val_first = d.n_train;
+        d.n_val = n - d.n_train;
+    }
+    if (d.n_train < 1)
+        return fmnn__error(FMNN_EINVAL, "%s: validation_split %g leaves no training samples out of %d", fn,
+                           (double)o.validation_split, n);
+    const int batches = (d.n_train + o.batch_size - 1) / o.batch_size;
+    const int64_t epochs = o.epochs - o.initial_epoch;
+    if ((uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step) ||
+        (uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->steps_trained))
+        return fmnn__error(FMNN_EINVAL,
+                           "%s: %lld epochs of %d batches would take the model, at step %lld, to 2^62 "
+                           "steps, more than a model file can hold",
+                           fn, (long long)epochs, batches, (long long)m->steps_trained);
+    if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)))
+        return err;
+    fmnn_history *h = NULL;
+    float *class_w = NULL;
+    int *order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order");
+    if (order && o.n_class_weight > 0 && (class_w = fmnn__alloc_array((size_t)n, sizeof *class_w, "the class weights")))
+        class_weights(m, y, &o, class_w);
+    if (!order || (o.n_class_weight > 0 && !class_w) ||
+        (history && history_new(&h, m, o.initial_epoch, (int)epochs, d.n_val > 0))) {
+        fmnn__free(order);
+        fmnn__free(class_w);
+        return FMNN_ENOMEM;
+    }
+    if (class_w) {
+        d.weights = class_w; /* in training only */
+        d.val_weights = NULL;
+    }
+
+    fit_run run = { .m = m, .o = &o };
+    fmnn__progress_init(&run.bar, o.verbose, o.progress_stream ? o.progress_stream : stdout);
+    m->in_fit = 1;
+    err = run_epochs(&run, &d, order, o.batch_size, h);
+    m->in_fit = 0;
+    fmnn__free(order);
+    fmnn__free(class_w);
+    if (h) {
+        h->stop_reason = err == FMNN_STOP_TRAINING ? FMNN_STOP_CALLBACK : err ? FMNN_STOP_ERROR : FMNN_STOP_COMPLETED;
+        if (err == FMNN_STOP_TRAINING)
+            snprintf(h->stopped_by, sizeof h->stopped_by, "%s", run.stopped_by ? run.stopped_by : "");
+        /* The epochs that finished are kept after an error too: that is
+         * work the caller paid for. */
+        *history = h;
+    }
+    return err == FMNN_STOP_TRAINING ? FMNN_OK : err;
+}

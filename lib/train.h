@@ -1,0 +1,49 @@
+/*
+ * train.h - what fit (fit.c) shares with the rest of training (train.c):
+ * checking the data, gathering a batch, one training step and measuring
+ * the loss and metrics of samples in inference mode.  Private.
+ */
+#ifndef FMNN_TRAIN_H
+#define FMNN_TRAIN_H
+
+#include "model_impl.h"
+
+/* Checks x against the model's input (and that the model is compiled),
+ * y against its output and loss, and per-sample weights (NULL: none):
+ * (N) values, finite and >= 0.  fn names the caller. */
+FMNN_INTERNAL int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn);
+FMNN_INTERNAL int fmnn__check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const char *fn);
+FMNN_INTERNAL int fmnn__check_weights(const fmnn_tensor *x, const fmnn_tensor *w, const char *what, const char *fn);
+
+/* Copies samples order[0..count) (order NULL: 0..count) of x, y and
+ * weights (NULL: all 1) into the batch buffers. */
+FMNN_INTERNAL void fmnn__gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights,
+                                const int *order, int count);
+
+/* What went wrong in a refused step, for messages: "loss became NaN". */
+typedef struct fmnn_bad_step {
+    const char *what;   /* "loss", "moving statistics", "update" */
+    const char *value;  /* "NaN", "Inf", "NaN or Inf" */
+} fmnn_bad_step;
+
+/*
+ * One training step on the `batch` samples gathered into the batch
+ * buffers (with their weights when weighted): forward, loss, metrics into
+ * sums (may be NULL), backward, regularization and the optimizer's
+ * update; the step count then advances.  Dropout and augmentation are
+ * seeded from seed and the model's step count.  *loss receives the
+ * batch's mean loss with the penalty.  A loss, moving statistic or
+ * update that would not be finite is refused: the model keeps its last
+ * good state, *bad says what, and the result is FMNN_ENUMERIC.
+ */
+FMNN_INTERNAL int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, double *sums,
+                                   double *loss, fmnn_bad_step *bad);
+
+/* The mean loss (with the penalty) and the metrics over samples
+ * [first, first + count) of x and y in inference mode, weighted by
+ * weights[first..] when not NULL.  metrics (may be NULL) receives the
+ * model's n_metrics values. */
+FMNN_INTERNAL int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights,
+                                int first, int count, int batch_size, float *loss, float *metrics);
+
+#endif /* FMNN_TRAIN_H */
