@@ -310,6 +310,7 @@ static void assert_same_model(fmnn_model *a, fmnn_model *b)
     ck_assert(a->optimizer.adam.epsilon == b->optimizer.adam.epsilon);
     ck_assert(a->optimizer.sgd.momentum == b->optimizer.sgd.momentum);
     ck_assert_int_eq(a->optimizer.sgd.nesterov, b->optimizer.sgd.nesterov);
+    ck_assert_mem_eq(&a->optimizer, &b->optimizer, sizeof a->optimizer); /* every setting, the schedule */
     for (int i = 0; i < fmnn_model_layer_count(a); i++) {
         const fmnn_layer *la = fmnn_model_layer(a, i), *lb = fmnn_model_layer(b, i);
         ck_assert_str_eq(fmnn_layer_name(la), fmnn_layer_name(lb));
@@ -889,6 +890,38 @@ START_TEST(test_impossible_architecture)
 }
 END_TEST
 
+/* A file from before Adam's amsgrad and the settings every optimizer
+ * shares (libfmnn 0.3: learning_rate, beta_1, beta_2, epsilon) loads with
+ * their fallbacks: no amsgrad, no decay, no clip, a constant rate. */
+START_TEST(test_old_optimizer_settings_fall_back)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    ck_assert_uint_eq(rd32(good + V2_SETTINGS), ADAM_SETTINGS);
+    const size_t keep = V2_SETTINGS + 4 + 4 * 4, cut = 4 * (ADAM_SETTINGS - 4);
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, good, keep);
+    memcpy(b + keep, good + keep + cut, n - keep - cut);
+    wr32(b + V2_SETTINGS, 4);
+    fix_header(b, n - cut);
+    char path[512];
+    write_bytes(tpath(path, sizeof path, "old-settings.fmnn"), b, n - cut);
+    fmnn_model *old = load_ok(path), *now = load_ok(tpath(path, sizeof path, "good.fmnn"));
+    assert_same_model(old, now);
+    fmnn_optimizer o;
+    ck_assert_int_eq(fmnn_model_get_optimizer(old, &o), FMNN_OK);
+    ck_assert(o.adam.amsgrad == 0 && o.weight_decay == 0.0f && o.clipnorm == 0.0f && o.clipvalue == 0.0f &&
+              o.global_clipnorm == 0.0f && o.schedule.kind == FMNN_SCHEDULE_CONSTANT);
+    ck_assert_int_eq(old->slots.count, 2);
+    ck_assert_mem_eq(old->slots.arrays[1], now->slots.arrays[1], old->n_params * sizeof(float));
+    fmnn_model_free(old);
+    fmnn_model_free(now);
+    free(b);
+    free(good);
+}
+END_TEST
+
 /* Options a file lacks at the end of a record (written before they
  * existed) take their fallback: here Dense's last four, l2 (0), use_bias
  * (1) and the initializers (the defaults). */
@@ -1309,6 +1342,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_impossible_architecture);
     tcase_add_test(tc, test_impossible_architecture_format1);
     tcase_add_test(tc, test_missing_options_fall_back);
+    tcase_add_test(tc, test_old_optimizer_settings_fall_back);
     tcase_add_test(tc, test_format2_loads);
     tcase_add_test(tc, test_unfused_categorical_file_loads);
     tcase_add_test(tc, test_oversized_kernel);
