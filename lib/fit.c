@@ -225,9 +225,10 @@ static int notify(fit_run *run, const fmnn_progress *p)
     return stop ? FMNN_STOP_TRAINING : FMNN_OK;
 }
 
+/* The rate the next step will take (the schedule's, at the step count). */
 static float learning_rate(const fmnn_model *m)
 {
-    return m->optimizer.learning_rate;
+    return fmnn__learning_rate_at(&m->optimizer, m->step);
 }
 
 /* ---- the loop --------------------------------------------------------------------- */

@@ -157,7 +157,7 @@ static int read_model(fmnn__reader *r, uint32_t flags, fmnn_model **out)
     if (kind == FMNN_OPTIMIZER_SGD)
         o.sgd = (fmnn_sgd_settings){ momentum, nesterov };
     else
-        o.adam = (fmnn_adam_settings){ beta_1, beta_2, epsilon };
+        o.adam = (fmnn_adam_settings){ .beta_1 = beta_1, .beta_2 = beta_2, .epsilon = epsilon };
     uint32_t n_layers = fmnn__get_u32(r, "the layer count");
     if (r->err)
         return r->err;
@@ -210,9 +210,9 @@ static int read_weights(fmnn__reader *r, fmnn_model *m, uint32_t flags)
         m->steps_trained = m->step; /* what seeded dropout then */
         /* Two arrays, always: Adam's m and v, or SGD's velocity and an
          * unused array (zeros), which must be finite all the same. */
-        fmnn__get_floats(r, m->slots[0], m->n_params, "the optimizer state");
-        if (m->optimizer_ops->n_slots > 1)
-            fmnn__get_floats(r, m->slots[1], m->n_params, "the optimizer state");
+        fmnn__get_floats(r, m->slots.arrays[0], m->n_params, "the optimizer state");
+        if (m->slots.count > 1)
+            fmnn__get_floats(r, m->slots.arrays[1], m->n_params, "the optimizer state");
         else
             for (size_t i = 0; i < m->n_params && !r->err; i++)
                 if (!isfinite(fmnn__get_f32(r, "the optimizer state")))

@@ -50,6 +50,7 @@ FMNN_API void fmnn_model_free(fmnn_model *m)
         fmnn_layer_free(m->layers[i]);
     fmnn__free(m->layers);
     fmnn__free(m->params);
+    fmnn__free(m->slots.block);
     fmnn__free(m->steps);
     fmnn__free(m->profile_forward);
     fmnn__free(m->metric_sums[0]); /* one block holds both */
@@ -163,24 +164,27 @@ int fmnn__model_infer(fmnn_model *m, size_t *n_params, size_t *n_state)
     return FMNN_OK;
 }
 
-/* One block for the parameters, their gradients, the optimizer's slots
- * and the non-trainable state (with room for fit's copy of it); each
- * layer's views into it. */
+/* One block for the parameters, their gradients and the non-trainable
+ * state (with room for fit's copy of it), another for the optimizer's
+ * state; each layer's views into them. */
 static int collate(fmnn_model *m, size_t n_params, size_t n_state)
 {
-    const size_t arrays = 2 + (size_t)m->optimizer_ops->n_slots;
+    const size_t arrays = 2;
     if (n_params > (SIZE_MAX / sizeof(float) - 2 * n_state - 1) / arrays)
         return fmnn__error(FMNN_ENOMEM, "fmnn_model_compile: %zu parameters do not fit in memory", n_params);
     const size_t total = arrays * n_params + 2 * n_state; /* the state and its copy */
     float *block = fmnn__alloc_array(total ? total : 1, sizeof(float), "the parameters");
     if (!block)
         return FMNN_ENOMEM;
+    int err = fmnn__slots_new(&m->optimizer, n_params, &m->slots);
+    if (err) {
+        fmnn__free(block);
+        return err;
+    }
     memset(block, 0, (total ? total : 1) * sizeof(float));
     m->n_params = n_params;
     m->params = block;
     m->grads = block + n_params;
-    for (int k = 0; k < FMNN__MAX_SLOTS; k++)
-        m->slots[k] = k < m->optimizer_ops->n_slots ? block + (2 + (size_t)k) * n_params : NULL;
     m->n_state = n_state;
     m->state = block + arrays * n_params;
     m->state_before = m->state + n_state;

@@ -45,11 +45,12 @@ struct fmnn_model {
 
     /* Collated parameters: each array holds every layer's kernel and bias
      * back to back, so the optimizer and regularizers are single loops;
-     * the optimizer's state slots are arrays of the same layout.  The
+     * the optimizer's state arrays have the same layout, in a block of
+     * their own (fmnn_model_set_optimizer may replace it).  The
      * non-trainable state (moving statistics) is collated apart. */
     size_t n_params;
     float *params, *grads;
-    float *slots[FMNN__MAX_SLOTS]; /* optimizer_ops->n_slots of them */
+    fmnn__slots slots;
     size_t n_state;
     float *state;
     float *state_before;    /* its copy before a training step, to restore a bad one */

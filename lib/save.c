@@ -69,9 +69,9 @@ static void put_payload(fmnn__writer *w, const void *context)
     }
     if (((const saving *)context)->with_optimizer) {
         fmnn__put_u64(w, (uint64_t)m->step);
-        fmnn__put_u32(w, (uint32_t)m->optimizer_ops->n_slots);
-        for (int k = 0; k < m->optimizer_ops->n_slots; k++)
-            fmnn__put_floats(w, m->slots[k], m->n_params);
+        fmnn__put_u32(w, (uint32_t)m->slots.count);
+        for (int k = 0; k < m->slots.count; k++)
+            fmnn__put_floats(w, m->slots.arrays[k], m->n_params);
     }
 }
 
@@ -106,8 +106,8 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
     if ((at = first_nonfinite(m->state, m->n_state)) < m->n_state)
         return fmnn__error(FMNN_ENUMERIC, "fmnn_model_save: non-trainable value %zu is NaN or Inf, so %s is not written",
                            at, path);
-    for (int k = 0; (flags & FMNN_SAVE_OPTIMIZER) && k < m->optimizer_ops->n_slots; k++)
-        if ((at = first_nonfinite(m->slots[k], m->n_params)) < m->n_params)
+    for (int k = 0; (flags & FMNN_SAVE_OPTIMIZER) && k < m->slots.count; k++)
+        if ((at = first_nonfinite(m->slots.arrays[k], m->n_params)) < m->n_params)
             return fmnn__error(FMNN_ENUMERIC,
                                "fmnn_model_save: optimizer state %zu is NaN or Inf, so %s is not written", at, path);
 
@@ -141,10 +141,11 @@ int fmnn__check_loaded(fmnn__reader *r, const fmnn_model *m, int with_optimizer)
     }
     if (!with_optimizer)
         return FMNN_OK;
-    for (int k = 0; k < m->optimizer_ops->n_slots; k++)
-        if ((at = first_nonfinite(m->slots[k], m->n_params)) < m->n_params)
+    for (int k = 0; k < m->slots.count; k++)
+        if ((at = first_nonfinite(m->slots.arrays[k], m->n_params)) < m->n_params)
             return fmnn__corrupt(r, "optimizer state %zu is NaN or Inf", at);
-    if (m->optimizer_ops->check_state && m->optimizer_ops->check_state(m->slots, m->n_params, msg, sizeof msg))
+    if (m->optimizer_ops->check_state &&
+        m->optimizer_ops->check_state(&m->optimizer, m->slots.arrays, m->n_params, msg, sizeof msg))
         return fmnn__corrupt(r, "%s", msg);
     return FMNN_OK;
 }
@@ -263,7 +264,7 @@ static int read_training(fmnn__reader *r, training_record *t)
  * compile allocate: its memory is bounded by the file size.
  */
 static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_optimizer_ops *optimizer,
-                              uint32_t version, uint32_t flags)
+                              const fmnn_optimizer *settings, uint32_t version, uint32_t flags)
 {
     size_t n_params, n_state;
     fmnn__reader peek;
@@ -292,7 +293,9 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
     }
     uint64_t left = peek.left, want = 0;
     if (flags & FMNN__FILE_OPTIMIZER) {
-        uint64_t slots = (uint64_t)optimizer->n_slots; /* may be 0 */
+        /* The settings' count (amsgrad adds one); the slot count read
+         * with the state must agree. */
+        uint64_t slots = (uint64_t)optimizer->n_slots(settings);
         if (left < 12 || (slots && n_params > (left - 12) / 4 / slots))
             return fmnn__truncated(r, "the optimizer state");
         want = 12 + 4 * slots * n_params;
@@ -335,7 +338,7 @@ static int read_model(fmnn__reader *r, uint32_t version, uint32_t flags, fmnn_mo
             err = fmnn_model_add(m, layer);
     }
     if (!err)
-        err = check_architecture(r, m, optimizer, version, flags);
+        err = check_architecture(r, m, optimizer, &o, version, flags);
     /* compile checks the optimizer and the loss against the output, like
      * for a model built by hand; its errors name the layer. */
     if (!err && (err = fmnn__model_compile(m, loss, &o, 0, 1)))
@@ -371,14 +374,14 @@ static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t version, uint32_
         if (step >= (uint64_t)FMNN__MAX_STEPS)
             return fmnn__corrupt(r, "the optimizer step count %llu is impossible (the limit is 2^62)",
                                  (unsigned long long)step);
-        if (slots != (uint32_t)m->optimizer_ops->n_slots)
-            return fmnn__corrupt(r, "%u optimizer state arrays, but %s keeps %d", (unsigned)slots,
-                                 m->optimizer_ops->name, m->optimizer_ops->n_slots);
+        if (slots != (uint32_t)m->slots.count)
+            return fmnn__corrupt(r, "%u optimizer state arrays, but %s with these settings keeps %d", (unsigned)slots,
+                                 m->optimizer_ops->name, m->slots.count);
         m->step = (int64_t)step;
         if (version < 4) /* before the training record, the optimizer's steps seeded dropout */
             m->steps_trained = m->step;
         for (uint32_t k = 0; k < slots; k++)
-            fmnn__get_floats(r, m->slots[k], m->n_params, "the optimizer state");
+            fmnn__get_floats(r, m->slots.arrays[k], m->n_params, "the optimizer state");
     }
     if (r->err)
         return r->err;

@@ -46,9 +46,11 @@ static const char *corruptdir = tmpdir;
  * (The V2_ names date from format 2, whose layout this extends.) */
 enum {
     V2_LOSS = HEADER, V2_RANK = HEADER + 4, V2_HEIGHT = HEADER + 8,
-    V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon */
-    V2_LAYERS = HEADER + 44,
-    V2_CONV = HEADER + 48,       /* filters, kernel h, w, strides h, w, padding, activation, l1, l2,
+    V2_OPTIMIZER = HEADER + 20, V2_SETTINGS = HEADER + 24, /* count, lr, beta_1, beta_2, epsilon, amsgrad,
+                                                            * then the 45 settings every optimizer has */
+    ADAM_SETTINGS = 5 + 45,
+    V2_LAYERS = V2_SETTINGS + 4 + 4 * ADAM_SETTINGS,
+    V2_CONV = V2_LAYERS + 4,     /* filters, kernel h, w, strides h, w, padding, activation, l1, l2,
                                   * dilation h, w, use_bias, kernel and bias initializers */
     V2_RELU = V2_CONV + 68,      /* activation */
     V2_POOL = V2_RELU + 16,      /* pool h, w, strides h, w, padding */
@@ -311,6 +313,7 @@ static void assert_same_model(fmnn_model *a, fmnn_model *b)
     ck_assert(a->optimizer.adam.epsilon == b->optimizer.adam.epsilon);
     ck_assert(a->optimizer.sgd.momentum == b->optimizer.sgd.momentum);
     ck_assert_int_eq(a->optimizer.sgd.nesterov, b->optimizer.sgd.nesterov);
+    ck_assert_mem_eq(&a->optimizer, &b->optimizer, sizeof a->optimizer); /* every setting, the schedule */
     for (int i = 0; i < fmnn_model_layer_count(a); i++) {
         const fmnn_layer *la = fmnn_model_layer(a, i), *lb = fmnn_model_layer(b, i);
         ck_assert_str_eq(fmnn_layer_name(la), fmnn_layer_name(lb));
@@ -429,8 +432,8 @@ START_TEST(test_round_trip_new_layers)
     assert_same_model(a, b);
     ck_assert_uint_eq(a->n_state, b->n_state);
     ck_assert_mem_eq(a->state, b->state, a->n_state * sizeof *a->state);
-    for (int k = 0; k < a->optimizer_ops->n_slots; k++)
-        ck_assert_mem_eq(a->slots[k], b->slots[k], a->n_params * sizeof(float));
+    for (int k = 0; k < a->slots.count; k++)
+        ck_assert_mem_eq(a->slots.arrays[k], b->slots.arrays[k], a->n_params * sizeof(float));
     assert_same_predictions(a, b, x);
     save_ok(b, again, FMNN_SAVE_OPTIMIZER);
     size_t na, nb;
@@ -589,8 +592,8 @@ START_TEST(test_resume)
     const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
     ck_assert_uint_eq(na, nb);
     ck_assert_mem_eq(wa, wb, na * sizeof *wa);
-    for (int k = 0; k < a->optimizer_ops->n_slots; k++)
-        ck_assert_mem_eq(a->slots[k], b->slots[k], na * sizeof *wa);
+    for (int k = 0; k < a->slots.count; k++)
+        ck_assert_mem_eq(a->slots.arrays[k], b->slots.arrays[k], na * sizeof *wa);
 
     fmnn_model *c = load_ok(without);
     ck_assert_int_eq(c->step, 0);
@@ -832,8 +835,8 @@ START_TEST(test_impossible_architecture)
         { "input height 0", V2_HEIGHT, 0, 0, 0, "input dimension" },
         { "input height 2^31", V2_HEIGHT, 0, 0x80000000u, 0, "input dimension" },
         { "input height 2^24: 5e8 parameters", V2_HEIGHT, 0, 1u << 24, 0, "parameters" },
-        { "unknown optimizer", V2_OPTIMIZER, 0, 2, 0, "optimizer" },
-        { "more optimizer settings than Adam has", V2_SETTINGS, 0, 5, 0, "options" },
+        { "unknown optimizer", V2_OPTIMIZER, 0, 99, 0, "optimizer" },
+        { "more optimizer settings than Adam has", V2_SETTINGS, 0, ADAM_SETTINGS + 1, 0, "options" },
         { "fewer optimizer settings: the rest is misread", V2_SETTINGS, 0, 3, 0, "layer count" },
         { "negative learning rate", V2_SETTINGS + 4, 1, 0, -1.0f, "learning_rate" },
         { "NaN learning rate", V2_SETTINGS + 4, 1, 0, NAN, "learning_rate" },
@@ -894,6 +897,38 @@ START_TEST(test_impossible_architecture)
     ck_assert_uint_eq(rd32(good + V2_SLOTS), 2);
     ck_assert_uint_eq(n, V2_MOMENTS + 8 * 225);
     expect_edits_refused(good, n, edits, sizeof edits / sizeof *edits, "impossible");
+    free(good);
+}
+END_TEST
+
+/* A file from before Adam's amsgrad and the settings every optimizer
+ * shares (libfmnn 0.3: learning_rate, beta_1, beta_2, epsilon) loads with
+ * their fallbacks: no amsgrad, no decay, no clip, a constant rate. */
+START_TEST(test_old_optimizer_settings_fall_back)
+{
+    size_t n;
+    unsigned char *good = good_file(&n, FMNN_SAVE_OPTIMIZER);
+    ck_assert_uint_eq(rd32(good + V2_SETTINGS), ADAM_SETTINGS);
+    const size_t keep = V2_SETTINGS + 4 + 4 * 4, cut = 4 * (ADAM_SETTINGS - 4);
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, good, keep);
+    memcpy(b + keep, good + keep + cut, n - keep - cut);
+    wr32(b + V2_SETTINGS, 4);
+    fix_header(b, n - cut);
+    char path[512];
+    write_bytes(tpath(path, sizeof path, "old-settings.fmnn"), b, n - cut);
+    fmnn_model *old = load_ok(path), *now = load_ok(tpath(path, sizeof path, "good.fmnn"));
+    assert_same_model(old, now);
+    fmnn_optimizer o;
+    ck_assert_int_eq(fmnn_model_get_optimizer(old, &o), FMNN_OK);
+    ck_assert(o.adam.amsgrad == 0 && o.weight_decay == 0.0f && o.clipnorm == 0.0f && o.clipvalue == 0.0f &&
+              o.global_clipnorm == 0.0f && o.schedule.kind == FMNN_SCHEDULE_CONSTANT);
+    ck_assert_int_eq(old->slots.count, 2);
+    ck_assert_mem_eq(old->slots.arrays[1], now->slots.arrays[1], old->n_params * sizeof(float));
+    fmnn_model_free(old);
+    fmnn_model_free(now);
+    free(b);
     free(good);
 }
 END_TEST
@@ -1188,7 +1223,7 @@ START_TEST(test_nonfinite_not_saved)
         ck_assert_ptr_nonnull(strstr(fmnn_last_error(), "NaN or Inf"));
         w[n - 1] = kept;
     }
-    m->slots[1][0] = INFINITY;
+    m->slots.arrays[1][0] = INFINITY;
     EXPECT_ERROR(fmnn_model_save(m, path, FMNN_SAVE_OPTIMIZER), FMNN_ENUMERIC, "optimizer state 0");
     unsigned char *after = slurp(path, &n_after);
     ck_assert_uint_eq(n_after, n_good);
@@ -1326,6 +1361,7 @@ static Suite *save_suite(void)
     tcase_add_test(tc, test_impossible_architecture);
     tcase_add_test(tc, test_impossible_architecture_format1);
     tcase_add_test(tc, test_missing_options_fall_back);
+    tcase_add_test(tc, test_old_optimizer_settings_fall_back);
     tcase_add_loop_test(tc, test_older_formats_load, 2, 4);
     tcase_add_test(tc, test_unfused_categorical_file_loads);
     tcase_add_test(tc, test_oversized_kernel);

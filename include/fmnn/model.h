@@ -52,13 +52,17 @@ typedef enum fmnn_loss {
 
 typedef enum fmnn_optimizer_kind {
     FMNN_OPTIMIZER_ADAM = 0,
-    FMNN_OPTIMIZER_SGD
+    FMNN_OPTIMIZER_SGD,
+    FMNN_OPTIMIZER_RMSPROP,
+    FMNN_OPTIMIZER_ADAGRAD,
+    FMNN_OPTIMIZER_ADAMW
 } fmnn_optimizer_kind;
 
-/** Adam's own settings (keras.optimizers.Adam). */
+/** Adam's and AdamW's own settings (keras.optimizers.Adam, AdamW). */
 typedef struct fmnn_adam_settings {
     float beta_1, beta_2;  /**< in [0, 1) */
     float epsilon;         /**< >= 0, added to sqrt(v) */
+    int amsgrad;           /**< 0 or 1: AMSGrad, a third state array (the running maximum of v) */
 } fmnn_adam_settings;
 
 /** SGD's own settings (keras.optimizers.SGD). */
@@ -67,22 +71,77 @@ typedef struct fmnn_sgd_settings {
     int nesterov;          /**< non-zero: Nesterov momentum */
 } fmnn_sgd_settings;
 
+/** RMSprop's own settings (keras.optimizers.RMSprop). */
+typedef struct fmnn_rmsprop_settings {
+    float rho;             /**< in [0, 1) */
+    float momentum;        /**< in [0, 1); > 0 keeps a momentum array */
+    float epsilon;         /**< >= 0, added to the mean square under the root */
+    int centered;          /**< 0 or 1: divide by the estimated variance (keeps the mean gradient) */
+} fmnn_rmsprop_settings;
+
+/** Adagrad's own settings (keras.optimizers.Adagrad). */
+typedef struct fmnn_adagrad_settings {
+    float initial_accumulator_value; /**< >= 0, the accumulators' start */
+    float epsilon;         /**< >= 0, added to the accumulator under the root */
+} fmnn_adagrad_settings;
+
+typedef enum fmnn_schedule_kind {
+    FMNN_SCHEDULE_CONSTANT = 0,
+    FMNN_SCHEDULE_EXPONENTIAL_DECAY,
+    FMNN_SCHEDULE_PIECEWISE_CONSTANT,
+    FMNN_SCHEDULE_COSINE_DECAY,
+    FMNN_SCHEDULE_INVERSE_TIME_DECAY
+} fmnn_schedule_kind;
+
+/** The most boundaries a piecewise constant schedule has. */
+#define FMNN_MAX_BOUNDARIES 16
+
 /**
- * Optimizer settings; build them with fmnn_adam() or fmnn_sgd() and
- * change what you need.  The settings of each kind are nested under its
- * name (o.adam.beta_1, o.sgd.momentum).  The struct's size is fixed: later
- * optimizers' settings go in the union, and settings every optimizer
- * shares in the reserved floats, which must be 0.
+ * A learning-rate schedule (keras.optimizers.schedules): the learning rate
+ * as a function of the optimizer's iteration count, the optimizer's
+ * learning_rate being Keras's initial_learning_rate.  Zeroed, it is the
+ * constant learning_rate.  Build one with the fmnn_*_decay() functions.
+ */
+typedef struct fmnn_schedule {
+    fmnn_schedule_kind kind;
+    int decay_steps;       /**< > 0: exponential, inverse time and cosine decay */
+    float decay_rate;      /**< >= 0: exponential and inverse time decay */
+    int staircase;         /**< 0 or 1: exponential and inverse time decay in whole periods */
+    float alpha;           /**< in [0, 1]: cosine decay's floor, a fraction of its start */
+    int warmup_steps;      /**< >= 0: cosine decay's linear warm-up; 0 for none */
+    float warmup_target;   /**< >= 0: the rate the warm-up reaches, where the decay starts */
+    int n_boundaries;      /**< 0..FMNN_MAX_BOUNDARIES: piecewise constant */
+    int boundaries[FMNN_MAX_BOUNDARIES];   /**< >= 0, strictly increasing */
+    float values[FMNN_MAX_BOUNDARIES + 1]; /**< >= 0, n_boundaries + 1 of them */
+} fmnn_schedule;
+
+/**
+ * Optimizer settings; build them with fmnn_adam(), fmnn_sgd(),
+ * fmnn_rmsprop(), fmnn_adagrad() or fmnn_adamw() and change what you
+ * need.  The settings of each kind are nested under its name
+ * (o.adam.beta_1, o.sgd.momentum; AdamW's are o.adam); those every kind
+ * shares follow the union, as Keras's base optimizer's arguments.
  */
 typedef struct fmnn_optimizer {
     fmnn_optimizer_kind kind;
-    float learning_rate;   /**< > 0 */
+    float learning_rate;   /**< > 0 (0 only to start a cosine warm-up) */
     union {
         fmnn_adam_settings adam;
         fmnn_sgd_settings sgd;
+        fmnn_rmsprop_settings rmsprop;
+        fmnn_adagrad_settings adagrad;
         float reserved_kind[16];
     };
-    float reserved[8];
+    /** >= 0: decoupled weight decay, w -= w * weight_decay * lr before
+     * each update, for any kind (AdamW's default is 0.004). */
+    float weight_decay;
+    /** >= 0, 0 meaning off, at most one of the three set: clip each
+     * variable's gradient (a layer's kernel, its bias) to this norm, each
+     * gradient value to [-clipvalue, clipvalue], or all trainable
+     * gradients together to this norm. */
+    float clipnorm, clipvalue, global_clipnorm;
+    fmnn_schedule schedule; /**< zeroed: the constant learning_rate */
+    float reserved[8];     /**< must be 0 */
 } fmnn_optimizer;
 
 /** Adam with Keras's defaults: lr 1e-3, beta_1 0.9, beta_2 0.999, eps 1e-7. */
@@ -90,6 +149,55 @@ FMNN_API fmnn_optimizer fmnn_adam(void);
 
 /** SGD with (optional) momentum, as keras.optimizers.SGD. */
 FMNN_API fmnn_optimizer fmnn_sgd(float learning_rate, float momentum);
+
+/** RMSprop with Keras's defaults: lr 1e-3, rho 0.9, momentum 0, eps 1e-7. */
+FMNN_API fmnn_optimizer fmnn_rmsprop(void);
+
+/** Adagrad with Keras's defaults: lr 1e-3, accumulators from 0.1, eps 1e-7. */
+FMNN_API fmnn_optimizer fmnn_adagrad(void);
+
+/** AdamW with Keras's defaults: Adam's, and weight_decay 0.004. */
+FMNN_API fmnn_optimizer fmnn_adamw(void);
+
+/** keras.optimizers.schedules.ExponentialDecay: lr * rate^(step / decay_steps). */
+FMNN_API fmnn_schedule fmnn_exponential_decay(int decay_steps, float decay_rate, int staircase);
+
+/** keras.optimizers.schedules.InverseTimeDecay: lr / (1 + rate * step / decay_steps). */
+FMNN_API fmnn_schedule fmnn_inverse_time_decay(int decay_steps, float decay_rate, int staircase);
+
+/** keras.optimizers.schedules.CosineDecay, with an optional linear warm-up
+ * from lr to warmup_target over warmup_steps (0: none) before the decay. */
+FMNN_API fmnn_schedule fmnn_cosine_decay(int decay_steps, float alpha, int warmup_steps, float warmup_target);
+
+/** keras.optimizers.schedules.PiecewiseConstantDecay: values[0] up to and
+ * including step boundaries[0], values[i] up to boundaries[i], then
+ * values[n].  values holds n_boundaries + 1 floats.  More than
+ * FMNN_MAX_BOUNDARIES give a schedule that compile refuses. */
+FMNN_API fmnn_schedule fmnn_piecewise_constant_decay(int n_boundaries, const int *boundaries,
+                                                     const float *values);
+
+/**
+ * Replaces the optimizer of a compiled (or loaded) model, checked as
+ * compile checks it; on any error nothing changes.  The same kind with as
+ * many state arrays keeps its state and iteration count (new
+ * hyperparameters, as setting them on a Keras optimizer); another kind,
+ * or a change of state arrays (amsgrad, RMSprop's momentum or centered),
+ * starts fresh state at iteration 0.  FMNN_ESTATE before compile
+ * (fmnn_model_compile() takes the first optimizer).
+ */
+FMNN_API int fmnn_model_set_optimizer(fmnn_model *model, const fmnn_optimizer *optimizer);
+
+/** The optimizer settings of a compiled model. */
+FMNN_API int fmnn_model_get_optimizer(const fmnn_model *model, fmnn_optimizer *out);
+
+/** Sets the constant learning rate (> 0) of a compiled model, keeping the
+ * optimizer's state.  FMNN_ESTATE when a schedule is set, as Keras
+ * refuses to set the rate of an optimizer built on a schedule. */
+FMNN_API int fmnn_model_set_learning_rate(fmnn_model *model, float learning_rate);
+
+/** The learning rate the next update will use: the schedule at the
+ * current iteration count. */
+FMNN_API int fmnn_model_learning_rate(const fmnn_model *model, float *out);
 
 /**
  * Creates an empty Sequential model for samples of the given shape

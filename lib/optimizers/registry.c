@@ -1,14 +1,18 @@
 /*
  * registry.c - every optimizer, by its fmnn_optimizer_kind.  A new
- * optimizer is its file in lib/optimizers/, one line here, its kind at the
- * end of enum fmnn_optimizer_kind, its settings struct in the union of
- * fmnn_optimizer and its constructor (include/fmnn/model.h).
+ * optimizer is its file in lib/optimizers/ (its field table ending in
+ * FMNN__COMMON_FIELDS), one line here, its kind at the end of enum
+ * fmnn_optimizer_kind, its settings struct in the union of fmnn_optimizer
+ * and its constructor (include/fmnn/model.h).
  */
 #include "optimizer_impl.h"
 
-#define OPTIMIZER_TYPES(X)      \
-    X(FMNN_OPTIMIZER_ADAM, adam) \
-    X(FMNN_OPTIMIZER_SGD, sgd)
+#define OPTIMIZER_TYPES(X)            \
+    X(FMNN_OPTIMIZER_ADAM, adam)       \
+    X(FMNN_OPTIMIZER_SGD, sgd)         \
+    X(FMNN_OPTIMIZER_RMSPROP, rmsprop) \
+    X(FMNN_OPTIMIZER_ADAGRAD, adagrad) \
+    X(FMNN_OPTIMIZER_ADAMW, adamw)
 
 #define DECLARE(kind, name) extern const struct fmnn_optimizer_ops fmnn__##name##_optimizer;
 OPTIMIZER_TYPES(DECLARE)

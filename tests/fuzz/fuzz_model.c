@@ -165,8 +165,8 @@ static void exercise(fmnn_model *m)
         memcmp(back->params, m->params, n * sizeof(float)) != 0 ||
         back->optimizer_ops != m->optimizer_ops)
         abort();
-    for (int k = 0; k < m->optimizer_ops->n_slots; k++)
-        if (memcmp(back->slots[k], m->slots[k], n * sizeof(float)) != 0)
+    for (int k = 0; k < m->slots.count; k++)
+        if (memcmp(back->slots.arrays[k], m->slots.arrays[k], n * sizeof(float)) != 0)
             abort();
     fmnn_model_free(back);
 }
