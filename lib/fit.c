@@ -25,8 +25,8 @@
 
 /* ---- the options ----------------------------------------------------------- */
 
-static int check_fit_options(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
-                             const fmnn_fit_options *o, const char *fn)
+static int check_fit_options(const fmnn_model *m, const fmnn_tensor *x, const fmnn_fit_options *o,
+                             const char *fn)
 {
     if (o->batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0 (0 means 32), got %d", fn, o->batch_size);
@@ -46,7 +46,6 @@ static int check_fit_options(const fmnn_model *m, const fmnn_tensor *x, const fm
     if (o->x_val && ((err = fmnn__check_x(m, o->x_val, "fmnn_model_fit (x_val)")) ||
                      (err = fmnn__check_y(m, o->x_val, o->y_val, "fmnn_model_fit (y_val)"))))
         return err;
-    (void)y;
     if ((err = fmnn__check_weights(x, o->sample_weight, "sample_weight", fn)))
         return err;
     if (o->n_class_weight < 0 || (o->n_class_weight > 0 && !o->class_weight))
@@ -73,7 +72,7 @@ static int check_fit_options(const fmnn_model *m, const fmnn_tensor *x, const fm
 /* Keras's class_weight_to_sample_weights: each sample weighs its class's
  * weight (1 for a class past the list): the argmax of a one-hot row, or
  * the rounded value of a single one (an index, or a binary target). */
-static void class_weights(const fmnn_model *m, const fmnn_tensor *y, const fmnn_fit_options *o, float *w)
+static void class_weights(const fmnn_tensor *y, const fmnn_fit_options *o, float *w)
 {
     const int width = (int)(y->size / (size_t)y->dims[0]);
     for (int i = 0; i < y->dims[0]; i++) {
@@ -81,7 +80,6 @@ static void class_weights(const fmnn_model *m, const fmnn_tensor *y, const fmnn_
         const int c = width > 1 ? fmnn__argmax(row, width) : (int)lrintf(row[0]);
         w[i] = c >= 0 && c < o->n_class_weight ? o->class_weight[c] : 1.0f;
     }
-    (void)m;
 }
 
 /* Keras holds out the LAST fraction, before any shuffling:
@@ -362,20 +360,23 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     fmnn_fit_options o = *options;
     if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
         o.batch_size = 32;
-    if ((err = check_fit_options(m, x, y, &o, fn)))
+    if ((err = check_fit_options(m, x, &o, fn)))
         return err;
 
-    /* validation_data replaces validation_split, as in Keras. */
+    /* validation_data replaces validation_split, as in Keras; a split
+     * takes the sample weights' tail with the samples'. */
     const int n = x->dims[0];
     fit_data d = { .x = x, .y = y, .weights = o.sample_weight ? o.sample_weight->data : NULL };
-    d.n_train = o.x_val ? n : training_count(n, o.validation_split);
     if (o.x_val) {
-        d = (fit_data){ .x = x, .y = y, .weights = d.weights, .n_train = n, .x_val = o.x_val, .y_val = o.y_val,
-                        .n_val = o.x_val->dims[0] };
+        d.n_train = n;
+        d.x_val = o.x_val;
+        d.y_val = o.y_val;
+        d.n_val = o.x_val->dims[0];
     } else {
+        d.n_train = training_count(n, o.validation_split);
         d.x_val = x;
         d.y_val = y;
-        d.val_weights = d.weights; /* Keras splits the sample weights with the samples */
+        d.val_weights = d.weights;
         d.val_first = d.n_train;
         d.n_val = n - d.n_train;
     }
@@ -396,7 +397,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     float *class_w = NULL;
     int *order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order");
     if (order && o.n_class_weight > 0 && (class_w = fmnn__alloc_array((size_t)n, sizeof *class_w, "the class weights")))
-        class_weights(m, y, &o, class_w);
+        class_weights(y, &o, class_w);
     if (!order || (o.n_class_weight > 0 && !class_w) ||
         (history && history_new(&h, m, o.initial_epoch, (int)epochs, d.n_val > 0))) {
         fmnn__free(order);
