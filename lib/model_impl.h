@@ -104,6 +104,15 @@ FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
 FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, int with_grad,
                                       double *correct);
 
+/* What evaluate, predict and adapt check of x (train.c): a compiled model,
+ * x of its input shape, every value finite; errors name fn. */
+FMNN_INTERNAL int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn);
+
+/* The samples one inference pass takes at a time (train.c): batch_size,
+ * but never more than the training buffers hold, and at most 64 when
+ * there are none yet, so memory stays bounded. */
+FMNN_INTERNAL int fmnn__inference_chunk(const fmnn_model *m, int batch_size);
+
 /* Regularization (regularizer.c): the penalty of all kernels, and its
  * gradient added to grads. */
 FMNN_INTERNAL double fmnn__regularization_penalty(const fmnn_model *model);

@@ -16,7 +16,7 @@
 
 /* ---- checking what the caller passed --------------------------------- */
 
-static int check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
+int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
 {
     if (!m)
         return fmnn__error(FMNN_EINVAL, "%s: model is NULL", fn);
@@ -106,7 +106,7 @@ static void gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, co
 /* Batches for inference: never more than the training buffers hold, and
  * at most 64 samples when there are none yet, so memory stays bounded
  * whatever batch_size the caller asks for; fewer for huge samples. */
-static int inference_chunk(const fmnn_model *m, int batch_size)
+int fmnn__inference_chunk(const fmnn_model *m, int batch_size)
 {
     int limit = m->capacity > 64 ? m->capacity : 64;
     if (limit > fmnn__model_batch_limit(m))
@@ -118,7 +118,7 @@ static int inference_chunk(const fmnn_model *m, int batch_size)
 static int measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, int first, int count,
                    int batch_size, float *loss_out, float *accuracy_out)
 {
-    int chunk = inference_chunk(m, batch_size);
+    int chunk = fmnn__inference_chunk(m, batch_size);
     int err = fmnn__plan_buffers(m, chunk);
     if (err)
         return err;
@@ -284,7 +284,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     static const char fn[] = "fmnn_model_fit";
     if (history)
         *history = NULL;
-    int err = check_x(m, x, fn);
+    int err = fmnn__check_x(m, x, fn);
     if (!err)
         err = check_y(m, x, y, fn);
     if (err)
@@ -366,7 +366,7 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *m, const fmnn_tensor *x, const fmnn
                                  int batch_size, float *loss_out, float *accuracy_out)
 {
     static const char fn[] = "fmnn_model_evaluate";
-    int err = check_x(m, x, fn);
+    int err = fmnn__check_x(m, x, fn);
     if (!err)
         err = check_y(m, x, y, fn);
     if (err)
@@ -382,12 +382,12 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
     if (!out)
         return fmnn__error(FMNN_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
-    int err = check_x(m, x, fn);
+    int err = fmnn__check_x(m, x, fn);
     if (err)
         return err;
     if (batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    int chunk = inference_chunk(m, batch_size ? batch_size : 32);
+    int chunk = fmnn__inference_chunk(m, batch_size ? batch_size : 32);
     if ((err = fmnn__plan_buffers(m, chunk)))
         return err;
     const fmnn_shape *shape = &m->layers[m->n_layers - 1]->out;
