@@ -10,7 +10,13 @@
 
 fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops)
 {
-    fmnn_layer *layer = fmnn__alloc_zeroed(ops->size, ops->base_name);
+    return fmnn__layer_alloc_extra(ops, 0);
+}
+
+fmnn_layer *fmnn__layer_alloc_extra(const struct fmnn_layer_ops *ops, size_t extra)
+{
+    /* an impossible size fails in the allocator, with its message */
+    fmnn_layer *layer = fmnn__alloc_zeroed(extra > SIZE_MAX - ops->size ? SIZE_MAX : ops->size + extra, ops->base_name);
     if (layer) {
         layer->ops = ops;
         snprintf(layer->name, sizeof layer->name, "%s", ops->base_name);

@@ -161,6 +161,11 @@ FMNN_INTERNAL uint32_t fmnn__layer_code(const struct fmnn_layer_ops *ops);
 /* Allocates a zeroed layer struct of ops->size bytes (layer.c). */
 FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc(const struct fmnn_layer_ops *ops);
 
+/* The same with `extra` bytes after the struct, for values a constructor
+ * is given that are not options (a Normalization's mean and variance);
+ * one block, so fmnn_layer_free frees them too. */
+FMNN_INTERNAL fmnn_layer *fmnn__layer_alloc_extra(const struct fmnn_layer_ops *ops, size_t extra);
+
 /* The kernel and bias from their initializers (glorot_uniform and zeros
  * by default), zero state. */
 FMNN_INTERNAL void fmnn__layer_init_default(fmnn_layer *layer, fmnn_rng *rng);

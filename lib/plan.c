@@ -439,6 +439,17 @@ void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input
     }
 }
 
+const float *fmnn__plan_forward_until(fmnn_model *m, const fmnn_pass *pass, const float *input, int until)
+{
+    for (int s = 0; s < m->n_steps && m->steps[s].links[m->steps[s].n_links - 1].layer->index < until; s++) {
+        if (m->steps[s].post != FMNN_LINEAR)
+            forward_post(m, &m->steps[s], pass, input);
+        else
+            forward_step(m, &m->steps[s], pass, input);
+    }
+    return until == 0 ? input : m->acts[until];
+}
+
 void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
 {
     int d = 0;

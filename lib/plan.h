@@ -67,6 +67,13 @@ FMNN_INTERNAL void fmnn__plan_free_buffers(fmnn_model *m);
  * loss's gradient in m->delta[0] and leaves every layer's kernel and bias
  * gradients.  Backward needs the forward pass of the same batch before it. */
 FMNN_INTERNAL void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input);
+
+/* The forward pass of the layers before layer `until` only (fmnn_model_adapt
+ * runs them to see what reaches that layer); returns that layer's input.
+ * For a layer no step shares with the layer before it: not the pool of a
+ * Conv2D -> relu -> MaxPooling2D, nor an activation fused into a layer. */
+FMNN_INTERNAL const float *fmnn__plan_forward_until(fmnn_model *m, const fmnn_pass *pass, const float *input,
+                                                    int until);
 FMNN_INTERNAL void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input);
 
 /* The pass settings of a layer run alone, as the plan gives them to a

@@ -169,7 +169,7 @@ int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, doub
 /* Batches for inference: never more than the training buffers hold, and
  * at most 64 samples when there are none yet, so memory stays bounded
  * whatever batch_size the caller asks for; fewer for huge samples. */
-static int inference_chunk(const fmnn_model *m, int batch_size)
+int fmnn__inference_chunk(const fmnn_model *m, int batch_size)
 {
     int limit = m->capacity > 64 ? m->capacity : 64;
     if (limit > fmnn__model_batch_limit(m))
@@ -180,7 +180,7 @@ static int inference_chunk(const fmnn_model *m, int batch_size)
 int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights, int first,
                   int count, int batch_size, float *loss_out, float *metrics_out)
 {
-    int chunk = inference_chunk(m, batch_size);
+    int chunk = fmnn__inference_chunk(m, batch_size);
     int err = fmnn__plan_buffers(m, chunk);
     if (err)
         return err;
@@ -292,7 +292,7 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
         return err;
     if (batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    return predict(m, x, inference_chunk(m, batch_size ? batch_size : 32), out, fn);
+    return predict(m, x, fmnn__inference_chunk(m, batch_size ? batch_size : 32), out, fn);
 }
 
 /* ---- Keras's *_on_batch ------------------------------------------------- */

@@ -742,10 +742,10 @@ START_TEST(model_cnn_gradients)
      * sum_over_batch_size: sum(w * loss) / rows), also through evaluate. */
     const float weights[B] = { 0.5f, 2.0f, 0.0f };
     g.weights = weights;
-    check_model(&g, "MSE model with sample weights");
+    check_model(&g, "CNN with sample weights");
     fmnn_tensor *tw = NULL;
     ck_assert_int_eq(fmnn_tensor_wrap(&tw, (float *)weights, 1, (int[]){ B }), FMNN_OK);
-    float values[1];
+    float values[1 + FMNN_MAX_METRICS];
     ck_assert_int_eq(fmnn_model_evaluate_metrics(m, tx, ty, tw, B, values), FMNN_OK);
     objective = gc_model_objective(&g);
     ck_assert_msg(fabs(values[0] - objective) <= 1e-5 * fmax(1.0, fabs(objective)),

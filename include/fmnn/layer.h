@@ -177,6 +177,135 @@ FMNN_API fmnn_layer *fmnn_leaky_relu(float negative_slope);
 /** Flattens each sample in (height, width, channels) order. */
 FMNN_API fmnn_layer *fmnn_flatten(void);
 
+/* ---- preprocessing and augmentation ------------------------------------ */
+
+/** Rescaling: y = x * scale + offset, in training and inference alike
+ * (Keras's Rescaling(scale, offset); 1 / 255 and 0 map bytes to [0, 1]). */
+FMNN_API fmnn_layer *fmnn_rescaling(float scale, float offset);
+
+/** Normalization options; zero-filled (or NULL) means Keras's defaults:
+ * no values given (fmnn_model_adapt computes them), not inverted. */
+typedef struct fmnn_normalization_options {
+    const float *mean;     /**< count values, copied; NULL: adapt sets them */
+    const float *variance; /**< count values >= 0, copied; given with mean */
+    int count;             /**< 1 (every channel the same) or the channel count */
+    int invert;            /**< 1: y = mean + x * max(sqrt(var), 1e-7) (Keras's invert=True) */
+} fmnn_normalization_options;
+
+#define FMNN_NORMALIZATION_OPTIONS_INIT { NULL, NULL, 0, 0 }
+
+/**
+ * Normalization over the last axis (Keras's axis=-1):
+ * y = (x - mean) / max(sqrt(variance), 1e-7) per channel, in training and
+ * inference alike.  The mean and variance are the layer's non-trainable
+ * state: given here, or computed from data by fmnn_model_adapt().
+ */
+FMNN_API fmnn_layer *fmnn_normalization(const fmnn_normalization_options *options);
+
+/** Which way RandomFlip flips. */
+typedef enum fmnn_flip_mode {
+    FMNN_FLIP_HORIZONTAL_AND_VERTICAL = 0, /**< Keras's default: both at once, or neither */
+    FMNN_FLIP_HORIZONTAL,                  /**< left-right */
+    FMNN_FLIP_VERTICAL                     /**< top-bottom */
+} fmnn_flip_mode;
+
+/** RandomFlip options; zero-filled (or NULL) means Keras's defaults. */
+typedef struct fmnn_random_flip_options {
+    fmnn_flip_mode mode;
+    int seed;              /**< Keras's seed: mixed into the draws; 0 means none */
+} fmnn_random_flip_options;
+
+#define FMNN_RANDOM_FLIP_OPTIONS_INIT { FMNN_FLIP_HORIZONTAL_AND_VERTICAL, 0 }
+
+/**
+ * RandomFlip: in fmnn_model_fit, flips each image with probability 1/2;
+ * the identity at inference.  Takes (height, width, channels) input.
+ */
+FMNN_API fmnn_layer *fmnn_random_flip(const fmnn_random_flip_options *options);
+
+/** How an image transform fills the points that fall outside the input
+ * (Keras's fill_mode), for abcd extended past both of its edges. */
+typedef enum fmnn_fill_mode {
+    FMNN_FILL_REFLECT = 0, /**< d c b a | a b c d | d c b a (Keras's default) */
+    FMNN_FILL_WRAP,        /**< a b c d | a b c d | a b c d */
+    FMNN_FILL_CONSTANT,    /**< k k k k | a b c d | k k k k, k = fill_value */
+    FMNN_FILL_NEAREST      /**< a a a a | a b c d | d d d d */
+} fmnn_fill_mode;
+
+/** How an image transform reads between pixels (Keras's interpolation). */
+typedef enum fmnn_interpolation {
+    FMNN_INTERPOLATION_BILINEAR = 0, /**< Keras's default */
+    FMNN_INTERPOLATION_NEAREST
+} fmnn_interpolation;
+
+/** The options RandomTranslation, RandomRotation and RandomZoom share;
+ * zero-filled (or NULL) means Keras's defaults. */
+typedef struct fmnn_image_fill_options {
+    fmnn_fill_mode fill_mode;
+    fmnn_interpolation interpolation;
+    float fill_value;      /**< for FMNN_FILL_CONSTANT; finite */
+    int seed;              /**< Keras's seed: mixed into the draws; 0 means none */
+} fmnn_image_fill_options;
+
+#define FMNN_IMAGE_FILL_OPTIONS_INIT { FMNN_FILL_REFLECT, FMNN_INTERPOLATION_BILINEAR, 0.0f, 0 }
+
+/**
+ * RandomTranslation: in fmnn_model_fit, shifts each image down by
+ * U(height_lower, height_upper) of its height and right by
+ * U(width_lower, width_upper) of its width (each bound in [-1, 1]; Keras's
+ * height_factor=0.2 is -0.2, 0.2); the identity at inference.
+ */
+FMNN_API fmnn_layer *fmnn_random_translation(float height_lower, float height_upper,
+                                             float width_lower, float width_upper,
+                                             const fmnn_image_fill_options *options);
+
+/**
+ * RandomRotation: in fmnn_model_fit, rotates each image about its centre
+ * by U(lower, upper) turns (fractions of 2 pi, each in [-1, 1]; positive
+ * is counter-clockwise; Keras's factor=0.1 is -0.1, 0.1); the identity at
+ * inference.
+ */
+FMNN_API fmnn_layer *fmnn_random_rotation(float lower, float upper,
+                                          const fmnn_image_fill_options *options);
+
+/** RandomZoom options; zero-filled (or NULL) means Keras's defaults. */
+typedef struct fmnn_random_zoom_options {
+    int has_width_factor;  /**< 0: Keras's width_factor=None, the width zooms as
+                            * the height does (the aspect ratio is kept) */
+    float width_lower, width_upper; /**< with has_width_factor, in (-1, 1] */
+    fmnn_image_fill_options fill;
+} fmnn_random_zoom_options;
+
+#define FMNN_RANDOM_ZOOM_OPTIONS_INIT { 0, 0.0f, 0.0f, FMNN_IMAGE_FILL_OPTIONS_INIT }
+
+/**
+ * RandomZoom: in fmnn_model_fit, zooms each image about its centre, the
+ * height by 1 + U(height_lower, height_upper) (each in (-1, 1]; positive
+ * zooms out, negative in; Keras's height_factor=0.2 is -0.2, 0.2); the
+ * identity at inference.
+ */
+FMNN_API fmnn_layer *fmnn_random_zoom(float height_lower, float height_upper,
+                                      const fmnn_random_zoom_options *options);
+
+/** RandomContrast options.  A zero-filled one is not Keras's defaults (its
+ * value range would be empty): start from FMNN_RANDOM_CONTRAST_OPTIONS_INIT,
+ * or pass NULL. */
+typedef struct fmnn_random_contrast_options {
+    float value_low, value_high; /**< Keras's value_range: (0, 255) */
+    int seed;                    /**< Keras's seed: mixed into the draws; 0 means none */
+} fmnn_random_contrast_options;
+
+#define FMNN_RANDOM_CONTRAST_OPTIONS_INIT { 0.0f, 255.0f, 0 }
+
+/**
+ * RandomContrast: in fmnn_model_fit, y = clip((x - mean) * f + mean,
+ * value_low, value_high) with mean each channel's over the image and f
+ * drawn per image from U(1 - lower, 1 + upper) (each in [0, 1]); the
+ * identity at inference.
+ */
+FMNN_API fmnn_layer *fmnn_random_contrast(float lower, float upper,
+                                          const fmnn_random_contrast_options *options);
+
 /** Frees a layer that was never added to a model.  NULL is a no-op. */
 FMNN_API void fmnn_layer_free(fmnn_layer *layer);
 

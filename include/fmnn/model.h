@@ -541,6 +541,17 @@ FMNN_API int fmnn_model_predict_on_batch(fmnn_model *model, const fmnn_tensor *x
  * orders and dropout masks.  Either pointer may be NULL. */
 FMNN_API int fmnn_model_trained(const fmnn_model *model, int64_t *epochs, int64_t *steps);
 
+/**
+ * Keras's Normalization.adapt(): sets the mean and the (biased) variance
+ * of the Normalization layer at layer_index, per channel, over every axis
+ * but the last of what reaches it when the model runs on x.  x is shaped
+ * as the model's input (N, input shape...); the layers before layer_index
+ * run in inference mode, a bounded number of samples at a time.  After
+ * compile; the statistics are accumulated in double, in sample order, so
+ * they do not depend on how the samples were grouped.
+ */
+FMNN_API int fmnn_model_adapt(fmnn_model *model, int layer_index, const fmnn_tensor *x);
+
 /** fmnn_model_save flag: also save the optimizer's state, to resume training. */
 #define FMNN_SAVE_OPTIMIZER 1u
 

@@ -20,6 +20,13 @@
     X(11, zero_padding2d) \
     X(12, reshape)        \
     X(13, leaky_relu)     \
+    X(14, rescaling)      \
+    X(15, normalization)  \
+    X(16, random_flip)    \
+    X(17, random_translation) \
+    X(18, random_rotation) \
+    X(19, random_zoom)    \
+    X(20, random_contrast) \
     /* the next code goes above */
 
 #define DECLARE(code, name) extern const struct fmnn_layer_ops fmnn__##name##_ops;

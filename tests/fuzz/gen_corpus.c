@@ -163,6 +163,32 @@ static void model_corpus(void)
     save(m, "newer-layers", 0);
     save(m, "newer-layers-optimizer", FMNN_SAVE_OPTIMIZER);
     fmnn_model_free(m);
+    /* The preprocessing and augmentation layers, every fill mode, with
+     * adapted Normalization statistics. */
+    fmnn_tensor *ax;
+    if (fmnn_tensor_new(&ax, 4, (int[]){ 3, 6, 6, 2 }))
+        die("tensor");
+    for (size_t i = 0; i < fmnn_tensor_size(ax); i++)
+        fmnn_tensor_data(ax)[i] = (float)((i * 5) % 11);
+    if (fmnn_model_new(&m, 3, (int[]){ 6, 6, 2 }) || fmnn_model_add(m, fmnn_rescaling(1.0f / 255.0f, -0.5f)) ||
+        fmnn_model_add(m, fmnn_normalization(NULL)) ||
+        fmnn_model_add(m, fmnn_random_flip(&(fmnn_random_flip_options){ FMNN_FLIP_VERTICAL, 3 })) ||
+        fmnn_model_add(m, fmnn_random_translation(-0.2f, 0.2f, 0.0f, 0.3f, &(fmnn_image_fill_options){ FMNN_FILL_WRAP, FMNN_INTERPOLATION_NEAREST, 0.0f, 1 })) ||
+        fmnn_model_add(m, fmnn_random_rotation(-0.1f, 0.1f, &(fmnn_image_fill_options){ FMNN_FILL_CONSTANT, FMNN_INTERPOLATION_BILINEAR, 0.5f, 0 })) ||
+        fmnn_model_add(m, fmnn_random_zoom(-0.2f, 0.3f, &(fmnn_random_zoom_options){ 1, -0.1f, 0.1f, { FMNN_FILL_NEAREST, FMNN_INTERPOLATION_BILINEAR, 0.0f, 2 } })) ||
+        fmnn_model_add(m, fmnn_random_contrast(0.2f, 0.4f, &(fmnn_random_contrast_options){ -2.0f, 2.0f, 0 })) ||
+        fmnn_model_add(m, fmnn_normalization(&(fmnn_normalization_options){ (const float[]){ 0.1f }, (const float[]){ 2.0f }, 1, 1 })) ||
+        fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })))
+        die("augmentation model");
+    if (fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 6) || fmnn_model_adapt(m, 1, ax))
+        die("compile");
+    fmnn_tensor_free(ax);
+    train(m, 3, (int[]){ 6, 6, 2 }, 3, 0);
+    save(m, "augment", 0);
+    save(m, "augment-optimizer", FMNN_SAVE_OPTIMIZER);
+    fmnn_model_free(m);
+
     if (fmnn_model_new(&m, 3, (int[]){ 4, 4, 2 }) || fmnn_model_add(m, fmnn_global_average_pooling2d()) ||
         fmnn_model_add(m, fmnn_dense(2, NULL)))
         die("global average model");
