@@ -197,6 +197,32 @@ static void model_corpus(void)
     save(m, "global-average", 0);
     fmnn_model_free(m);
 
+    /* The optimizers' settings and state: AdamW with amsgrad's third array,
+     * a clip and a piecewise schedule; RMSprop with all three arrays and a
+     * cosine warm-up; Adagrad's accumulators. */
+    fmnn_optimizer opts[3] = { fmnn_adamw(), fmnn_rmsprop(), fmnn_adagrad() };
+    opts[0].adam.amsgrad = 1;
+    opts[0].clipnorm = 1.0f;
+    opts[0].schedule = fmnn_piecewise_constant_decay(2, (int[]){ 1, 5 }, (float[]){ 0.01f, 0.005f, 0.001f });
+    opts[1].rmsprop.centered = 1;
+    opts[1].rmsprop.momentum = 0.5f;
+    opts[1].global_clipnorm = 2.0f;
+    opts[1].schedule = fmnn_cosine_decay(10, 0.1f, 2, 0.01f);
+    opts[2].weight_decay = 0.01f;
+    opts[2].clipvalue = 0.5f;
+    opts[2].schedule = fmnn_exponential_decay(3, 0.5f, 1);
+    static const char *const names[3] = { "adamw-optimizer", "rmsprop-optimizer", "adagrad-optimizer" };
+    for (int k = 0; k < 3; k++) {
+        if (fmnn_model_new(&m, 1, (int[]){ 4 }) || fmnn_model_add(m, fmnn_dense(3, NULL)) ||
+            fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })))
+            die("optimizer model");
+        if (fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, &opts[k], 6))
+            die("compile");
+        train(m, 1, (int[]){ 4 }, 2, 1);
+        save(m, names[k], FMNN_SAVE_OPTIMIZER);
+        fmnn_model_free(m);
+    }
+
     /* Rank-2 input, MSE, tanh and sigmoid. */
     if (fmnn_model_new(&m, 2, (int[]){ 2, 3 }) ||
         fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_TANH, .kernel_regularizer = { 0, 0 } })) ||
