@@ -1449,6 +1449,12 @@ static int fail_in_epoch_2(const fmnn_progress *p, void *data)
     return p->event == FMNN_EVENT_EPOCH_END && p->epoch == 1 ? FMNN_EIO : 0;
 }
 
+/* Returns the status of a save that cannot succeed. */
+static int save_nowhere(const fmnn_progress *p, void *data)
+{
+    return p->event == FMNN_EVENT_EPOCH_END ? fmnn_model_save(p->model, data, 0) : 0;
+}
+
 START_TEST(test_callback_contract)
 {
     scratch_dir();
@@ -1502,6 +1508,16 @@ START_TEST(test_callback_contract)
     fo.n_callbacks = 0;
     fo.callback = fail_in_epoch_2;
     EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, NULL), FMNN_EIO, "the callback");
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), fmnn_strerror(FMNN_EIO)));
+    fmnn_callback_free(cb);
+    /* The message of the call that failed inside it comes along. */
+    char nowhere[160];
+    snprintf(nowhere, sizeof nowhere, "%s/no-such-dir/m.fmnn", scratch);
+    cb = callback("saver", save_nowhere, nowhere);
+    fo.callback = NULL;
+    fo.n_callbacks = 1;
+    EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, NULL), FMNN_EIO, "saver");
+    ck_assert_ptr_nonnull(strstr(fmnn_last_error(), nowhere));
     fmnn_callback_free(cb);
     fmnn_tensor_free(x);
     fmnn_tensor_free(y);
