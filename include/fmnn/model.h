@@ -396,8 +396,9 @@ typedef struct fmnn_progress {
 /**
  * A callback: return 0 to go on, FMNN_STOP_TRAINING to stop after this
  * event (fit returns FMNN_OK and history says who stopped it), or a
- * negative status to make fit fail with it (set a message with
- * fmnn_set_error first).
+ * negative status to make fit fail with it: fit's message names the
+ * callback and the epoch, then gives the message of the last libfmnn
+ * call that failed inside the callback, or the status's fmnn_strerror().
  *
  * From inside a callback these may be called on progress->model: every
  * read (weights, layers, shapes, learning rate, metric names),

@@ -8,9 +8,9 @@
  * AUC is keras.metrics.AUC() with its defaults: the ROC curve over
  * num_thresholds thresholds, evenly spaced (i / (n - 1), the first and
  * last moved just outside [0, 1] by epsilon), predictions clipped to
- * [0, 1], targets counting y as positive and 1 - y as negative (so soft
- * labels weigh in as Keras's bucketed update does), and the trapezoid
- * rule.
+ * [0, 1], a target positive when it is not 0 (Keras's bucketed update
+ * casts y_true to bool, so a soft label 0.3 is a whole positive), and
+ * the trapezoid rule.
  */
 #include <stdio.h>
 
@@ -88,7 +88,7 @@ static void auc_update(const fmnn_metric *spec, const fmnn_metric_batch *b, doub
         for (int c = 0; c < width; c++) {
             double p = b->rows.output[(size_t)row * width + c];
             p = p < 0.0 ? 0.0 : p > 1.0 ? 1.0 : p;
-            const double pos = w * fmnn__target_value(b, row, c), neg = w - pos;
+            const double pos = fmnn__target_value(b, row, c) != 0.0f ? w : 0.0, neg = w - pos;
             for (int t = 0; t < n; t++) {
                 if (p > auc_threshold(t, n)) {
                     tp[t] += pos;
