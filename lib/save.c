@@ -253,6 +253,11 @@ static int read_training(fmnn__reader *r, training_record *t)
         int err = r->err ? r->err : fmnn__fields_get(r, &metric_table, &t->metrics[i], what);
         if (err)
             return err;
+        /* The library writes each setting's value, never the 0 that asks
+         * for its default: a file that has one was not written by it. */
+        const fmnn_metric resolved = fmnn__metric_defaults(t->metrics[i]);
+        if (memcmp(&resolved, &t->metrics[i], sizeof resolved) != 0)
+            return fmnn__corrupt(r, "metric %u has a setting of 0, where files hold its value", (unsigned)i);
     }
     return FMNN_OK;
 }

@@ -885,6 +885,7 @@ START_TEST(test_impossible_architecture)
         { "more metric options than known", V2_METRIC + 4, 0, 4, 0, "options" },
         { "k on accuracy", V2_METRIC + 8, 0, 3, 0, "top-k only" },
         { "a threshold on accuracy", V2_METRIC + 12, 1, 0, 0.5f, "precision and recall only" },
+        { "top-k with k 0, the default's request", V2_METRIC, 0, 1, 0, "setting of 0" },
         { "step count 2^63", V2_STEP + 4, 0, 0x80000000u, 0, "step" },
         { "step count 2^62", V2_STEP + 4, 0, 0x40000000u, 0, "step" },
         { "one optimizer array for Adam", V2_SLOTS, 0, 1, 0, "optimizer state arrays" },

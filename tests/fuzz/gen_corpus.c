@@ -231,6 +231,15 @@ static void model_corpus(void)
     if (fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 3))
         die("compile");
     save(m, "mse", 0);
+    /* The same with every metric that suits it, after some training: a
+     * training record with counts and metric records. */
+    const fmnn_metric metrics[] = { { .kind = FMNN_METRIC_MAE }, { .kind = FMNN_METRIC_MSE },
+                                    { .kind = FMNN_METRIC_PRECISION, .threshold = 0.25f },
+                                    { .kind = FMNN_METRIC_AUC, .num_thresholds = 7 } };
+    if (fmnn_model_set_metrics(m, 4, metrics))
+        die("metrics");
+    train(m, 2, (int[]){ 2, 3 }, 4, 0); /* y: the 4 output values per sample */
+    save(m, "metrics", 0);
     fmnn_model_free(m);
 
     /* Broken copies of the dense model. */
