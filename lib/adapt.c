@@ -69,6 +69,8 @@ int fmnn__model_adapt(fmnn_model *m, int layer_index, const fmnn_tensor *x, int 
     int err = fmnn__check_x(m, x, fn);
     if (err)
         return err;
+    if (m->in_fit)
+        return fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
     if (chunk <= 0)
         chunk = fmnn__inference_chunk(m, INT_MAX);
     if (chunk > fmnn__model_batch_limit(m))

@@ -17,7 +17,7 @@ FMNN_API const char *fmnn_strerror(int status)
     case FMNN_EIO: return "input/output error";
     case FMNN_EFORMAT: return "corrupt or unsupported file";
     case FMNN_ENUMERIC: return "non-finite number (NaN or Inf)";
-    case FMNN_ECANCELED: return "stopped by a callback";
+    case FMNN_ECANCELED: return "canceled";
     default: return "unknown status";
     }
 }

@@ -16,7 +16,7 @@
  */
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include "callback_impl.h"
 #include "progress.h"
@@ -82,11 +82,25 @@ static void class_weights(const fmnn_tensor *y, const fmnn_fit_options *o, float
     }
 }
 
+/* The decimal a float was written as: the shortest that reads back as
+ * it (0.2f gives 0.2, not 0.200000003), as Python would hold it. */
+static double as_written(float f)
+{
+    char text[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        if (strtof(text, NULL) == f)
+            break;
+    }
+    return strtod(text, NULL);
+}
+
 /* Keras holds out the LAST fraction, before any shuffling:
- * split_at = ceil(n * (1 - validation_split)). */
+ * split_at = floor(n * (1 - validation_split)), with the split as the
+ * decimal the caller wrote. */
 static int training_count(int n, float split)
 {
-    return split > 0.0f ? (int)ceil((double)n * (1.0 - (double)split)) : n;
+    return split > 0.0f ? (int)floor((double)n * (1.0 - as_written(split))) : n;
 }
 
 /* The batch order of the model's epoch number `epoch`: from the seed and
@@ -170,18 +184,22 @@ typedef struct fit_run {
     const fmnn_fit_options *o;
     fmnn_progress_bar bar;
     const char *stopped_by;   /* the first callback that stopped training */
+    int begun;                /* callbacks that were told TRAIN_BEGIN: only they are told TRAIN_END */
     float metrics[FMNN_MAX_METRICS], val_metrics[FMNN_MAX_METRICS];
 } fit_run;
 
 /* The message of a callback that failed: its own call's, or a plain one. */
 static int callback_failed(const char *name, int status, const fmnn_progress *p)
 {
-    char detail[400];
+    char detail[400], when[64];
     snprintf(detail, sizeof detail, "%s", fmnn_last_error());
     if (!*detail)
         snprintf(detail, sizeof detail, "%s", fmnn_strerror(status));
-    return fmnn__error(status, "fmnn_model_fit: %s failed in epoch %d of %d (index %d): %s", name, p->epoch + 1,
-                       p->epochs, p->epoch, detail);
+    if (p->event == FMNN_EVENT_TRAIN_BEGIN || p->event == FMNN_EVENT_TRAIN_END)
+        snprintf(when, sizeof when, "as training %s", p->event == FMNN_EVENT_TRAIN_BEGIN ? "began" : "ended");
+    else
+        snprintf(when, sizeof when, "in epoch %d of %d (index %d)", p->epoch + 1, p->epochs, p->epoch);
+    return fmnn__error(status, "fmnn_model_fit: %s failed %s: %s", name, when, detail);
 }
 
 /* Runs one callback; 1 when it asked to stop. */
@@ -208,12 +226,18 @@ static int notify(fit_run *run, const fmnn_progress *p)
     char pending[512];
     snprintf(pending, sizeof pending, "%s", fmnn_last_error());
     int status = FMNN_OK, stop = 0;
-    for (int i = 0; i < run->o->n_callbacks && !status; i++) {
-        fmnn_callback *cb = run->o->callbacks[i];
-        stop |= run_callback(run, cb->name, cb->fn, cb->user_data, p, &status);
+    const int total = run->o->n_callbacks + (run->o->callback != NULL);
+    const int count = p->event == FMNN_EVENT_TRAIN_END ? run->begun : total;
+    for (int i = 0; i < count && !status; i++) {
+        if (p->event == FMNN_EVENT_TRAIN_BEGIN)
+            run->begun = i + 1;
+        if (i < run->o->n_callbacks) {
+            fmnn_callback *cb = run->o->callbacks[i];
+            stop |= run_callback(run, cb->name, cb->fn, cb->user_data, p, &status);
+        } else {
+            stop |= run_callback(run, "the callback", run->o->callback, run->o->user_data, p, &status);
+        }
     }
-    if (run->o->callback && !status)
-        stop |= run_callback(run, "the callback", run->o->callback, run->o->user_data, p, &status);
     if (status)
         return status;
     if (*pending)
@@ -300,7 +324,7 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
 {
     fmnn_model *m = run->m;
     const fmnn_fit_options *o = run->o;
-    const int batches = (d->n_train + batch_size - 1) / batch_size;
+    const int batches = d->n_train / batch_size + (d->n_train % batch_size != 0);
     fmnn_progress p = { .event = FMNN_EVENT_TRAIN_BEGIN, .model = m, .epoch = o->initial_epoch, .epochs = o->epochs,
                         .batches = batches, .n_metrics = m->n_metrics, .metrics = run->metrics,
                         .has_validation = d->n_val > 0, .val_metrics = d->n_val > 0 ? run->val_metrics : NULL,
@@ -316,8 +340,8 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
             break;
         const double start = fmnn__now();
         err = train_epoch(run, d, order, batch_size, &p);
-        if (err && (err != FMNN_STOP_TRAINING || p.event == FMNN_EVENT_NONFINITE || p.batch == 0))
-            break; /* a failure, a stop at a bad step, or before any batch: no epoch end */
+        if (err && (err != FMNN_STOP_TRAINING || p.event == FMNN_EVENT_NONFINITE))
+            break; /* a failure, or a stop at a refused step: no epoch end */
         m->epochs_trained++;
         const int stop = err == FMNN_STOP_TRAINING;
         if ((err = validate(run, d, batch_size, &p)))
@@ -336,9 +360,13 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
     /* TRAIN_END always, so that every callback can let go of what it holds. */
     fmnn_progress end = p;
     end.event = FMNN_EVENT_TRAIN_END;
+    char pending[512];
+    snprintf(pending, sizeof pending, "%s", fmnn_last_error());
     const int end_err = notify(run, &end);
     if (end_err < 0 && (err == FMNN_OK || err == FMNN_STOP_TRAINING))
         err = end_err; /* a callback that could not finish (a file it could not close) */
+    else if (end_err < 0)
+        fmnn__error(err, "%s", pending); /* the first failure is the one fit returns */
     return err;
 }
 
@@ -380,17 +408,19 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
         d.val_first = d.n_train;
         d.n_val = n - d.n_train;
     }
-    if (d.n_train < 1)
-        return fmnn__error(FMNN_EINVAL, "%s: validation_split %g leaves no training samples out of %d", fn,
-                           (double)o.validation_split, n);
-    const int batches = (d.n_train + o.batch_size - 1) / o.batch_size;
+    if (d.n_train < 1 || (!o.x_val && o.validation_split > 0.0f && d.n_val < 1))
+        return fmnn__error(FMNN_EINVAL, "%s: %d samples are too few to split into training and validation "
+                           "sets by validation_split %g (as Keras refuses it)", fn, n, (double)o.validation_split);
+    const int batches = d.n_train / o.batch_size + (d.n_train % o.batch_size != 0);
     const int64_t epochs = o.epochs - o.initial_epoch;
     if ((uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step) ||
-        (uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->steps_trained))
+        (uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->steps_trained) ||
+        (uint64_t)epochs >= (uint64_t)(FMNN__MAX_STEPS - m->epochs_trained))
         return fmnn__error(FMNN_EINVAL,
-                           "%s: %lld epochs of %d batches would take the model, at step %lld, to 2^62 "
-                           "steps, more than a model file can hold",
-                           fn, (long long)epochs, batches, (long long)m->steps_trained);
+                           "%s: %lld epochs of %d batches would take the model (at epoch %lld and step %lld, "
+                           "its optimizer at %lld) to 2^62 epochs or steps, more than a model file can hold",
+                           fn, (long long)epochs, batches, (long long)m->epochs_trained, (long long)m->steps_trained,
+                           (long long)m->step);
     if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)))
         return err;
     fmnn_history *h = NULL;

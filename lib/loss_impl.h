@@ -36,10 +36,6 @@ struct fmnn_loss_ops {
      * scale. */
     double (*row)(const fmnn_loss_rows *b, int row, float *grad, float scale);
 
-    /* How much of the row is predicted right, 0 to 1: the accuracy Keras
-     * pairs with the loss. */
-    double (*correct)(const fmnn_loss_rows *b, int row);
-
     /* Checks the targets (count values, rows of width): class indices in
      * range, or finite.  fn names the caller in messages. */
     int (*check_targets)(const float *y, size_t count, int width, const char *fn);

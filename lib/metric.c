@@ -19,14 +19,32 @@ static int default_metrics(const fmnn_model *m, fmnn_metric *out)
     return 1;
 }
 
+/* The history keys: Keras's name of each kind (its sparse form with a
+ * sparse loss), with _1, _2... after a kind that came before, as Keras
+ * names a second object of a class. */
+static void name_metrics(fmnn_model *m)
+{
+    for (int i = 0; i < m->n_metrics; i++) {
+        const struct fmnn_metric_ops *ops = fmnn__metric_type(m->metrics[i].kind);
+        const char *name = m->loss_ops && m->loss_ops->sparse && ops->sparse_name ? ops->sparse_name : ops->name;
+        int earlier = 0;
+        for (int j = 0; j < i; j++)
+            earlier += m->metrics[j].kind == m->metrics[i].kind;
+        if (earlier)
+            snprintf(m->metric_names[i], sizeof m->metric_names[i], "%s_%d", name, earlier);
+        else
+            snprintf(m->metric_names[i], sizeof m->metric_names[i], "%s", name);
+    }
+}
+
 /* Checks the chosen metrics against the loss and output, and sizes their sums. */
 static int resolve(fmnn_model *m, int count, const fmnn_metric *chosen, const char *fn)
 {
     size_t sums = 0;
     char msg[200];
     for (int i = 0; i < count; i++) {
-        const struct fmnn_metric_ops *ops = fmnn__metric_type(chosen[i].kind);
-        if (ops && ops->check && ops->check(&chosen[i], m->loss_ops, m->output_width, msg, sizeof msg))
+        const struct fmnn_metric_ops *ops = fmnn__metric_type(chosen[i].kind); /* a known kind */
+        if (ops->check && ops->check(&chosen[i], m->loss_ops, m->output_width, msg, sizeof msg))
             return fmnn__error(FMNN_EINVAL, "%s: metric %d (%s) %s", fn, i, ops->name, msg);
         sums += ops->n_sums(&chosen[i]);
     }
@@ -41,6 +59,7 @@ static int resolve(fmnn_model *m, int count, const fmnn_metric *chosen, const ch
     memmove(m->metrics, chosen, (size_t)count * sizeof *chosen);
     for (int i = 0; i < count; i++)
         m->metric_ops[i] = fmnn__metric_type(chosen[i].kind);
+    name_metrics(m);
     return FMNN_OK;
 }
 
@@ -81,6 +100,7 @@ FMNN_API int fmnn_model_set_metrics(fmnn_model *m, int count, const fmnn_metric 
     } else {
         memcpy(m->metrics, chosen, (size_t)count * sizeof *chosen);
         m->n_metrics = count;
+        name_metrics(m);
     }
     m->metrics_chosen = 1;
     return FMNN_OK;
@@ -95,8 +115,7 @@ FMNN_API const char *fmnn_model_metric_name(const fmnn_model *m, int i)
 {
     if (!m || i < 0 || i >= m->n_metrics)
         return NULL;
-    const struct fmnn_metric_ops *ops = fmnn__metric_type(m->metrics[i].kind);
-    return m->loss_ops && m->loss_ops->sparse && ops->sparse_name ? ops->sparse_name : ops->name;
+    return m->metric_names[i];
 }
 
 int fmnn__metric_accuracy_index(const fmnn_model *m)
@@ -112,14 +131,14 @@ void fmnn__metrics_reset(fmnn_model *m, double *sums)
     memset(sums, 0, (m->n_metric_sums ? m->n_metric_sums : 1) * sizeof *sums);
 }
 
-void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *targets, const float *weights)
+void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *targets)
 {
+    const fmnn_shape *out = &m->layers[m->n_layers - 1]->out;
     const fmnn_metric_batch b = {
         .rows = { .rows = batch * m->output_rows, .width = m->output_width, .fused = m->fusion != FUSE_NONE,
                   .logits = m->logits, .output = m->probs, .target = targets },
         .loss = m->loss_ops,
-        .weight = weights,
-        .rows_per_sample = m->output_rows,
+        .last_dim = out->dims[out->rank - 1],
     };
     for (int i = 0; i < m->n_metrics; i++) {
         m->metric_ops[i]->update(&m->metrics[i], &b, sums);

@@ -12,19 +12,15 @@
 #include "loss_impl.h"
 
 /* One batch as a metric sees it: the loss's rows (the model's output as
- * predict returns it, and the targets), the loss (for its target layout
- * and its accuracy) and the weight of each sample, or NULL for 1. */
+ * predict returns it, and the targets), the loss (for its target layout)
+ * and the size of the output's last axis (a row of MSE holds every
+ * output value, so it may hold several positions).  Metrics are not
+ * weighted: Keras 3 gives the sample weights to weighted_metrics only. */
 typedef struct fmnn_metric_batch {
     fmnn_loss_rows rows;
     const struct fmnn_loss_ops *loss;
-    const float *weight;
-    int rows_per_sample;
+    int last_dim;
 } fmnn_metric_batch;
-
-static inline double fmnn__row_weight(const fmnn_metric_batch *b, int row)
-{
-    return b->weight ? (double)b->weight[row / b->rows_per_sample] : 1.0;
-}
 
 struct fmnn_metric_ops {
     const char *name;         /* Keras's history key */
@@ -68,5 +64,10 @@ static inline double fmnn__ratio(double a, double b)
 {
     return b != 0.0 ? a / b : 0.0;
 }
+
+/* The metrics that are a mean of per-row scores keep two sums, the
+ * scores and their count (accuracy.c, errors.c). */
+FMNN_INTERNAL size_t fmnn__mean_sums(const fmnn_metric *spec);
+FMNN_INTERNAL double fmnn__mean_result(const fmnn_metric *spec, const double *sums);
 
 #endif /* FMNN_METRIC_IMPL_H */

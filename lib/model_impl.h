@@ -1,8 +1,8 @@
 /*
  * model_impl.h - the layout of fmnn_model, shared by model.c (building,
- * compiling, summary), plan.c (the passes), train.c (fit, evaluate,
- * predict), save.c and the loss and optimizer tables.  Private to the
- * library.
+ * compiling, summary), plan.c (the passes), fit.c and train.c (fit, one
+ * step, evaluate, predict), metric.c, save.c, the callbacks and the loss
+ * and optimizer tables.  Private to the library.
  */
 #ifndef FMNN_MODEL_IMPL_H
 #define FMNN_MODEL_IMPL_H
@@ -69,6 +69,7 @@ struct fmnn_model {
     int n_metrics;
     fmnn_metric metrics[FMNN_MAX_METRICS];
     const struct fmnn_metric_ops *metric_ops[FMNN_MAX_METRICS];
+    char metric_names[FMNN_MAX_METRICS][48]; /* their history keys */
     double *metric_sums[2];
     size_t n_metric_sums;
 
@@ -128,8 +129,7 @@ FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *tar
  * values, in the order of fmnn_model_metric_name. */
 FMNN_INTERNAL int fmnn__metrics_prepare(fmnn_model *m, const char *fn);
 FMNN_INTERNAL void fmnn__metrics_reset(fmnn_model *m, double *sums);
-FMNN_INTERNAL void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *targets,
-                                        const float *weights);
+FMNN_INTERNAL void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *targets);
 FMNN_INTERNAL void fmnn__metrics_results(const fmnn_model *m, const double *sums, float *out);
 /* The index of the accuracy metric, or -1. */
 FMNN_INTERNAL int fmnn__metric_accuracy_index(const fmnn_model *m);

@@ -173,6 +173,24 @@ int fmnn__optimizer_step(fmnn_model *m)
 
 /* ---- the optimizer of a compiled model ---------------------------------- */
 
+/* Whether two settings of one kind keep the same state arrays in the same
+ * order: RMSprop's second array is the momentum or the mean gradient. */
+static int same_state(const fmnn_optimizer *a, const fmnn_optimizer *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case FMNN_OPTIMIZER_ADAM:
+    case FMNN_OPTIMIZER_ADAMW:
+        return (a->adam.amsgrad != 0) == (b->adam.amsgrad != 0);
+    case FMNN_OPTIMIZER_RMSPROP:
+        return (a->rmsprop.momentum > 0.0f) == (b->rmsprop.momentum > 0.0f) &&
+               (a->rmsprop.centered != 0) == (b->rmsprop.centered != 0);
+    default:
+        return 1;
+    }
+}
+
 FMNN_API int fmnn_model_set_optimizer(fmnn_model *m, const fmnn_optimizer *o)
 {
     static const char fn[] = "fmnn_model_set_optimizer";
@@ -189,7 +207,7 @@ FMNN_API int fmnn_model_set_optimizer(fmnn_model *m, const fmnn_optimizer *o)
     const struct fmnn_optimizer_ops *ops = fmnn__optimizer_type(o->kind);
     /* Keras keeps an optimizer's variables when its hyperparameters change;
      * an optimizer that needs other variables is a new one. */
-    if (o->kind == m->optimizer.kind && ops->n_slots(o) == m->slots.count) {
+    if (same_state(o, &m->optimizer)) {
         m->optimizer = *o;
         return FMNN_OK;
     }

@@ -100,6 +100,11 @@ void fmnn__progress_update(fmnn_progress_bar *bar, const fmnn_progress *p)
             fprintf(out, "\033[K");
         fputc('\n', out);
         break;
+    case FMNN_EVENT_NONFINITE: /* fit stops: end the line being redrawn */
+        if (!bar->redraw)
+            return;
+        fputc('\n', out);
+        break;
     default: /* the other events draw nothing */
         return;
     }

@@ -1,10 +1,11 @@
 /*
- * save.c - what a model file says (format 3, docs/FORMAT.md; format 2
- * is read too, its records lacking the flags word): the
- * architecture as self-describing records (each layer's type code and
- * its count-prefixed options, from its field table), the loss, the
- * optimizer and its settings, the weights and the non-trainable state,
- * and optionally the optimizer's state.  model_file.c writes and reads the
+ * save.c - what a model file says (format 4, docs/FORMAT.md; formats 3
+ * and 2 are read too, the one lacking the training record, the other also
+ * the layer records' flags word): the architecture as self-describing
+ * records (each layer's type code and its count-prefixed options, from its
+ * field table), the loss, the optimizer and its settings, the weights and
+ * the non-trainable state, the training record (the counts of epochs and
+ * steps trained, the metrics), and optionally the optimizer's state.  model_file.c writes and reads the
  * bytes, with the header, the checksum and the atomic replace; format1.c
  * reads the files of the first format.
  *

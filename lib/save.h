@@ -1,7 +1,6 @@
 /*
- * save.h - what the readers of the two model file formats share: save.c
- * reads format 2 and dispatches, format1.c reads the files the first
- * library wrote.
+ * save.h - what the model file readers share: save.c reads formats 2 to
+ * 4 and dispatches, format1.c reads the files the first library wrote.
  */
 #ifndef FMNN_SAVE_H
 #define FMNN_SAVE_H

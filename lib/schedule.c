@@ -39,6 +39,12 @@ int fmnn__schedule_check(const fmnn_optimizer *o, char *msg, size_t size)
                      s->decay_steps);
             return 1;
         }
+        /* warmup_target 0 is Keras's None, which has no warm-up. */
+        if (s->kind == FMNN_SCHEDULE_COSINE_DECAY && s->warmup_steps > 0 && s->warmup_target == 0.0f) {
+            snprintf(msg, size, "schedule.warmup_steps (%d) needs a warmup_target > 0 to warm up to",
+                     s->warmup_steps);
+            return 1;
+        }
         return 0;
     case FMNN_SCHEDULE_PIECEWISE_CONSTANT:
         /* Keras assumes increasing boundaries (its ranges are empty otherwise). */
@@ -82,7 +88,7 @@ static double rate_at(const fmnn_optimizer *o, int64_t iteration)
         return lr / (1.0 + s->decay_rate * p);
     }
     case FMNN_SCHEDULE_COSINE_DECAY: { /* CosineDecay.__call__ */
-        if (s->warmup_steps == 0) /* warmup_target None */
+        if (s->warmup_target == 0.0f) /* warmup_target None */
             return cosine(s, fmin(step, s->decay_steps), lr);
         const double warmup = s->warmup_steps, clamped = fmin(step, (double)s->decay_steps + warmup);
         if (clamped < warmup) /* _warmup_function: linear from lr to warmup_target */

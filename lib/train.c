@@ -149,7 +149,7 @@ int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, doub
     const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
     if (!bad_loss && !bad_state) {
         if (sums)
-            fmnn__metrics_update(m, sums, batch, m->targets, weights);
+            fmnn__metrics_update(m, sums, batch, m->targets);
         fmnn__plan_backward(m, &pass, m->acts[0]);
         fmnn__regularization_gradient(m);
     }
@@ -166,12 +166,14 @@ int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, doub
     return FMNN_OK;
 }
 
-/* Batches for inference: never more than the training buffers hold, and
- * at most 64 samples when there are none yet, so memory stays bounded
+/* Batches for inference: never more than the training buffers hold (or
+ * 64 samples when they hold fewer, outside fit), so memory stays bounded
  * whatever batch_size the caller asks for; fewer for huge samples. */
 int fmnn__inference_chunk(const fmnn_model *m, int batch_size)
 {
-    int limit = m->capacity > 64 ? m->capacity : 64;
+    /* Inside fit (its validation, a callback's evaluate or predict) the
+     * buffers fit sized are kept: no reallocation under the training loop. */
+    int limit = m->in_fit || m->capacity > 64 ? m->capacity : 64;
     if (limit > fmnn__model_batch_limit(m))
         limit = fmnn__model_batch_limit(m);
     return batch_size < limit ? batch_size : limit;
@@ -194,7 +196,7 @@ int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, con
         fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
         const float *targets = y->data + (size_t)start * y_width, *w = weights ? weights + start : NULL;
         total += fmnn__model_loss(m, pass.batch, targets, w, 0);
-        fmnn__metrics_update(m, sums, pass.batch, targets, w);
+        fmnn__metrics_update(m, sums, pass.batch, targets);
     }
     const double rows = (double)count * m->output_rows;
     const double penalty = fmnn__regularization_penalty(m);
@@ -319,8 +321,8 @@ FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, cons
     if (m->in_fit)
         return fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
     const int n = x->dims[0];
-    if (m->step >= FMNN__MAX_STEPS - 1)
-        return fmnn__error(FMNN_EINVAL, "%s: the optimizer is at step 2^62, as far as a model file can hold", fn);
+    if (m->step >= FMNN__MAX_STEPS - 1 || m->steps_trained >= FMNN__MAX_STEPS - 1)
+        return fmnn__error(FMNN_EINVAL, "%s: the model is at step 2^62, as far as a model file can hold", fn);
     if ((err = fmnn__plan_buffers(m, n > m->capacity ? n : m->capacity)))
         return err;
     fmnn__gather(m, x, y, sample_weight ? sample_weight->data : NULL, NULL, n);

@@ -16,8 +16,8 @@ FMNN_INTERNAL int fmnn__check_y(const fmnn_model *m, const fmnn_tensor *x, const
 FMNN_INTERNAL int fmnn__check_weights(const fmnn_tensor *x, const fmnn_tensor *w, const char *what, const char *fn);
 
 /* The samples one inference pass takes at a time: batch_size, but never
- * more than the training buffers hold, and at most 64 when there are none
- * yet, so memory stays bounded. */
+ * more than the larger of what the training buffers hold and 64 (inside
+ * fit, than they hold), so memory stays bounded. */
 FMNN_INTERNAL int fmnn__inference_chunk(const fmnn_model *m, int batch_size);
 
 /* Copies samples order[0..count) (order NULL: 0..count) of x, y and

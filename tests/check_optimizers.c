@@ -78,7 +78,7 @@ static double ref_rate(const fmnn_optimizer *o, long step)
     }
     case FMNN_SCHEDULE_COSINE_DECAY: {
         double from = lr, x = t;
-        if (s->warmup_steps > 0) {
+        if (s->warmup_target != 0.0f) { /* Keras: warmup_target not None */
             x = fmin(x, s->decay_steps + s->warmup_steps);
             if (x < s->warmup_steps)
                 return (s->warmup_target - lr) * x / s->warmup_steps + lr;
@@ -351,6 +351,12 @@ static fmnn_optimizer opt_rmsprop_cosine(void)
     o.schedule = fmnn_cosine_decay(4, 0.0f, 0, 0.0f);
     return o;
 }
+static fmnn_optimizer opt_adam_cosine_from_target(void)
+{
+    fmnn_optimizer o = fmnn_adam();
+    o.schedule = fmnn_cosine_decay(4, 0.0f, 0, 0.05f); /* no warm-up steps: the decay starts from the target */
+    return o;
+}
 static fmnn_optimizer opt_adagrad_inverse_time(void)
 {
     fmnn_optimizer o = opt_adagrad();
@@ -397,6 +403,7 @@ static const struct {
     { "AdamW piecewise constant", opt_adamw_piecewise, 0 },
     { "SGD nesterov cosine warm-up", opt_sgd_cosine_warmup, 0 },
     { "RMSprop centered cosine", opt_rmsprop_cosine, 0 },
+    { "Adam cosine from the warm-up target", opt_adam_cosine_from_target, 0 },
     { "Adagrad inverse time", opt_adagrad_inverse_time, 0 },
     { "Adam amsgrad inverse time staircase global_clipnorm", opt_adam_inverse_time_staircase, 0 },
 };
@@ -753,6 +760,7 @@ START_TEST(test_bad_settings_refused)
     BAD("alpha 1.5", o.schedule = fmnn_cosine_decay(5, 1.5f, 0, 0.0f), "alpha", NULL, NULL);
     BAD("negative warmup_steps", o.schedule = fmnn_cosine_decay(5, 0.0f, -1, 0.1f), "warmup_steps", NULL, NULL);
     BAD("NaN warmup_target", o.schedule = fmnn_cosine_decay(5, 0.0f, 3, NAN), "warmup_target", NULL, NULL);
+    BAD("a warm-up to no target", o.schedule = fmnn_cosine_decay(5, 0.0f, 3, 0.0f), "needs a warmup_target", NULL, NULL);
     BAD("boundaries not increasing",
         o.schedule = fmnn_piecewise_constant_decay(3, (int[]){ 5, 9, 9 }, (float[]){ 1, 1, 1, 1 }),
         "strictly increasing", "boundaries[2]", NULL);
@@ -925,6 +933,20 @@ START_TEST(test_set_optimizer_keeps_or_resets)
     EXPECT_OK(fmnn_model_set_optimizer(m, &ada));
     ck_assert_int_eq(m->step, 1);
     ck_assert_mem_eq(m->slots.arrays[0], acc, sizeof acc);
+
+    /* RMSprop with momentum and RMSprop centered both keep two arrays,
+     * but not the same second one: fresh state. */
+    fmnn_optimizer swapped = fmnn_rmsprop();
+    swapped.rmsprop.momentum = 0.9f;
+    EXPECT_OK(fmnn_model_set_optimizer(m, &swapped));
+    steps(m, 2);
+    ck_assert_int_eq(m->slots.count, 2);
+    swapped.rmsprop.momentum = 0.0f;
+    swapped.rmsprop.centered = 1;
+    EXPECT_OK(fmnn_model_set_optimizer(m, &swapped));
+    ck_assert_int_eq(m->step, 0);
+    for (int i = 0; i < NP; i++)
+        ck_assert(m->slots.arrays[1][i] == 0.0f);
 
     /* Adam and AdamW are different optimizers, with as many arrays. */
     EXPECT_OK(fmnn_model_set_optimizer(m, &adam));

@@ -452,8 +452,10 @@ START_TEST(test_validation_split_is_the_last_fraction)
 }
 END_TEST
 
-/* 10 samples, validation_split 0.25: ceil(10 * 0.75) = 8 train, 2 validate. */
-START_TEST(test_validation_split_rounds_up)
+/* 10 samples, validation_split 0.25: Keras's floor(10 * 0.75) = 7 train,
+ * 3 validate (keras/src/trainers/data_adapters/array_slicing.py,
+ * train_validation_split). */
+START_TEST(test_validation_split_rounds_down)
 {
     rng_seed(102);
     fmnn_optimizer o = fmnn_sgd(1e-30f, 0.0f);
@@ -464,7 +466,7 @@ START_TEST(test_validation_split_rounds_up)
     nonzero_weights(m);
     fmnn_tensor *x = matrix(10, 3), *y = random_one_hot(10, 2);
     fill_normal(x, 1.0);
-    fmnn_tensor *x_val = slice(x, 8, 2), *y_val = slice(y, 8, 2);
+    fmnn_tensor *x_val = slice(x, 7, 3), *y_val = slice(y, 7, 3);
     float val_acc, val_loss = eval_loss(m, x_val, y_val, &val_acc);
     recorder r;
     recorder_init(&r);
@@ -475,12 +477,12 @@ START_TEST(test_validation_split_rounds_up)
     fmnn_history *h = NULL;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
     for (int e = 0; e < 2; e++) {
-        ck_assert_int_eq(count_events(&r, FMNN_EVENT_BATCH_END, e), 8);
+        ck_assert_int_eq(count_events(&r, FMNN_EVENT_BATCH_END, e), 7);
         ASSERT_CLOSE(h->val_loss[e], val_loss, 1e-5, 0);
         ck_assert(h->val_accuracy[e] == val_acc);
     }
     for (int i = 0; i < r.n; i++)
-        ck_assert_int_eq(r.ev[i].batches, 8);
+        ck_assert_int_eq(r.ev[i].batches, 7);
     fmnn_history_free(h);
     fmnn_tensor_free(x_val);
     fmnn_tensor_free(y_val);
@@ -1401,7 +1403,7 @@ static Suite *train_suite(void)
     tc = tcase_create("fit");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_validation_split_is_the_last_fraction);
-    tcase_add_test(tc, test_validation_split_rounds_up);
+    tcase_add_test(tc, test_validation_split_rounds_down);
     tcase_add_test(tc, test_last_partial_batch_is_kept);
     tcase_add_test(tc, test_regularization_in_the_loss);
     tcase_add_test(tc, test_regularization_gradient);

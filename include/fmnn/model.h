@@ -108,8 +108,8 @@ typedef struct fmnn_schedule {
     float decay_rate;      /**< >= 0: exponential and inverse time decay */
     int staircase;         /**< 0 or 1: exponential and inverse time decay in whole periods */
     float alpha;           /**< in [0, 1]: cosine decay's floor, a fraction of its start */
-    int warmup_steps;      /**< >= 0: cosine decay's linear warm-up; 0 for none */
-    float warmup_target;   /**< >= 0: the rate the warm-up reaches, where the decay starts */
+    int warmup_steps;      /**< >= 0: cosine decay's linear warm-up (needs a warmup_target) */
+    float warmup_target;   /**< >= 0: the rate the warm-up reaches, where the decay starts; 0: none */
     int n_boundaries;      /**< 0..FMNN_MAX_BOUNDARIES: piecewise constant */
     int boundaries[FMNN_MAX_BOUNDARIES];   /**< >= 0, strictly increasing */
     float values[FMNN_MAX_BOUNDARIES + 1]; /**< >= 0, n_boundaries + 1 of them */
@@ -166,7 +166,9 @@ FMNN_API fmnn_schedule fmnn_exponential_decay(int decay_steps, float decay_rate,
 FMNN_API fmnn_schedule fmnn_inverse_time_decay(int decay_steps, float decay_rate, int staircase);
 
 /** keras.optimizers.schedules.CosineDecay, with an optional linear warm-up
- * from lr to warmup_target over warmup_steps (0: none) before the decay. */
+ * from lr to warmup_target over warmup_steps before the decay from
+ * warmup_target (warmup_target 0, Keras's None: no warm-up, the decay
+ * from lr). */
 FMNN_API fmnn_schedule fmnn_cosine_decay(int decay_steps, float alpha, int warmup_steps, float warmup_target);
 
 /** keras.optimizers.schedules.PiecewiseConstantDecay: values[0] up to and
@@ -351,8 +353,9 @@ FMNN_API int fmnn_model_set_metrics(fmnn_model *model, int count, const fmnn_met
 /** The number of metrics the model reports. */
 FMNN_API int fmnn_model_metric_count(const fmnn_model *model);
 
-/** Metric i's name as Keras's history keys it ("accuracy", "auc"), or
- * NULL when i is out of range.  The validation key adds "val_". */
+/** Metric i's name as Keras's history keys it ("accuracy", "auc"; a
+ * second metric of a kind gets "_1", as "auc_1"), or NULL when i is out
+ * of range.  The validation key adds "val_". */
 FMNN_API const char *fmnn_model_metric_name(const fmnn_model *model, int i);
 
 /* ---- fit ----------------------------------------------------------------- */
@@ -405,8 +408,9 @@ typedef struct fmnn_progress {
  * fmnn_model_save, fmnn_model_evaluate and predict,
  * fmnn_model_set_layer_weights (restoring best weights) and
  * fmnn_model_set_learning_rate.  Calls that would rebuild what fit is
- * using (fit itself, compile, add, set_optimizer, set_metrics,
- * set_layer_trainable, free) return FMNN_ESTATE.
+ * using (fit itself, train_on_batch, set_optimizer, set_metrics,
+ * set_layer_trainable, adapt) return FMNN_ESTATE; never free the model
+ * there.
  */
 typedef int (*fmnn_callback_fn)(const fmnn_progress *progress, void *user_data);
 
@@ -427,8 +431,9 @@ typedef struct fmnn_fit_options {
     /** The first epoch's number, to resume (Keras's initial_epoch): fit
      * trains epochs initial_epoch .. epochs - 1. */
     int initial_epoch;
-    /** Per-sample weights of the loss and metrics, shape (N), >= 0; the
-     * loss is sum(w * loss) / N, as Keras's sum_over_batch_size. */
+    /** Per-sample weights of the loss, shape (N), >= 0: sum(w * loss) / N,
+     * as Keras's sum_over_batch_size; the metrics are not weighted, as in
+     * Keras 3. */
     const fmnn_tensor *sample_weight;
     /** Class weights: sample i weighs class_weight[its class] (argmax of
      * a one-hot row, the index for a sparse loss, round(y) for one binary

@@ -2,9 +2,12 @@
  * csv_logger.c - keras.callbacks.CSVLogger: the history, one row per
  * epoch, flushed as each epoch ends so that a run killed midway leaves
  * the rows of the epochs it finished.  The columns are "epoch" then the
- * history keys sorted by name, as Keras sorts them; values are written
- * with the nine digits that give back the float exactly.
+ * history keys sorted by name, as Keras sorts them, and without
+ * validation the val_ forms of the same keys after them, holding "NA", as
+ * Keras writes them; values have the nine digits that give back the float
+ * exactly.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,8 @@ static int by_name(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-/* The history keys of this fit, sorted. */
+/* The history keys of this fit, sorted, then (without validation) their
+ * val_ forms, as Keras's on_epoch_end lists them. */
 static void collect_keys(csv_logger *log, const fmnn_progress *p)
 {
     log->n_keys = 0;
@@ -38,6 +42,11 @@ static void collect_keys(csv_logger *log, const fmnn_progress *p)
             snprintf(log->keys[log->n_keys++], sizeof log->keys[0], "%s%s", val ? "val_" : "",
                      i < 0 ? "loss" : fmnn_model_metric_name(p->model, i));
     qsort(log->keys, (size_t)log->n_keys, sizeof log->keys[0], by_name);
+    if (p->has_validation)
+        return;
+    const int n = log->n_keys;
+    for (int k = 0; k < n; k++)
+        snprintf(log->keys[log->n_keys++], sizeof log->keys[0], "val_%s", log->keys[k]);
 }
 
 static int io_error(csv_logger *log, const char *what)
@@ -72,8 +81,10 @@ static int csv_row(csv_logger *log, const fmnn_progress *p)
     fprintf(log->file, "%d", p->epoch);
     for (int k = 0; k < log->n_keys; k++) {
         float v = 0.0f;
-        fmnn__progress_value(p, log->keys[k], &v);
-        fprintf(log->file, "%c%.9g", log->separator, (double)v);
+        if (fmnn__progress_value(p, log->keys[k], &v))
+            fprintf(log->file, "%c%.9g", log->separator, (double)v);
+        else
+            fprintf(log->file, "%cNA", log->separator);
     }
     fputc('\n', log->file);
     return fflush(log->file) || ferror(log->file) ? io_error(log, "write") : FMNN_OK;
@@ -121,8 +132,13 @@ FMNN_API int fmnn_csv_logger(fmnn_callback **out, const char *path, char separat
         return fmnn__error(FMNN_EINVAL, "%s: path is NULL or empty", fn);
     if (strlen(path) >= sizeof ((csv_logger *)0)->path)
         return fmnn__error(FMNN_EINVAL, "%s: path is too long", fn);
-    if (separator == '\0' || separator == '\n' || separator == '\r')
-        return fmnn__error(FMNN_EINVAL, "%s: the separator must be a printable character", fn);
+    /* Nothing a value or a key can hold: a digit, a sign, a point, an
+     * exponent, a letter or a quote would make the rows unreadable. */
+    if (separator != '\t' && (!isprint((unsigned char)separator) || isalnum((unsigned char)separator) ||
+                               strchr(".+-_\"", separator)))
+        return fmnn__error(FMNN_EINVAL, "%s: the separator must be a tab or a printable character that is "
+                           "not a letter, digit, sign, point, underscore or quote, got 0x%02x", fn,
+                           (unsigned)(unsigned char)separator);
     csv_logger *log = (csv_logger *)fmnn__callback_alloc(sizeof *log, "CSVLogger", csv_logger_event);
     if (!log)
         return FMNN_ENOMEM;

@@ -77,13 +77,14 @@ static int early_stopping_event(const fmnn_progress *p, void *data)
         return 0;
     }
     case FMNN_EVENT_TRAIN_END:
-        if (o->restore_best_weights && es->best_epoch >= 0) {
+        if (o->restore_best_weights && es->best_epoch >= 0 && es->n_weights == m->n_params + m->n_state) {
             if (o->verbose)
                 fprintf(o->verbose, "Restoring model weights from the end of the best epoch: %d.\n",
                         es->best_epoch + 1);
             memcpy(m->params, es->best_weights, m->n_params * sizeof(float));
             memcpy(m->state, es->best_weights + m->n_params, m->n_state * sizeof(float));
         }
+        es->best_epoch = -1; /* nothing is left to restore in a later fit */
         return 0;
     default:
         return 0;

@@ -24,16 +24,29 @@ typedef struct checkpoint {
     char file[MAX_PATH];   /* the path of this epoch's file */
 } checkpoint;
 
-/* Checks a placeholder's format: flags and digits, then one conversion
- * that suits the value (d for the epoch, f, e or g for a float). */
+/* Checks a placeholder's format, as printf takes it: flags, a width, a
+ * precision, then one conversion that suits the value (d for the epoch,
+ * f, e or g for a float). */
 static int format_ok(const char *spec, size_t n, int integer)
 {
     if (n == 0)
         return 1;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!strchr("0123456789.-+ ", spec[i]))
+    size_t i = 0;
+    while (i < n && strchr("-+ 0", spec[i]))
+        i++;
+    const size_t width = i;
+    while (i < n && spec[i] >= '0' && spec[i] <= '9')
+        i++;
+    if (i - width > 3)
+        return 0;
+    if (i < n && spec[i] == '.') {
+        const size_t precision = ++i;
+        while (i < n && spec[i] >= '0' && spec[i] <= '9')
+            i++;
+        if (i - precision > 2)
             return 0;
-    return integer ? spec[n - 1] == 'd' : strchr("feg", spec[n - 1]) != NULL;
+    }
+    return i + 1 == n && (integer ? spec[i] == 'd' : strchr("feg", spec[i]) != NULL);
 }
 
 /* Expands the placeholders of path into out; p NULL only checks them
@@ -102,6 +115,10 @@ static int checkpoint_event(const fmnn_progress *p, void *data)
     const fmnn_checkpoint_options *o = &ck->options;
     char msg[200];
     if (p->event == FMNN_EVENT_TRAIN_BEGIN) {
+        /* Every placeholder must name a key of this fit: found now, not
+         * after the first epoch. */
+        if (expand(ck->path, p, ck->file, sizeof ck->file, msg, sizeof msg))
+            return fmnn__error(FMNN_EINVAL, "ModelCheckpoint: %s", msg);
         if (!o->save_best_only)
             return FMNN_OK;
         /* The best so far lasts from fit to fit, as in Keras, where it

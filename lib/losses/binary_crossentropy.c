@@ -1,6 +1,6 @@
 /*
  * binary_crossentropy.c - binary cross-entropy, the mean over the last
- * axis of -(y log p + (1 - y) log(1 - p)), with Keras's binary accuracy.
+ * axis of -(y log p + (1 - y) log(1 - p)).
  *
  * After a final sigmoid it is computed from the logits z, as Keras does
  * (TensorFlow keeps the logits of a sigmoid output): max(z, 0) - z y +
@@ -55,18 +55,6 @@ static double bce_logits_row(const fmnn_loss_rows *b, int row, float *grad, floa
     return from_logits(b, row, b->output + (size_t)row * b->width, NULL, grad, scale);
 }
 
-/* Keras's binary_accuracy: the share of the row's targets equal to the
- * output thresholded at 0.5 (the raw output, also from logits, as Keras
- * computes the metric). */
-static double binary_correct(const fmnn_loss_rows *b, int row)
-{
-    const float *p = b->output + (size_t)row * b->width, *y = b->target + (size_t)row * b->width;
-    int right = 0;
-    for (int c = 0; c < b->width; c++)
-        right += y[c] == (p[c] > 0.5f ? 1.0f : 0.0f);
-    return (double)right / b->width;
-}
-
 /* Targets are probabilities: in [0, 1]. */
 static int check_probabilities(const float *y, size_t count, int width, const char *fn)
 {
@@ -82,7 +70,6 @@ const struct fmnn_loss_ops fmnn__binary_crossentropy_loss = {
     .name = "binary_crossentropy",
     .fuses = FMNN_SIGMOID,
     .row = bce_row,
-    .correct = binary_correct,
     .check_targets = check_probabilities,
 };
 
@@ -90,6 +77,5 @@ const struct fmnn_loss_ops fmnn__binary_crossentropy_from_logits_loss = {
     .name = "binary_crossentropy (from_logits)",
     .fuses = FMNN_LINEAR,
     .row = bce_logits_row,
-    .correct = binary_correct,
     .check_targets = check_probabilities,
 };

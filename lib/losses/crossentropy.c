@@ -1,6 +1,6 @@
 /*
  * crossentropy.c - categorical cross-entropy, with one-hot targets or
- * (sparse) class indices, and the accuracy Keras pairs with it.
+ * (sparse) class indices.
  *
  * When the model ends in softmax, the loss is computed from the logits z:
  * loss = logsumexp(z) - sum_c y_c z_c, gradient p - y.  That is exact and
@@ -98,19 +98,6 @@ static double sparse_row(const fmnn_loss_rows *b, int row, float *grad, float sc
     return crossentropy_row(b, 1, row, grad, scale);
 }
 
-/* The predicted class is the target's: its largest entry, or its index. */
-static double categorical_correct(const fmnn_loss_rows *b, int row)
-{
-    const int width = b->width;
-    return fmnn__argmax(b->output + (size_t)row * width, width) ==
-           fmnn__argmax(b->target + (size_t)row * width, width);
-}
-
-static double sparse_correct(const fmnn_loss_rows *b, int row)
-{
-    return fmnn__argmax(b->output + (size_t)row * b->width, b->width) == (int)b->target[row];
-}
-
 static int check_class_indices(const float *y, size_t count, int width, const char *fn)
 {
     for (size_t i = 0; i < count; i++) {
@@ -127,7 +114,6 @@ const struct fmnn_loss_ops fmnn__categorical_crossentropy_loss = {
     .fuses = FMNN_SOFTMAX,
     .requires = FMNN_SOFTMAX,
     .row = categorical_row,
-    .correct = categorical_correct,
     .check_targets = fmnn__check_finite_targets,
 };
 
@@ -137,7 +123,6 @@ const struct fmnn_loss_ops fmnn__sparse_categorical_crossentropy_loss = {
     .requires = FMNN_SOFTMAX,
     .sparse = 1,
     .row = sparse_row,
-    .correct = sparse_correct,
     .check_targets = check_class_indices,
 };
 
@@ -145,7 +130,6 @@ const struct fmnn_loss_ops fmnn__categorical_crossentropy_from_logits_loss = {
     .name = "categorical_crossentropy (from_logits)",
     .fuses = FMNN_LINEAR,
     .row = categorical_logits_row,
-    .correct = categorical_correct,
     .check_targets = fmnn__check_finite_targets,
 };
 
@@ -154,6 +138,5 @@ const struct fmnn_loss_ops fmnn__sparse_categorical_crossentropy_from_logits_los
     .fuses = FMNN_LINEAR,
     .sparse = 1,
     .row = sparse_logits_row,
-    .correct = sparse_correct,
     .check_targets = check_class_indices,
 };

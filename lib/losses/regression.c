@@ -1,8 +1,6 @@
 /*
  * regression.c - mean squared error, mean absolute error and Huber (delta
- * 1.0), each the mean over every output value of a sample, with the
- * accuracy the library reports for them (binary for one output, else the
- * argmax).
+ * 1.0), each the mean over every output value of a sample.
  */
 #include <math.h>
 
@@ -51,20 +49,11 @@ static double huber(const fmnn_loss_rows *b, int row, float *grad, float scale)
     return sum / b->width;
 }
 
-static double regression_correct(const fmnn_loss_rows *b, int row)
-{
-    const float *p = b->output + (size_t)row * b->width;
-    if (b->width == 1) /* binary accuracy */
-        return (p[0] > 0.5f) == (b->target[row] > 0.5f);
-    return fmnn__argmax(p, b->width) == fmnn__argmax(b->target + (size_t)row * b->width, b->width);
-}
-
 const struct fmnn_loss_ops fmnn__mean_squared_error_loss = {
     .name = "mean_squared_error",
     .fuses = FMNN_LINEAR,
     .whole_output = 1,
     .row = squared_error,
-    .correct = regression_correct,
     .check_targets = fmnn__check_finite_targets,
 };
 
@@ -73,7 +62,6 @@ const struct fmnn_loss_ops fmnn__mean_absolute_error_loss = {
     .fuses = FMNN_LINEAR,
     .whole_output = 1,
     .row = absolute_error,
-    .correct = regression_correct,
     .check_targets = fmnn__check_finite_targets,
 };
 
@@ -82,6 +70,5 @@ const struct fmnn_loss_ops fmnn__huber_loss = {
     .fuses = FMNN_LINEAR,
     .whole_output = 1,
     .row = huber,
-    .correct = regression_correct,
     .check_targets = fmnn__check_finite_targets,
 };

@@ -1,23 +1,25 @@
 /*
- * accuracy.c - Keras's "accuracy" and top-k categorical accuracy.  Both
- * are weighted means of a per-row score: sums[0] is the weighted score,
- * sums[1] the total weight.
+ * accuracy.c - Keras's "accuracy" and top-k categorical accuracy, both
+ * means of a per-position score: sums[0] is the total score, sums[1] the
+ * positions counted.
  *
- * "accuracy" is whatever the loss pairs with it (categorical, sparse
- * categorical or binary accuracy: the loss's correct()), as Keras's
- * compile resolves the string "accuracy" from the loss.
+ * "accuracy" is what Keras 3's compile makes of the string (get_metric in
+ * trainers/compile_utils.py), from the shapes alone: binary accuracy,
+ * y == (p > 0.5) for each value, when the output's last axis is 1;
+ * sparse categorical accuracy when the targets are class indices;
+ * categorical accuracy, argmax(p) == argmax(y), otherwise.
  */
 #include <stdio.h>
 
 #include "metric_impl.h"
 
-static size_t mean_sums(const fmnn_metric *spec)
+size_t fmnn__mean_sums(const fmnn_metric *spec)
 {
     (void)spec;
     return 2;
 }
 
-static double mean_result(const fmnn_metric *spec, const double *sums)
+double fmnn__mean_result(const fmnn_metric *spec, const double *sums)
 {
     (void)spec;
     return fmnn__ratio(sums[0], sums[1]);
@@ -26,19 +28,31 @@ static double mean_result(const fmnn_metric *spec, const double *sums)
 static void accuracy_update(const fmnn_metric *spec, const fmnn_metric_batch *b, double *sums)
 {
     (void)spec;
-    for (int row = 0; row < b->rows.rows; row++) {
-        const double w = fmnn__row_weight(b, row);
-        sums[0] += w * b->loss->correct(&b->rows, row);
-        sums[1] += w;
+    const fmnn_loss_rows *r = &b->rows;
+    const int group = b->loss->sparse ? r->width : b->last_dim; /* the values of one position */
+    for (int row = 0; row < r->rows; row++) {
+        const float *p = r->output + (size_t)row * r->width;
+        const float *y = b->loss->sparse ? NULL : r->target + (size_t)row * r->width;
+        for (int at = 0; at < r->width; at += group) {
+            int right;
+            if (b->loss->sparse)
+                right = fmnn__argmax(p, r->width) == (int)r->target[row];
+            else if (group == 1)
+                right = y[at] == (p[at] > 0.5f ? 1.0f : 0.0f);
+            else
+                right = fmnn__argmax(p + at, group) == fmnn__argmax(y + at, group);
+            sums[0] += right;
+            sums[1] += 1.0;
+        }
     }
 }
 
 const struct fmnn_metric_ops fmnn__accuracy_metric = {
     .name = "accuracy",
     .higher_is_better = 1,
-    .n_sums = mean_sums,
+    .n_sums = fmnn__mean_sums,
     .update = accuracy_update,
-    .result = mean_result,
+    .result = fmnn__mean_result,
 };
 
 /* keras.metrics.top_k_categorical_accuracy: the target's class is in the
@@ -53,9 +67,8 @@ static void top_k_update(const fmnn_metric *spec, const fmnn_metric_batch *b, do
         int higher = 0;
         for (int c = 0; c < width; c++)
             higher += p[c] > target;
-        const double w = fmnn__row_weight(b, row);
-        sums[0] += w * (higher < spec->k);
-        sums[1] += w;
+        sums[0] += higher < spec->k;
+        sums[1] += 1.0;
     }
 }
 
@@ -75,8 +88,8 @@ const struct fmnn_metric_ops fmnn__top_k_metric = {
     .name = "top_k_categorical_accuracy",
     .sparse_name = "sparse_top_k_categorical_accuracy",
     .higher_is_better = 1,
-    .n_sums = mean_sums,
+    .n_sums = fmnn__mean_sums,
     .check = top_k_check,
     .update = top_k_update,
-    .result = mean_result,
+    .result = fmnn__mean_result,
 };

@@ -12,11 +12,10 @@
  * casts y_true to bool, so a soft label 0.3 is a whole positive), and
  * the trapezoid rule.
  */
+#include <math.h>
 #include <stdio.h>
 
 #include "metric_impl.h"
-
-#define EPSILON 1e-7 /* keras.backend.epsilon() */
 
 /* Precision and recall: sums = true positives, false positives, false negatives. */
 static size_t pr_sums(const fmnn_metric *spec)
@@ -28,16 +27,14 @@ static size_t pr_sums(const fmnn_metric *spec)
 static void pr_update(const fmnn_metric *spec, const fmnn_metric_batch *b, double *sums)
 {
     const int width = b->rows.width;
-    for (int row = 0; row < b->rows.rows; row++) {
-        const double w = fmnn__row_weight(b, row);
+    for (int row = 0; row < b->rows.rows; row++)
         for (int c = 0; c < width; c++) {
             const int predicted = b->rows.output[(size_t)row * width + c] > spec->threshold;
             const int actual = fmnn__target_value(b, row, c) != 0.0f;
-            sums[0] += w * (predicted && actual);
-            sums[1] += w * (predicted && !actual);
-            sums[2] += w * (!predicted && actual);
+            sums[0] += predicted && actual;
+            sums[1] += predicted && !actual;
+            sums[2] += !predicted && actual;
         }
-    }
 }
 
 static double precision_result(const fmnn_metric *spec, const double *sums)
@@ -68,49 +65,55 @@ const struct fmnn_metric_ops fmnn__recall_metric = {
     .result = recall_result,
 };
 
-/* AUC: sums = for each threshold t, TP[t], FP[t], TN[t], FN[t]. */
+/* AUC: sums = positives and negatives per bucket k, 0..n-1: a prediction
+ * p is above thresholds 0..k (threshold 0 is below every p, threshold
+ * n - 1 above every p; threshold i in between is i / (n - 1)). */
 static size_t auc_sums(const fmnn_metric *spec)
 {
-    return 4 * (size_t)spec->num_thresholds;
+    return 2 * (size_t)spec->num_thresholds;
 }
 
-static double auc_threshold(int i, int n)
+/* In float, as Keras computes the bucket. */
+static int auc_bucket(float p, int n)
 {
-    return i == 0 ? -EPSILON : i == n - 1 ? 1.0 + EPSILON : (double)i / (n - 1);
+    p = p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p;
+    const int k = (int)ceilf(p * (float)(n - 1)) - 1; /* p > i / (n - 1) for i <= k */
+    return k < 0 ? 0 : k;
 }
 
 static void auc_update(const fmnn_metric *spec, const fmnn_metric_batch *b, double *sums)
 {
     const int width = b->rows.width, n = spec->num_thresholds;
-    double *tp = sums, *fp = sums + n, *tn = sums + 2 * n, *fn = sums + 3 * n;
-    for (int row = 0; row < b->rows.rows; row++) {
-        const double w = fmnn__row_weight(b, row);
+    double *pos = sums, *neg = sums + n;
+    for (int row = 0; row < b->rows.rows; row++)
         for (int c = 0; c < width; c++) {
-            double p = b->rows.output[(size_t)row * width + c];
-            p = p < 0.0 ? 0.0 : p > 1.0 ? 1.0 : p;
-            const double pos = fmnn__target_value(b, row, c) != 0.0f ? w : 0.0, neg = w - pos;
-            for (int t = 0; t < n; t++) {
-                if (p > auc_threshold(t, n)) {
-                    tp[t] += pos;
-                    fp[t] += neg;
-                } else {
-                    fn[t] += pos;
-                    tn[t] += neg;
-                }
-            }
+            const int k = auc_bucket(b->rows.output[(size_t)row * width + c], n);
+            if (fmnn__target_value(b, row, c) != 0.0f)
+                pos[k] += 1.0;
+            else
+                neg[k] += 1.0;
         }
-    }
 }
 
+/* The trapezoids under (false positive rate, true positive rate) as the
+ * threshold rises; at threshold i, the positives are buckets i..n-1. */
 static double auc_result(const fmnn_metric *spec, const double *sums)
 {
     const int n = spec->num_thresholds;
-    const double *tp = sums, *fp = sums + n, *tn = sums + 2 * n, *fn = sums + 3 * n;
-    double area = 0.0;
+    const double *pos = sums, *neg = sums + n;
+    double all_pos = 0.0, all_neg = 0.0;
+    for (int k = 0; k < n; k++) {
+        all_pos += pos[k];
+        all_neg += neg[k];
+    }
+    double area = 0.0, tp = all_pos, fp = all_neg; /* at threshold 0 */
     for (int t = 0; t + 1 < n; t++) {
-        const double x0 = fmnn__ratio(fp[t], fp[t] + tn[t]), x1 = fmnn__ratio(fp[t + 1], fp[t + 1] + tn[t + 1]);
-        const double y0 = fmnn__ratio(tp[t], tp[t] + fn[t]), y1 = fmnn__ratio(tp[t + 1], tp[t + 1] + fn[t + 1]);
+        const double tp_next = tp - pos[t], fp_next = fp - neg[t];
+        const double x0 = fmnn__ratio(fp, all_neg), x1 = fmnn__ratio(fp_next, all_neg);
+        const double y0 = fmnn__ratio(tp, all_pos), y1 = fmnn__ratio(tp_next, all_pos);
         area += (x0 - x1) * (y0 + y1) / 2.0;
+        tp = tp_next;
+        fp = fp_next;
     }
     return area;
 }

@@ -1,24 +1,12 @@
 /*
  * errors.c - keras.metrics.MeanAbsoluteError and MeanSquaredError: the
- * mean over the last axis of each row, then the weighted mean over rows.
- * sums[0] is the weighted sum of row means, sums[1] the total weight.
+ * mean over the last axis of each row, then the mean over rows.  sums[0]
+ * is the sum of row means, sums[1] the rows counted.
  */
 #include <math.h>
 #include <stdio.h>
 
 #include "metric_impl.h"
-
-static size_t error_sums(const fmnn_metric *spec)
-{
-    (void)spec;
-    return 2;
-}
-
-static double error_result(const fmnn_metric *spec, const double *sums)
-{
-    (void)spec;
-    return fmnn__ratio(sums[0], sums[1]);
-}
 
 static void error_update(const fmnn_metric_batch *b, int squared, double *sums)
 {
@@ -30,9 +18,8 @@ static void error_update(const fmnn_metric_batch *b, int squared, double *sums)
             const double d = (double)p[c] - (double)y[c];
             sum += squared ? d * d : fabs(d);
         }
-        const double w = fmnn__row_weight(b, row);
-        sums[0] += w * sum / width;
-        sums[1] += w;
+        sums[0] += sum / width;
+        sums[1] += 1.0;
     }
 }
 
@@ -64,16 +51,16 @@ static int error_check(const fmnn_metric *spec, const struct fmnn_loss_ops *loss
 
 const struct fmnn_metric_ops fmnn__mae_metric = {
     .name = "mae",
-    .n_sums = error_sums,
+    .n_sums = fmnn__mean_sums,
     .check = error_check,
     .update = mae_update,
-    .result = error_result,
+    .result = fmnn__mean_result,
 };
 
 const struct fmnn_metric_ops fmnn__mse_metric = {
     .name = "mse",
-    .n_sums = error_sums,
+    .n_sums = fmnn__mean_sums,
     .check = error_check,
     .update = mse_update,
-    .result = error_result,
+    .result = fmnn__mean_result,
 };

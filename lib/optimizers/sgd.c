@@ -18,7 +18,7 @@ static inline int sgd_one(const fmnn__update *u, float *w, float g, float *vel, 
     const float w1 = fmnn__decayed(u, *w);
     float vel2 = momentum * *vel - lr * g;
     float w2 = momentum == 0.0f ? w1 - lr * g
-             : o->sgd.nesterov ? w1 + momentum * vel2 - lr * g
+             : o->sgd.nesterov ? w1 + (momentum * vel2 - lr * g) /* Keras's grouping */
                                : w1 + vel2;
     if (store) {
         *vel = momentum == 0.0f ? *vel : vel2;
