@@ -20,27 +20,18 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <fmnn.h>
 
 #include "support/models.h"
+#include "support/program.h"
 #include "support/report.h"
 
-#define NUM_CLASSES 10
 #define GRID_IMAGES 15 /* the prediction grid: 3 rows of 5 */
-#define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
-
-static const char *const CLASS_NAMES[NUM_CLASSES] = {
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
-};
 
 /* ==== options ========================================================= */
 
@@ -60,7 +51,7 @@ static void usage(FILE *out)
         "Trains the notebook's five CNNs on Fashion-MNIST and writes a report.\n"
         "\n"
         "  --data DIR         the Fashion-MNIST .gz files (default: $FMNN_DATA,\n"
-        "                     else " DEFAULT_DATA ")\n"
+        "                     else " PROGRAM_DEFAULT_DATA ")\n"
         "  --epochs N         epochs per model (default 5)\n"
         "  --batch N          batch size (default 64)\n"
         "  --train-limit N    use only the first N training images (0 = all)\n"
@@ -73,19 +64,6 @@ static void usage(FILE *out)
         "                     (default fmnn-results)\n"
         "  --quiet            no model summaries and no progress bars\n"
         "  --help             show this help and exit\n");
-}
-
-/* A whole-string integer in [min, max]. */
-static int parse_int(const char *s, long min, long max, int *out)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 static int parse_models(const char *list, options *opt)
@@ -119,9 +97,7 @@ static int parse_models(const char *list, options *opt)
 /* 0: run; 1: --help was printed; 2: bad usage (already reported). */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    const char *env = getenv("FMNN_DATA");
-
-    opt->data_dir = env && *env ? env : DEFAULT_DATA;
+    opt->data_dir = program_default_data_dir();
     opt->out_dir = "fmnn-results";
     opt->epochs = 5;
     opt->batch = 64;
@@ -134,7 +110,7 @@ static int parse_args(int argc, char **argv, options *opt)
         opt->models[i] = i;
 
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL, *eq;
+        const char *arg = argv[i], *value = NULL;
         char name[32];
         int bad = 0;
 
@@ -147,19 +123,9 @@ static int parse_args(int argc, char **argv, options *opt)
             continue;
         }
         /* --name VALUE or --name=VALUE */
-        eq = strchr(arg, '=');
-        if (strncmp(arg, "--", 2) != 0 || (eq ? (size_t)(eq - arg) : strlen(arg)) >= sizeof name) {
+        if (program_split_option(argc, argv, &i, name, sizeof name, &value) != 0) {
             fprintf(stderr, "fashion_experiments: unknown argument '%s'\n", arg);
             goto bad_usage;
-        }
-        if (eq) {
-            memcpy(name, arg, (size_t)(eq - arg));
-            name[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            strcpy(name, arg);
-            if (i + 1 < argc)
-                value = argv[++i];
         }
         if (strcmp(name, "--data") == 0 || strcmp(name, "--epochs") == 0 ||
             strcmp(name, "--batch") == 0 || strcmp(name, "--train-limit") == 0 ||
@@ -182,20 +148,17 @@ static int parse_args(int argc, char **argv, options *opt)
             bad = *value == '\0';
             opt->out_dir = value;
         } else if (strcmp(name, "--epochs") == 0) {
-            bad = parse_int(value, 1, 100000, &opt->epochs);
+            bad = program_parse_int(value, 1, 100000, &opt->epochs);
         } else if (strcmp(name, "--batch") == 0) {
-            bad = parse_int(value, 1, 1 << 20, &opt->batch);
+            bad = program_parse_int(value, 1, 1 << 20, &opt->batch);
         } else if (strcmp(name, "--train-limit") == 0) {
-            bad = parse_int(value, 0, 1 << 30, &opt->train_limit);
+            bad = program_parse_int(value, 0, 1 << 30, &opt->train_limit);
         } else if (strcmp(name, "--test-limit") == 0) {
-            bad = parse_int(value, 0, 1 << 30, &opt->test_limit);
+            bad = program_parse_int(value, 0, 1 << 30, &opt->test_limit);
         } else if (strcmp(name, "--threads") == 0) {
-            bad = parse_int(value, 1, 4096, &opt->threads);
+            bad = program_parse_int(value, 1, 4096, &opt->threads);
         } else if (strcmp(name, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            opt->seed = strtoull(value, &end, 10);
-            bad = errno != 0 || end == value || *end != '\0' || *value == '-';
+            bad = program_parse_seed(value, &opt->seed);
         } else if (strcmp(name, "--models") == 0) {
             if (parse_models(value, opt) != 0)
                 goto bad_usage;
@@ -212,89 +175,6 @@ bad_usage:
     fputc('\n', stderr);
     usage(stderr);
     return 2;
-}
-
-/* ==== data, directories, time ========================================= */
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Loads "<dir>/<prefix>-images-idx3-ubyte.gz" and its labels. */
-static int load_split(fmnn_dataset **out, const char *dir, const char *prefix,
-                      int limit)
-{
-    char images[4096], labels[4096];
-    const char *paths[2] = { images, labels };
-
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    for (int i = 0; i < 2; i++)
-        if (!file_exists(paths[i])) {
-            fprintf(stderr,
-                "error: %s: no such file\n"
-                "The Fashion-MNIST data is not there.  Install it with `make deps`\n"
-                "(or `apt-get install dataset-fashion-mnist`), or point --data DIR or\n"
-                "FMNN_DATA at a folder holding train-images-idx3-ubyte.gz,\n"
-                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and\n"
-                "t10k-labels-idx1-ubyte.gz.\n", paths[i]);
-            return -1;
-        }
-    if (fmnn_dataset_load(out, images, labels, NUM_CLASSES, limit) != FMNN_OK) {
-        fprintf(stderr, "error: %s\n", fmnn_last_error());
-        return -1;
-    }
-    return 0;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    size_t n = strlen(path);
-    char *p = malloc(n + 1);
-    struct stat st;
-    int rc = 0;
-
-    if (p == NULL)
-        return -1;
-    memcpy(p, path, n + 1);
-    for (char *s = p + 1; rc == 0 && *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            rc = -1;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0777) != 0 && errno != EEXIST)
-        rc = -1;
-    if (rc == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    if (rc != 0)
-        fprintf(stderr, "error: cannot create the directory %s: %s\n", p, strerror(errno));
-    free(p);
-    return rc;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* The first index of the largest value, as np.argmax. */
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
 }
 
 /* ==== one experiment ================================================== */
@@ -315,19 +195,19 @@ static int predict_test(fmnn_model *m, const fmnn_dataset *test,
 {
     fmnn_tensor *probs;
     const float *p;
-    float rounded[NUM_CLASSES];
+    float rounded[PROGRAM_NUM_CLASSES];
 
     if (fmnn_model_predict(m, test->images, 256, &probs) != FMNN_OK)
         return -1;
     p = fmnn_tensor_const_data(probs);
     for (int i = 0; i < test->count; i++)
-        pred[i] = argmax(p + (size_t)i * NUM_CLASSES, NUM_CLASSES);
+        pred[i] = program_argmax(p + (size_t)i * PROGRAM_NUM_CLASSES, PROGRAM_NUM_CLASSES);
 
-    /* np.argmax(np.round(predictions[0])), rounding half to even */
-    for (int j = 0; j < NUM_CLASSES; j++)
+    /* np.program_argmax(np.round(predictions[0])), rounding half to even */
+    for (int j = 0; j < PROGRAM_NUM_CLASSES; j++)
         rounded[j] = rintf(p[j]);
     printf("--- Prediction on Test Image [0] using %s Model ---\n", model_name);
-    printf("Predicted Label: %d\n", argmax(rounded, NUM_CLASSES));
+    printf("Predicted Label: %d\n", program_argmax(rounded, PROGRAM_NUM_CLASSES));
     printf("Actual Label: %d\n", test->classes[0]);
     fmnn_tensor_free(probs);
     return 0;
@@ -360,7 +240,7 @@ static int run_model(const study_model *spec, const options *opt,
     fit.seed = opt->seed;
     fit.verbose = opt->quiet ? 0 : 1;
 
-    start = now_seconds();
+    start = program_now();
     err = fmnn_model_fit(m, train->images, train->labels, &fit, &res->history);
     if (err == FMNN_ENUMERIC) {
         /* the history and the last good weights are kept: report them */
@@ -370,7 +250,7 @@ static int run_model(const study_model *spec, const options *opt,
     }
     err = fmnn_model_evaluate(m, test->images, test->labels, 64,
                               &res->test_loss, &res->test_accuracy);
-    res->seconds = now_seconds() - start;
+    res->seconds = program_now() - start;
     if (err != FMNN_OK)
         goto fail;
     printf("%s Model - Test loss: %.4f, Test accuracy: %.4f\n", spec->title,
@@ -422,7 +302,7 @@ int main(int argc, char **argv)
     result results[STUDY_MODEL_COUNT] = { { 0 } };
     report_run runs[STUDY_MODEL_COUNT];
     report_metrics metrics = { 0 };
-    long confusion[NUM_CLASSES * NUM_CLASSES];
+    long confusion[PROGRAM_NUM_CLASSES * PROGRAM_NUM_CLASSES];
     int *y_true = NULL, *y_pred = NULL, report_model, status = 1;
     char *text;
 
@@ -434,14 +314,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", fmnn_last_error());
         return 1;
     }
-    if (make_dirs(opt.out_dir) != 0)
+    if (program_make_dirs(opt.out_dir) != 0)
         return 1;
 
     /* ---- data ---- */
     printf("libfmnn %s, %d threads, data from %s\n", fmnn_version_string(),
            fmnn_get_num_threads(), opt.data_dir);
-    if (load_split(&train, opt.data_dir, "train", opt.train_limit) != 0 ||
-        load_split(&test, opt.data_dir, "t10k", opt.test_limit) != 0)
+    if (program_load_split(&train, opt.data_dir, "train", opt.train_limit) != 0 ||
+        program_load_split(&test, opt.data_dir, "t10k", opt.test_limit) != 0)
         goto done;
     printf("Data loaded and preprocessed successfully.\n");
     printf("Training shape: (%d, %d, %d, %d), Test shape: (%d, %d, %d, %d)\n",
@@ -486,13 +366,13 @@ int main(int argc, char **argv)
     }
     print_comparison(runs, opt.model_count);
 
-    if (report_confusion_matrix(confusion, NUM_CLASSES, y_true, y_pred,
+    if (report_confusion_matrix(confusion, PROGRAM_NUM_CLASSES, y_true, y_pred,
                                 (size_t)test->count) != 0 ||
-        report_metrics_compute(&metrics, confusion, NUM_CLASSES) != 0) {
+        report_metrics_compute(&metrics, confusion, PROGRAM_NUM_CLASSES) != 0) {
         perror("error: metrics");
         goto done;
     }
-    text = report_classification_text(&metrics, CLASS_NAMES, 2);
+    text = report_classification_text(&metrics, program_class_names, 2);
     if (text == NULL) {
         perror("error: classification report");
         goto done;
@@ -502,11 +382,12 @@ int main(int argc, char **argv)
 
     {
         report_data data = {
-            runs, opt.model_count, NUM_CLASSES, CLASS_NAMES,
+            runs, opt.model_count, PROGRAM_NUM_CLASSES, program_class_names,
             study_models[opt.models[report_model]].title, confusion, &metrics,
             { test->count < GRID_IMAGES ? test->count : GRID_IMAGES,
               fmnn_tensor_dim(test->images, 1), fmnn_tensor_dim(test->images, 2),
-              fmnn_tensor_const_data(test->images), y_true, y_pred }
+              fmnn_tensor_const_data(test->images), y_true, y_pred },
+            NULL /* the study's title */
         };
         if (report_write_all(opt.out_dir, &data) != 0)
             goto done;

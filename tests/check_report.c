@@ -434,7 +434,8 @@ static void fixture_init(fixture *f)
         f->pred[i] = i % 3 ? i % 10 : (i + 1) % 10;
     }
     f->data = (report_data){ f->runs, 5, 10, NASTY, "L2+Dropout & <b>", f->cm,
-                             &f->metrics, { 15, 28, 28, f->pixels, f->truth, f->pred } };
+                             &f->metrics, { 15, 28, 28, f->pixels, f->truth, f->pred },
+                             NULL };
 }
 
 START_TEST(test_files_are_well_formed)
@@ -509,6 +510,35 @@ START_TEST(test_files_are_well_formed)
     ck_assert_ptr_null(strstr(text, "http://www.w3.org/1999/xhtml\" src="));
     ck_assert_ptr_null(strstr(text, " src=\"http"));  /* nothing external */
     ck_assert_ptr_null(strstr(text, "<link"));
+    /* without a title, the study's heading */
+    ck_assert_ptr_nonnull(strstr(text, "<h1>Five CNNs on Fashion-MNIST: regularization and dropout</h1>"));
+    free(text);
+
+    report_metrics_free(&f->metrics);
+    free(f);
+    remove_dir(dir);
+}
+END_TEST
+
+/* A report's own title heads the page, escaped, and names it. */
+START_TEST(test_html_title)
+{
+    fixture *f = malloc(sizeof *f);
+    char *dir = make_dir();
+    char path[4096];
+    char *text;
+
+    ck_assert_ptr_nonnull(f);
+    fixture_init(f);
+    f->data.run_count = 1;
+    f->data.title = "One CNN & <BN>";
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    ck_assert_int_eq(report_write_html(path, &f->data), 0);
+    assert_well_formed(dir, "report.html");
+    text = slurp(dir, "report.html", NULL);
+    ck_assert_ptr_nonnull(strstr(text, "<title>libfmnn: One CNN &amp; &lt;BN&gt;</title>"));
+    ck_assert_ptr_nonnull(strstr(text, "<h1>One CNN &amp; &lt;BN&gt;</h1>"));
+    ck_assert_ptr_null(strstr(text, "Five CNNs"));
     free(text);
 
     report_metrics_free(&f->metrics);
@@ -717,6 +747,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_xmlcheck_rejects_broken);
     tcase_add_test(tc, test_xmlcheck_rejects_truncations);
     tcase_add_test(tc, test_files_are_well_formed);
+    tcase_add_test(tc, test_html_title);
     tcase_add_test(tc, test_chart_single_epoch_and_nan);
     tcase_add_test(tc, test_write_failure);
     suite_add_tcase(s, tc);

@@ -16,8 +16,10 @@
 #     fresh: each run starts from a copy of the base image, with nothing
 #     installed.
 #  2. In a copy of it: clones this repository's HEAD (commit what you want
-#     tested), runs `make check`, which must skip nothing, then a quick study:
+#     tested), runs `make check`, which must skip nothing, then a quick study
+#     and a quick run of the modern CNN:
 #     build/examples/fashion_experiments --train-limit 3000 --test-limit 1000 --epochs 1
+#     build/examples/modern_cnn --train-limit 3000 --test-limit 1000 --epochs 1 --quiet
 #  3. In a second copy: `make experiments`, so that its own `make deps` is
 #     tested from nothing too, with the quick study's arguments for the
 #     Base model alone (EXPERIMENTS_ARGS): the other four ran in step 2.
@@ -37,6 +39,7 @@ src=$(cd "$(dirname "$0")/.." && pwd -P)
 suite=${FRESH_SUITE:-bookworm}
 base_packages="build-essential git make pkg-config zlib1g-dev ca-certificates python3"
 study_args="--train-limit 3000 --test-limit 1000 --epochs 1"
+modern_args="$study_args --quiet"
 work=$src/build/fresh
 archives=$work/archives
 
@@ -173,9 +176,10 @@ in_fresh_root() { # NAME COMMAND
 # ---- 2. make check, then a quick study ----------------------------------
 t=$(now)
 say "[check] make check in a fresh root (commit $commit; log: $work/check.log)"
-if ! in_fresh_root check "make check && build/examples/fashion_experiments $study_args --out /tmp/study"; then
+if ! in_fresh_root check "make check && build/examples/fashion_experiments $study_args --out /tmp/study &&
+                          build/examples/modern_cnn $modern_args --out /tmp/modern"; then
     tail -30 "$work/check.log" >&2
-    fail "make check or the quick study failed on a fresh $suite (log: $work/check.log)"
+    fail "make check, the quick study or the modern CNN failed on a fresh $suite (log: $work/check.log)"
 fi
 grep -E '^(Installing:|== |[0-9]+%: Checks|downstream: |docs: |symbols: |headers: |All test)' "$work/check.log" |
     sed 's/^/  /'
@@ -186,6 +190,7 @@ if grep -E 'SKIP|[Ss]kipping' "$work/check.log" >&2; then
 fi
 # The study's comparison table.
 sed -n '/^--- Comparison ---$/,/^$/p' "$work/check.log" | sed 's/^/  /'
+grep -E '^Modern CNN - Test' "$work/check.log" | sed 's/^/  /'
 say "[check] passed in $(elapsed "$t")"
 
 # ---- 3. make experiments ------------------------------------------------

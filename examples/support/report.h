@@ -201,6 +201,8 @@ typedef struct report_data {
     const long *confusion;           /**< num_classes^2, or NULL */
     const report_metrics *metrics;   /**< or NULL */
     report_images images;            /**< the prediction grid */
+    const char *title;               /**< report.html's heading, or NULL for
+                                          the five-model study's */
 } report_data;
 
 /** classification_report.txt: report_classification_text(), 2 digits. */

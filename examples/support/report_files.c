@@ -334,13 +334,17 @@ static void put_html_float(FILE *out, const float *values, int i, int decimals)
 static int emit_html(FILE *out, const void *arg)
 {
     const report_data *d = arg;
+    const char *title = d->title ? d->title
+                                 : "Five CNNs on Fashion-MNIST: regularization and dropout";
 
     fputs("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n"
-          "<head>\n<meta charset=\"utf-8\"/>\n"
-          "<title>libfmnn: five CNNs on Fashion-MNIST</title>\n<style>\n", out);
+          "<head>\n<meta charset=\"utf-8\"/>\n<title>libfmnn: ", out);
+    report__put_xml(out, title);
+    fputs("</title>\n<style>\n", out);
     fputs(HTML_STYLE, out);
-    fputs("</style>\n</head>\n<body>\n"
-          "<h1>Five CNNs on Fashion-MNIST: regularization and dropout</h1>\n", out);
+    fputs("</style>\n</head>\n<body>\n<h1>", out);
+    report__put_xml(out, title);
+    fputs("</h1>\n", out);
 
     /* ---- results ---- */
     fputs("<h2>Results</h2>\n<table>\n<tr><th>Model</th><th>Train loss</th>"
