@@ -69,7 +69,7 @@ struct fmnn_layer_ops {
 
     /* What the layer can do for the execution plan (plan.c); all 0 is
      * always right.  fuses_activation: applies pass->activation to its own
-     * output (Conv2D, Dense).  reshape_only: its output is its input under
+     * output (Conv2D, Dense, BatchNormalization).  reshape_only: its output is its input under
      * another shape (Flatten).  is_activation: an Activation layer.
      * can_defer_bias_relu / applies_deferred_bias_relu: the two ends of
      * Conv2D -> relu -> MaxPooling2D, which adds the bias and relu after

@@ -145,6 +145,80 @@ START_TEST(batch_normalization_training)
 }
 END_TEST
 
+/* The activation the plan hands over (Conv2D-BN-ReLU): the output is the
+ * activation of the plain output, and the gradients go through both.
+ * _i: ReLU, tanh, sigmoid, on the first case. */
+START_TEST(batch_normalization_fused_activation)
+{
+    static const fmnn_activation_kind kinds[] = { FMNN_RELU, FMNN_TANH, FMNN_SIGMOID };
+    const bn_case *k = &bn_cases[0];
+    gc_layer g;
+    setup(&g, bn_layer(k), k->rank, k->dims, k->batch, 340 + (uint64_t)_i);
+    g.pass.training = 1;
+    gc_layer_objective(&g);
+    float *plain = malloc(g.n_out * sizeof *plain);
+    ck_assert_ptr_nonnull(plain);
+    memcpy(plain, g.y, g.n_out * sizeof *plain);
+    fmnn__activate(kinds[_i], plain, g.n_out / (size_t)k->dims[k->rank - 1], (size_t)k->dims[k->rank - 1]);
+    g.pass.activation = kinds[_i];
+    gc_layer_objective(&g);
+    ck_assert_mem_eq(g.y, plain, g.n_out * sizeof *plain);
+    free(plain);
+    /* ReLU's kink is within reach of every finite difference through the
+     * batch statistics: its backward is checked against an unfused ReLU
+     * below instead. */
+    if (kinds[_i] != FMNN_RELU)
+        check_gradients(&g, "BatchNormalization with a fused activation", 17 + (uint64_t)_i);
+    gc_layer_free(&g);
+}
+END_TEST
+
+/* Conv2D-BN-ReLU, where the plan fuses the ReLU into the BN, trains to the
+ * same bits as Conv2D-BN-LeakyReLU(0), which it cannot fuse. */
+static fmnn_model *conv_bn_relu(int fused)
+{
+    fmnn_model *m = NULL;
+    ck_assert_int_eq(fmnn_model_new(&m, 3, (int[]){ 6, 6, 2 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .no_bias = 1 })), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_batch_normalization(NULL)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fused ? fmnn_activation(FMNN_RELU) : fmnn_leaky_relu(0.0f)), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_flatten()), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })),
+                     FMNN_OK);
+    ck_assert_int_eq(fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, NULL, 8), FMNN_OK);
+    return m;
+}
+
+START_TEST(batch_normalization_relu_fused_trains_the_same)
+{
+    fmnn_model *a = conv_bn_relu(1), *b = conv_bn_relu(0);
+    ck_assert_int_lt(a->n_steps, b->n_steps); /* the ReLU has no step of its own */
+    fmnn_tensor *x = NULL, *y = NULL;
+    ck_assert_int_eq(fmnn_tensor_new(&x, 4, (int[]){ 8, 6, 6, 2 }), FMNN_OK);
+    ck_assert_int_eq(fmnn_tensor_new(&y, 1, (int[]){ 8 }), FMNN_OK);
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 77);
+    for (size_t i = 0; i < fmnn_tensor_size(x); i++)
+        fmnn_tensor_data(x)[i] = fmnn__rng_uniform(&rng) * 2.0f - 1.0f;
+    for (int i = 0; i < 8; i++)
+        fmnn_tensor_data(y)[i] = (float)(i % 3);
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 4;
+    o.epochs = 2;
+    ck_assert_int_eq(fmnn_model_fit(a, x, y, &o, NULL), FMNN_OK);
+    ck_assert_int_eq(fmnn_model_fit(b, x, y, &o, NULL), FMNN_OK);
+    size_t na, nb;
+    const float *wa = fmnn_model_weights(a, &na), *wb = fmnn_model_weights(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(wa, wb, na * sizeof *wa);
+    ck_assert_mem_eq(a->state, b->state, a->n_state * sizeof *a->state);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(a);
+    fmnn_model_free(b);
+}
+END_TEST
+
 /* At inference the moving statistics normalise, and the batch's are not
  * used or moved. */
 START_TEST(batch_normalization_inference)
@@ -1123,6 +1197,8 @@ static Suite *layers_suite(void)
     TCase *tc = tcase_create("new layers");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, batch_normalization_training, 0, N_BN_CASES);
+    tcase_add_loop_test(tc, batch_normalization_fused_activation, 0, 3);
+    tcase_add_test(tc, batch_normalization_relu_fused_trains_the_same);
     tcase_add_loop_test(tc, batch_normalization_inference, 0, N_BN_CASES);
     tcase_add_test(tc, batch_normalization_overflow_is_refused);
     tcase_add_loop_test(tc, average_pooling2d_gradients, 0, N_POOL_CASES);

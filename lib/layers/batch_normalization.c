@@ -11,6 +11,11 @@
  * statistics instead.  gamma is stored as the kernel and beta as the bias
  * (either may be switched off: scale, center), the moving mean and
  * variance as the layer's state; that is Keras's get_weights() order.
+ *
+ * The execution plan may hand the layer the activation that follows it
+ * (pass->activation, as Conv2D and Dense take theirs): the usual
+ * Conv2D-BatchNormalization-ReLU block then makes no pass of its own for
+ * the ReLU, forward or backward.
  */
 #include <math.h>
 #include <stdio.h>
@@ -134,6 +139,7 @@ static void bn_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in
     }
     const float *gamma = bn->scale ? layer->kernel : NULL, *beta = bn->center ? layer->bias : NULL;
     const size_t n = rows * c;
+    const int relu = pass->activation == FMNN_RELU; /* in the same pass; any other after it */
 #pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
     {
         const unsigned fp = fmnn__flush_denormals();
@@ -145,10 +151,12 @@ static void bn_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in
                     v *= gamma[k];
                 if (beta)
                     v += beta[k];
-                out[r * c + k] = v;
+                out[r * c + k] = relu && !(v > 0.0f) ? 0.0f : v;
             }
         fmnn__restore_fp_mode(fp);
     }
+    if (!relu && pass->activation != FMNN_LINEAR)
+        fmnn__activate(pass->activation, out, rows, c);
 }
 
 /*
@@ -160,16 +168,22 @@ static void bn_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in
 static void bn_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, const float *out,
                         float *dout, float *din)
 {
-    (void)out;
     const batch_normalization *bn = (const batch_normalization *)layer;
     const size_t c = (size_t)channels(layer);
     const size_t rows = fmnn__shape_size(&layer->in) / c * (size_t)pass->batch;
     const bn_saved s = saved_of(layer);
+    /* Through the fused activation first: a ReLU's mask in the sums' pass
+     * below, any other kind here. */
+    const int relu = pass->activation == FMNN_RELU;
+    if (!relu && pass->activation != FMNN_LINEAR)
+        fmnn__activate_backward(pass->activation, out, dout, rows, c);
     double *dbeta = s.sum, *dgamma = s.sum2;
     for (size_t k = 0; k < c; k++)
         dbeta[k] = dgamma[k] = 0.0;
     for (size_t r = 0; r < rows; r++)
         for (size_t k = 0; k < c; k++) {
+            if (relu && !(out[r * c + k] > 0.0f))
+                dout[r * c + k] = 0.0f;
             const float dy = dout[r * c + k];
             dbeta[k] += dy;
             dgamma[k] += (double)dy * ((in[r * c + k] - s.mean[k]) * s.inv_std[k]);
@@ -216,6 +230,7 @@ const struct fmnn_layer_ops fmnn__batch_normalization_ops = {
     .base_name = "batch_normalization",
     .size = sizeof(batch_normalization),
     .config = FMNN__FIELDS(bn_fields),
+    .fuses_activation = 1,
     .frozen_runs_as_inference = 1,
     .infer = bn_infer,
     .init = bn_init,
