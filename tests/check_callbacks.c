@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fmnn.h"
@@ -260,6 +263,23 @@ static fmnn_model *dropout_classifier(void)
     fmnn_model *m = new_model(1, (int[]){ 5 });
     add(m, fmnn_dense(16, &(fmnn_dense_options){ .activation = FMNN_RELU }));
     add(m, fmnn_dropout(0.3f));
+    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
+    fmnn_optimizer o = fmnn_adam();
+    o.learning_rate = 0.01f;
+    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &o, 9));
+    return m;
+}
+
+/* 6x6 images through RandomFlip, RandomTranslation, a Conv2D and
+ * Dropout: every per-step draw of the library. */
+static fmnn_model *augmented_cnn(void)
+{
+    fmnn_model *m = new_model(3, (int[]){ 6, 6, 1 });
+    add(m, fmnn_random_flip(NULL));
+    add(m, fmnn_random_translation(-0.2f, 0.2f, -0.2f, 0.2f, NULL));
+    add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .activation = FMNN_RELU }));
+    add(m, fmnn_dropout(0.25f));
+    add(m, fmnn_flatten());
     add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
     fmnn_optimizer o = fmnn_adam();
     o.learning_rate = 0.01f;
@@ -508,19 +528,75 @@ static int reload_checkpoint(const fmnn_progress *p, void *data)
     return 0;
 }
 
+/* A process that trains with a ModelCheckpoint saving every epoch,
+ * killed (SIGKILL) at 20 moments: the file it leaves is always a whole
+ * model that loads, never a partly written one. */
+START_TEST(test_checkpoint_survives_kills)
+{
+    scratch_dir();
+    char path[128];
+    scratch_path(path, sizeof path, "killed.fmnn");
+    rng_seed(23);
+    fmnn_tensor *x = random_normal(64, 5), *y = random_one_hot(64, 3);
+    fmnn_model *m = dropout_classifier();
+    EXPECT_OK(fmnn_model_save(m, path, FMNN_SAVE_OPTIMIZER)); /* a file from the start */
+    struct timespec seed_time;
+    clock_gettime(CLOCK_MONOTONIC, &seed_time);
+    srand((unsigned)seed_time.tv_nsec);
+    for (int kill_at = 0; kill_at < 20; kill_at++) {
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) { /* epochs of 8 steps, each ending in a save, until killed */
+            fmnn_checkpoint_options co = FMNN_CHECKPOINT_INIT;
+            co.save_flags = FMNN_SAVE_OPTIMIZER;
+            fmnn_callback *ck = NULL;
+            if (fmnn_model_checkpoint(&ck, path, &co) != FMNN_OK)
+                _exit(2);
+            fmnn_fit_options fo = quiet_options(8, 1000000, 1);
+            fo.callbacks = &ck;
+            fo.n_callbacks = 1;
+            fmnn_model_fit(m, x, y, &fo, NULL);
+            _exit(1);
+        }
+        struct timespec pause = { 0, (long)(rand() % 40000) * 1000L }; /* 0 to 40 ms */
+        nanosleep(&pause, NULL);
+        ck_assert_int_eq(kill(child, SIGKILL), 0);
+        int status;
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert(WIFSIGNALED(status));
+        fmnn_model *back = NULL;
+        EXPECT_OK(fmnn_model_load(&back, path));
+        fmnn_model_free(back);
+    }
+    fmnn_model_free(m);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    scratch_remove(); /* and the temporary files a kill may leave beside it */
+}
+END_TEST
+
+/* _i: 0 the Dropout classifier, 1 the augmented CNN. */
 START_TEST(test_resume_from_checkpoint)
 {
+    fmnn_model *(*const build)(void) = _i ? augmented_cnn : dropout_classifier;
     scratch_dir();
     char path[128];
     scratch_path(path, sizeof path, "ck.fmnn");
     rng_seed(21);
-    fmnn_tensor *x = random_normal(40, 5), *y = random_one_hot(40, 3);
+    fmnn_tensor *x = random_normal(40, _i ? 36 : 5), *y = random_one_hot(40, 3);
+    if (_i) { /* the same values as 40 images of 6x6x1 */
+        fmnn_tensor *images = NULL;
+        EXPECT_OK(fmnn_tensor_new(&images, 4, (int[]){ 40, 6, 6, 1 }));
+        memcpy(fmnn_tensor_data(images), fmnn_tensor_data(x), fmnn_tensor_size(x) * sizeof(float));
+        fmnn_tensor_free(x);
+        x = images;
+    }
 
-    fmnn_model *whole = dropout_classifier();
+    fmnn_model *whole = build();
     fmnn_fit_options fo = quiet_options(8, 4, 1);
     EXPECT_OK(fmnn_model_fit(whole, x, y, &fo, NULL));
 
-    fmnn_model *first = dropout_classifier();
+    fmnn_model *first = build();
     fmnn_checkpoint_options co = FMNN_CHECKPOINT_INIT;
     co.save_flags = FMNN_SAVE_OPTIMIZER;
     fmnn_callback *ck = NOT_NULL;
@@ -1588,7 +1664,8 @@ static Suite *callbacks_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_early_stopping_restores_best, 0, (int)(sizeof es_cases / sizeof *es_cases));
     tcase_add_test(tc, test_early_stopping_monitor_errors);
-    tcase_add_test(tc, test_resume_from_checkpoint);
+    tcase_add_loop_test(tc, test_resume_from_checkpoint, 0, 2);
+    tcase_add_test(tc, test_checkpoint_survives_kills);
     tcase_add_test(tc, test_checkpoint_per_epoch_and_best_only);
     tcase_add_test(tc, test_save_keeps_trained_counts);
     tcase_add_test(tc, test_each_epoch_its_own_order);
