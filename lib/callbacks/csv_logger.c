@@ -45,8 +45,11 @@ static void collect_keys(csv_logger *log, const fmnn_progress *p)
     if (p->has_validation)
         return;
     const int n = log->n_keys;
-    for (int k = 0; k < n; k++)
-        snprintf(log->keys[log->n_keys++], sizeof log->keys[0], "val_%s", log->keys[k]);
+    for (int k = 0; k < n; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s", log->keys[k]);
+        snprintf(log->keys[log->n_keys++], sizeof log->keys[0], "val_%s", key);
+    }
 }
 
 static int io_error(csv_logger *log, const char *what)
