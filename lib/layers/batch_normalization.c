@@ -93,26 +93,38 @@ static bn_saved saved_of(const fmnn_layer *layer)
     return (bn_saved){ d, d + c, f, f + c };
 }
 
-/* The batch's mean and biased variance per channel, in double, rows in
- * order (so the same bits for any thread count); the moving statistics
- * move towards them. */
+/* The sums over rows below split the channels between the threads, in
+ * bands of 16 (a cache line of floats): each channel is summed by one
+ * thread, rows in order, so the same bits for any thread count. */
+#define CHANNEL_BAND 16
+
+/* The batch's mean and biased variance per channel, in double; the
+ * moving statistics move towards them. */
 static void batch_moments(const batch_normalization *bn, const float *x, size_t rows, const bn_saved *s)
 {
     const size_t c = (size_t)channels(&bn->base);
     float *moving_mean = bn->base.state, *moving_var = bn->base.state + c;
     const float momentum = bn->momentum;
-    for (size_t k = 0; k < c; k++)
-        s->sum[k] = s->sum2[k] = 0.0;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t k = 0; k < c; k++)
-            s->sum[k] += x[r * c + k];
-    for (size_t k = 0; k < c; k++)
-        s->sum[k] /= (double)rows;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t k = 0; k < c; k++) {
-            double d = x[r * c + k] - s->sum[k];
-            s->sum2[k] += d * d;
-        }
+#pragma omp parallel num_threads(fmnn__threads()) if (rows * c > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+        int first, last;
+        fmnn__thread_band((int)c, CHANNEL_BAND, &first, &last);
+        double *sum = s->sum, *sum2 = s->sum2;
+        for (int k = first; k < last; k++)
+            sum[k] = sum2[k] = 0.0;
+        for (size_t r = 0; r < rows; r++)
+            for (int k = first; k < last; k++)
+                sum[k] += x[r * c + (size_t)k];
+        for (int k = first; k < last; k++)
+            sum[k] /= (double)rows;
+        for (size_t r = 0; r < rows; r++)
+            for (int k = first; k < last; k++) {
+                double d = x[r * c + (size_t)k] - sum[k];
+                sum2[k] += d * d;
+            }
+        fmnn__restore_fp_mode(fp);
+    }
     for (size_t k = 0; k < c; k++) {
         const float mean = (float)s->sum[k], var = (float)(s->sum2[k] / (double)rows);
         s->mean[k] = mean;
@@ -178,16 +190,24 @@ static void bn_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *i
     if (!relu && pass->activation != FMNN_LINEAR)
         fmnn__activate_backward(pass->activation, out, dout, rows, c);
     double *dbeta = s.sum, *dgamma = s.sum2;
-    for (size_t k = 0; k < c; k++)
-        dbeta[k] = dgamma[k] = 0.0;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t k = 0; k < c; k++) {
-            if (relu && !(out[r * c + k] > 0.0f))
-                dout[r * c + k] = 0.0f;
-            const float dy = dout[r * c + k];
-            dbeta[k] += dy;
-            dgamma[k] += (double)dy * ((in[r * c + k] - s.mean[k]) * s.inv_std[k]);
-        }
+#pragma omp parallel num_threads(fmnn__threads()) if (rows * c > 32768)
+    {
+        const unsigned fp = fmnn__flush_denormals();
+        int first, last;
+        fmnn__thread_band((int)c, CHANNEL_BAND, &first, &last);
+        for (int k = first; k < last; k++)
+            dbeta[k] = dgamma[k] = 0.0;
+        for (size_t r = 0; r < rows; r++)
+            for (int k = first; k < last; k++) {
+                const size_t i = r * c + (size_t)k;
+                if (relu && !(out[i] > 0.0f))
+                    dout[i] = 0.0f;
+                const float dy = dout[i];
+                dbeta[k] += dy;
+                dgamma[k] += (double)dy * ((in[i] - s.mean[k]) * s.inv_std[k]);
+            }
+        fmnn__restore_fp_mode(fp);
+    }
     if (bn->scale)
         for (size_t k = 0; k < c; k++)
             layer->kernel_grad[k] = (float)dgamma[k];
