@@ -93,7 +93,7 @@ static void usage(FILE *out)
         "\n"
         "  --data DIR               the Fashion-MNIST .gz files (default: $FMNN_DATA,\n"
         "                           else " PROGRAM_DEFAULT_DATA ")\n"
-        "  --epochs N               epochs (default 13)\n"
+        "  --epochs N               epochs (default 14)\n"
         "  --batch-size N           batch size (default 64)\n"
         "  --learning-rate F        AdamW's learning rate at the start of the\n"
         "                           cosine decay (default 0.001)\n"
@@ -120,7 +120,7 @@ static int parse_args(int argc, char **argv, options *opt)
 {
     opt->data_dir = program_default_data_dir();
     opt->out_dir = "modern-cnn-results";
-    opt->epochs = 13;
+    opt->epochs = 14;
     opt->batch = 64;
     opt->learning_rate = 1e-3f;
     opt->validation_split = 0.1f;
