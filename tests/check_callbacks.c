@@ -195,7 +195,8 @@ static snapshot take(fmnn_model *m)
     for (int i = 0; i < fmnn_model_layer_count(m); i++) {
         fmnn_layer_weights lw;
         EXPECT_OK(fmnn_model_get_layer_weights(m, i, &lw));
-        memcpy(s.v + at, lw.state, lw.state_count * sizeof(float));
+        if (lw.state_count) /* a layer without state has a NULL array */
+            memcpy(s.v + at, lw.state, lw.state_count * sizeof(float));
         at += lw.state_count;
     }
     return s;
