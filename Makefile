@@ -208,7 +208,14 @@ run-tests: all $(TEST_BINS)
 	echo "== headers"; sh tests/headers.sh "$(CC)" || failed=1; \
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
 	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
+	echo "== study-kill"; sh tests/study-kill.sh $(B) base,l2_dropout 1500 500 || failed=1; \
 	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All test suites passed."
+
+# The study killed at 5 random moments and stopped by SIGINT: the five
+# models on 3000 training images (make check runs two on 1500).
+.PHONY: check-kill
+check-kill: deps examples
+	sh tests/study-kill.sh $(B)
 
 test: check
 

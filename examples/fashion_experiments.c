@@ -14,6 +14,11 @@
  * predictions.svg, confusion_matrix.svg, classification_report.txt and
  * report.html (one page with all of them).
  *
+ * It keeps a backup in --out/.backup (support/backup.h): killed, or
+ * stopped with Ctrl-C (which exits with status 130, 143 for SIGTERM),
+ * the same command goes on where the backup left off and ends with the
+ * files an uninterrupted run writes, all but the seconds.
+ *
  *     build/examples/fashion_experiments                   # the notebook
  *     build/examples/fashion_experiments --epochs 1 --train-limit 2000 \
  *         --test-limit 500 --models base,l2_dropout --quiet  # a quick look
@@ -27,6 +32,7 @@
 
 #include <fmnn.h>
 
+#include "support/backup.h"
 #include "support/models.h"
 #include "support/program.h"
 #include "support/report.h"
@@ -39,6 +45,7 @@ typedef struct options {
     const char *data_dir;
     const char *out_dir;
     int epochs, batch, train_limit, test_limit, threads, quiet;
+    int backup_steps, restart;
     unsigned long long seed;
     int models[STUDY_MODEL_COUNT]; /* indices into study_models, in training order */
     int model_count;
@@ -62,6 +69,9 @@ static void usage(FILE *out)
         "  --threads N        threads to use (default: one per CPU)\n"
         "  --out DIR          where the reports go, created if needed\n"
         "                     (default fmnn-results)\n"
+        "  --backup-steps N   back up the training every N steps, besides every\n"
+        "                     epoch's end (default: 0, only at epochs' ends)\n"
+        "  --restart          ignore a backup in --out and start over\n"
         "  --quiet            no model summaries and no progress bars\n"
         "  --help             show this help and exit\n");
 }
@@ -104,6 +114,8 @@ static int parse_args(int argc, char **argv, options *opt)
     opt->train_limit = opt->test_limit = 0;
     opt->threads = 0;
     opt->quiet = 0;
+    opt->backup_steps = 0;
+    opt->restart = 0;
     opt->seed = 42;
     opt->model_count = STUDY_MODEL_COUNT;
     for (int i = 0; i < STUDY_MODEL_COUNT; i++)
@@ -122,6 +134,10 @@ static int parse_args(int argc, char **argv, options *opt)
             opt->quiet = 1;
             continue;
         }
+        if (strcmp(arg, "--restart") == 0) {
+            opt->restart = 1;
+            continue;
+        }
         /* --name VALUE or --name=VALUE */
         if (program_split_option(argc, argv, &i, name, sizeof name, &value) != 0) {
             fprintf(stderr, "fashion_experiments: unknown argument '%s'\n", arg);
@@ -131,7 +147,7 @@ static int parse_args(int argc, char **argv, options *opt)
             strcmp(name, "--batch") == 0 || strcmp(name, "--train-limit") == 0 ||
             strcmp(name, "--test-limit") == 0 || strcmp(name, "--models") == 0 ||
             strcmp(name, "--seed") == 0 || strcmp(name, "--threads") == 0 ||
-            strcmp(name, "--out") == 0) {
+            strcmp(name, "--out") == 0 || strcmp(name, "--backup-steps") == 0) {
             if (value == NULL) {
                 fprintf(stderr, "fashion_experiments: %s needs a value\n", name);
                 goto bad_usage;
@@ -157,6 +173,8 @@ static int parse_args(int argc, char **argv, options *opt)
             bad = program_parse_int(value, 0, 1 << 30, &opt->test_limit);
         } else if (strcmp(name, "--threads") == 0) {
             bad = program_parse_int(value, 1, 4096, &opt->threads);
+        } else if (strcmp(name, "--backup-steps") == 0) {
+            bad = program_parse_int(value, 0, 1 << 30, &opt->backup_steps);
         } else if (strcmp(name, "--seed") == 0) {
             bad = program_parse_seed(value, &opt->seed);
         } else if (strcmp(name, "--models") == 0) {
@@ -178,13 +196,6 @@ bad_usage:
 }
 
 /* ==== one experiment ================================================== */
-
-/* What the reports keep of a trained model. */
-typedef struct result {
-    fmnn_history *history;
-    float test_loss, test_accuracy;
-    double seconds;
-} result;
 
 /*
  * Predicts the test set (the notebook's model_combi.predict(test_X)) into
@@ -213,13 +224,24 @@ static int predict_test(fmnn_model *m, const fmnn_dataset *test,
     return 0;
 }
 
-/* Trains, evaluates and (for the report model) predicts with one model. */
+/* What run_model returns when a signal stopped the training. */
+#define INTERRUPTED 2
+
+/*
+ * Trains, evaluates, saves and (for the report model) predicts with one
+ * model, then records its results in the backup.  The training goes on
+ * from the model's backup folder when a killed run left one there.
+ */
 static int run_model(const study_model *spec, const options *opt,
                      const fmnn_dataset *train, const fmnn_dataset *test,
-                     result *res, int *pred)
+                     study_backup *backup, int *pred)
 {
     fmnn_fit_options fit = FMNN_FIT_OPTIONS_INIT;
     fmnn_model *m = NULL;
+    fmnn_callback *keeper = NULL;
+    fmnn_history *history = NULL;
+    float test_loss, test_accuracy;
+    char path[4096];
     double start;
     int err;
 
@@ -230,6 +252,14 @@ static int run_model(const study_model *spec, const options *opt,
                                  NULL /* Adam, Keras's defaults */, opt->seed);
     if (err == FMNN_OK && !opt->quiet)
         err = fmnn_model_summary(m, stdout);
+
+    /* The study deletes the backup itself, once the results are recorded. */
+    fmnn_backup_options bo = FMNN_BACKUP_INIT;
+    bo.save_every_steps = opt->backup_steps;
+    bo.delete_backup = 0;
+    backup_training_dir(backup, spec->key, path, sizeof path);
+    if (err == FMNN_OK)
+        err = fmnn_backup_and_restore(&keeper, path, &bo);
     if (err != FMNN_OK)
         goto fail;
 
@@ -239,9 +269,18 @@ static int run_model(const study_model *spec, const options *opt,
     fit.shuffle = 1;
     fit.seed = opt->seed;
     fit.verbose = opt->quiet ? 0 : 1;
+    fit.callbacks = &keeper;
+    fit.n_callbacks = 1;
+    fit.interrupt = &backup_signal;
 
     start = program_now();
-    err = fmnn_model_fit(m, train->images, train->labels, &fit, &res->history);
+    err = fmnn_model_fit(m, train->images, train->labels, &fit, &history);
+    if (err == FMNN_ECANCELED && backup_signal) {
+        fmnn_history_free(history);
+        fmnn_callback_free(keeper);
+        fmnn_model_free(m);
+        return INTERRUPTED;
+    }
     if (err == FMNN_ENUMERIC) {
         /* the history and the last good weights are kept: report them */
         fprintf(stderr, "warning: %s: %s\n", spec->title, fmnn_last_error());
@@ -249,14 +288,12 @@ static int run_model(const study_model *spec, const options *opt,
         goto fail;
     }
     err = fmnn_model_evaluate(m, test->images, test->labels, 64,
-                              &res->test_loss, &res->test_accuracy);
-    res->seconds = program_now() - start;
+                              &test_loss, &test_accuracy);
     if (err != FMNN_OK)
         goto fail;
     printf("%s Model - Test loss: %.4f, Test accuracy: %.4f\n", spec->title,
-           res->test_loss, res->test_accuracy);
+           test_loss, test_accuracy);
 
-    char path[4096];
     snprintf(path, sizeof path, "%s/%s.fmnn", opt->out_dir, spec->key);
     if ((err = fmnn_model_save(m, path, 0)) != FMNN_OK)
         goto fail;
@@ -265,13 +302,44 @@ static int run_model(const study_model *spec, const options *opt,
 
     if (pred != NULL && predict_test(m, test, spec->title, pred) != 0)
         goto fail;
+    if (backup_record(backup, spec->key, history, test_loss, test_accuracy,
+                      program_now() - start) != 0)
+        goto fail_quietly;
+    fmnn_history_free(history);
+    fmnn_callback_free(keeper);
     fmnn_model_free(m);
     return 0;
 
 fail:
     fprintf(stderr, "error: %s: %s\n", spec->title, fmnn_last_error());
+fail_quietly:
+    fmnn_history_free(history);
+    fmnn_callback_free(keeper);
     fmnn_model_free(m);
     return -1;
+}
+
+/* A model the backup says is finished: its predictions, when it is the
+ * report model, from the model file it saved. */
+static int finished_model(const study_model *spec, const options *opt,
+                          const fmnn_dataset *test, const backup_run *done, int *pred)
+{
+    char path[4096];
+    fmnn_model *m = NULL;
+
+    printf("--- %s Model: trained before (in the backup) ---\n", spec->title);
+    printf("%s Model - Test loss: %.4f, Test accuracy: %.4f\n", spec->title,
+           done->test_loss, done->test_accuracy);
+    if (pred == NULL)
+        return 0;
+    snprintf(path, sizeof path, "%s/%s.fmnn", opt->out_dir, spec->key);
+    if (fmnn_model_load(&m, path) != FMNN_OK || predict_test(m, test, spec->title, pred) != 0) {
+        fprintf(stderr, "error: %s: %s\n", spec->title, fmnn_last_error());
+        fmnn_model_free(m);
+        return -1;
+    }
+    fmnn_model_free(m);
+    return 0;
 }
 
 /* The history's last value, or NAN when there is none. */
@@ -293,18 +361,30 @@ static void print_comparison(const report_run *runs, int count)
     }
 }
 
+/* The settings a backup must have been made with to be continued: all
+ * that changes the results (the thread count may, in the last bits). */
+static void backup_options(const options *opt, char *out, size_t size)
+{
+    int used = snprintf(out, size, "epochs=%d batch=%d train-limit=%d test-limit=%d seed=%llu threads=%d models=",
+                        opt->epochs, opt->batch, opt->train_limit, opt->test_limit, opt->seed,
+                        fmnn_get_num_threads());
+    for (int i = 0; i < opt->model_count && used > 0 && (size_t)used < size; i++)
+        used += snprintf(out + used, size - (size_t)used, "%s%s", i ? "," : "",
+                         study_models[opt->models[i]].key);
+}
+
 /* ==== main ============================================================ */
 
 int main(int argc, char **argv)
 {
     options opt;
     fmnn_dataset *train = NULL, *test = NULL;
-    result results[STUDY_MODEL_COUNT] = { { 0 } };
+    study_backup backup = { .n_runs = 0 };
     report_run runs[STUDY_MODEL_COUNT];
     report_metrics metrics = { 0 };
     long confusion[PROGRAM_NUM_CLASSES * PROGRAM_NUM_CLASSES];
     int *y_true = NULL, *y_pred = NULL, report_model, status = 1;
-    char *text;
+    char *text, settings[512];
 
     switch (parse_args(argc, argv, &opt)) {
     case 1: return 0;
@@ -314,12 +394,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", fmnn_last_error());
         return 1;
     }
-    if (program_make_dirs(opt.out_dir) != 0)
+    backup_options(&opt, settings, sizeof settings);
+    if (program_make_dirs(opt.out_dir) != 0 || backup_catch_signals() != 0 ||
+        backup_open(&backup, opt.out_dir, settings, opt.restart) != 0)
         return 1;
 
     /* ---- data ---- */
     printf("libfmnn %s, %d threads, data from %s\n", fmnn_version_string(),
            fmnn_get_num_threads(), opt.data_dir);
+    if (backup.resumed)
+        printf("Going on from the backup in %s/ (%d of %d models finished)\n", backup.dir,
+               backup.n_runs, opt.model_count);
     if (program_load_split(&train, opt.data_dir, "train", opt.train_limit) != 0 ||
         program_load_split(&test, opt.data_dir, "t10k", opt.test_limit) != 0)
         goto done;
@@ -345,23 +430,31 @@ int main(int argc, char **argv)
         if (strcmp(study_models[opt.models[i]].key, "l2_dropout") == 0)
             report_model = i;
     for (int i = 0; i < opt.model_count; i++) {
+        const study_model *spec = &study_models[opt.models[i]];
+        const backup_run *done = backup_find(&backup, spec->key);
+        int *pred = i == report_model ? y_pred : NULL;
+        if (backup_signal) {
+            status = backup_interrupted(&backup, "fashion_experiments");
+            goto done;
+        }
         if (i > 0)
             printf("\n");
-        if (run_model(&study_models[opt.models[i]], &opt, train, test, &results[i],
-                      i == report_model ? y_pred : NULL) != 0)
+        const int rc = done ? finished_model(spec, &opt, test, done, pred)
+                            : run_model(spec, &opt, train, test, &backup, pred);
+        if (rc == INTERRUPTED)
+            status = backup_interrupted(&backup, "fashion_experiments");
+        if (rc != 0)
             goto done;
     }
     fmnn_dataset_free(train); /* only the test set is needed from here on */
     train = NULL;
 
-    /* ---- comparison and reports ---- */
+    /* ---- comparison and reports, from what the backup recorded ---- */
     for (int i = 0; i < opt.model_count; i++) {
-        const fmnn_history *h = results[i].history;
+        const backup_run *r = backup_find(&backup, study_models[opt.models[i]].key);
         runs[i] = (report_run){
-            study_models[opt.models[i]].title, h ? h->epochs : 0,
-            h ? h->loss : NULL, h ? h->accuracy : NULL,
-            h ? h->val_loss : NULL, h ? h->val_accuracy : NULL,
-            results[i].test_loss, results[i].test_accuracy, results[i].seconds
+            study_models[opt.models[i]].title, r->epochs, r->loss, r->accuracy,
+            r->val_loss, r->val_accuracy, r->test_loss, r->test_accuracy, r->seconds
         };
     }
     print_comparison(runs, opt.model_count);
@@ -392,6 +485,8 @@ int main(int argc, char **argv)
         if (report_write_all(opt.out_dir, &data) != 0)
             goto done;
     }
+    if (backup_finish(&backup) != 0)
+        goto done;
     printf("Reports written to %s/: results.csv, history.csv, val_accuracy.svg,\n"
            "val_loss.svg, predictions.svg, confusion_matrix.svg,\n"
            "classification_report.txt and report.html\n", opt.out_dir);
@@ -399,8 +494,7 @@ int main(int argc, char **argv)
 
 done:
     report_metrics_free(&metrics);
-    for (int i = 0; i < STUDY_MODEL_COUNT; i++)
-        fmnn_history_free(results[i].history);
+    backup_close(&backup);
     free(y_true);
     free(y_pred);
     fmnn_dataset_free(train);

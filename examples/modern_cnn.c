@@ -35,6 +35,10 @@
  * classification_report.txt and report.html, as the study does
  * (examples/support/report.h).
  *
+ * A backup in --out/.backup (support/backup.h) lets a killed or
+ * Ctrl-C'd run (status 130, 143 for SIGTERM) go on where it stopped when
+ * the same command runs again, to the same files but for the seconds.
+ *
  *     build/examples/modern_cnn --out modern-cnn-results    # the full run
  *     build/examples/modern_cnn --epochs 1 --train-limit 2000 \
  *         --test-limit 500 --quiet                          # a quick look
@@ -48,6 +52,7 @@
 
 #include <fmnn.h>
 
+#include "support/backup.h"
 #include "support/program.h"
 #include "support/report.h"
 
@@ -80,6 +85,7 @@ typedef struct options {
     const char *data_dir;
     const char *out_dir;
     int epochs, batch, train_limit, test_limit, threads, quiet;
+    int backup_steps, restart;
     float learning_rate, validation_split;
     unsigned long long seed;
 } options;
@@ -105,6 +111,9 @@ static void usage(FILE *out)
         "  --threads N              threads to use (default: one per CPU)\n"
         "  --out DIR                where the model and the reports go, created if\n"
         "                           needed (default modern-cnn-results)\n"
+        "  --backup-steps N         back up the training every N steps, besides every\n"
+        "                           epoch's end (default: 0, only at epochs' ends)\n"
+        "  --restart                ignore a backup in --out and start over\n"
         "  --quiet                  no model summary and no progress bars\n"
         "  --help                   show this help and exit\n");
 }
@@ -112,7 +121,7 @@ static void usage(FILE *out)
 /* The options that take a value. */
 static const char *const VALUE_OPTIONS[] = {
     "--data", "--epochs", "--batch-size", "--learning-rate", "--validation-split",
-    "--train-limit", "--test-limit", "--seed", "--threads", "--out"
+    "--train-limit", "--test-limit", "--seed", "--threads", "--out", "--backup-steps"
 };
 
 /* 0: run; 1: --help was printed; 2: bad usage (already reported). */
@@ -127,6 +136,8 @@ static int parse_args(int argc, char **argv, options *opt)
     opt->train_limit = opt->test_limit = 0;
     opt->threads = 0;
     opt->quiet = 0;
+    opt->backup_steps = 0;
+    opt->restart = 0;
     opt->seed = 42;
 
     for (int i = 1; i < argc; i++) {
@@ -140,6 +151,10 @@ static int parse_args(int argc, char **argv, options *opt)
         }
         if (strcmp(arg, "--quiet") == 0) {
             opt->quiet = 1;
+            continue;
+        }
+        if (strcmp(arg, "--restart") == 0) {
+            opt->restart = 1;
             continue;
         }
         /* --name VALUE or --name=VALUE */
@@ -179,6 +194,8 @@ static int parse_args(int argc, char **argv, options *opt)
             bad = program_parse_int(value, 0, 1 << 30, &opt->test_limit);
         } else if (strcmp(name, "--threads") == 0) {
             bad = program_parse_int(value, 1, 4096, &opt->threads);
+        } else if (strcmp(name, "--backup-steps") == 0) {
+            bad = program_parse_int(value, 0, 1 << 30, &opt->backup_steps);
         } else if (strcmp(name, "--seed") == 0) {
             bad = program_parse_seed(value, &opt->seed);
         }
@@ -258,7 +275,7 @@ typedef struct epoch_times {
 static int on_progress(const fmnn_progress *p, void *user_data)
 {
     epoch_times *t = user_data;
-    if (p->event == FMNN_EVENT_EPOCH_END && p->epoch == t->count)
+    if (p->event == FMNN_EVENT_EPOCH_END && t->count < p->epochs) /* a resumed run: its epochs only */
         t->seconds[t->count++] = p->seconds;
     return 0;
 }
@@ -270,15 +287,18 @@ static int on_progress(const fmnn_progress *p, void *user_data)
  * PATIENCE epochs and puts back the best epoch's weights, and
  * ModelCheckpoint writes that best model to model_path as training goes
  * (*saved then says so).  A loss or an update that turns NaN stops fit
- * with the last good weights: that is reported and kept.
+ * with the last good weights: that is reported and kept.  BackupAndRestore
+ * keeps everything in backup_dir, to go on from there after a crash; the
+ * program deletes it once the reports are written.
  */
 static int train(fmnn_model *m, const options *opt, const fmnn_dataset *train_set, const char *model_path,
-                 fmnn_history **history, epoch_times *times, int *saved)
+                 const char *backup_dir, fmnn_history **history, epoch_times *times, int *saved)
 {
     fmnn_fit_options fit = FMNN_FIT_OPTIONS_INIT;
     fmnn_early_stopping_options stop = FMNN_EARLY_STOPPING_INIT;
     fmnn_checkpoint_options keep = FMNN_CHECKPOINT_INIT;
-    fmnn_callback *callbacks[2] = { NULL, NULL };
+    fmnn_backup_options backup = FMNN_BACKUP_INIT;
+    fmnn_callback *callbacks[3] = { NULL, NULL, NULL };
     int err;
 
     fit.batch_size = opt->batch;
@@ -295,20 +315,22 @@ static int train(fmnn_model *m, const options *opt, const fmnn_dataset *train_se
     keep.save_best_only = 1;
     if (!opt->quiet)
         stop.verbose = keep.verbose = stdout;
+    backup.save_every_steps = opt->backup_steps;
+    backup.delete_backup = 0;
+    fit.interrupt = &backup_signal;
+    fit.callbacks = callbacks;
+    fit.n_callbacks = 1;
     *saved = opt->validation_split > 0.0f;
-    if (*saved) {
-        if ((err = fmnn_early_stopping(&callbacks[0], &stop)) != FMNN_OK ||
-            (err = fmnn_model_checkpoint(&callbacks[1], model_path, &keep)) != FMNN_OK) {
-            fmnn_callback_free(callbacks[0]);
-            return err;
-        }
-        fit.callbacks = callbacks;
-        fit.n_callbacks = 2;
+    err = fmnn_backup_and_restore(&callbacks[0], backup_dir, &backup);
+    if (err == FMNN_OK && *saved) {
+        if ((err = fmnn_early_stopping(&callbacks[1], &stop)) == FMNN_OK)
+            err = fmnn_model_checkpoint(&callbacks[2], model_path, &keep);
+        fit.n_callbacks = 3;
     }
-
-    err = fmnn_model_fit(m, train_set->images, train_set->labels, &fit, history);
-    fmnn_callback_free(callbacks[0]);
-    fmnn_callback_free(callbacks[1]);
+    if (err == FMNN_OK)
+        err = fmnn_model_fit(m, train_set->images, train_set->labels, &fit, history);
+    for (int i = 0; i < 3; i++)
+        fmnn_callback_free(callbacks[i]);
     if (err == FMNN_OK && (*history)->stop_reason == FMNN_STOP_CALLBACK)
         printf("%s stopped training after epoch %d\n", (*history)->stopped_by, (*history)->stopped_epoch + 1);
     if (err == FMNN_ENUMERIC) {
@@ -354,7 +376,8 @@ int main(int argc, char **argv)
     int *y_true = NULL, *y_pred = NULL, status = 1, saved = 0, err;
     float test_loss, test_accuracy;
     double start, seconds, epoch_sum = 0;
-    char path[4096];
+    char path[4096], backup_dir[4200], settings[512];
+    study_backup backup = { .n_runs = 0 };
     char *text;
 
     switch (parse_args(argc, argv, &opt)) {
@@ -365,12 +388,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", fmnn_last_error());
         return 1;
     }
-    if (program_make_dirs(opt.out_dir) != 0)
-        return 1;
     if ((size_t)snprintf(path, sizeof path, "%s/" MODEL_FILE, opt.out_dir) >= sizeof path) {
         fprintf(stderr, "error: the --out path is too long\n");
         return 1;
     }
+    /* What the backup must have been made with: all that changes the results. */
+    snprintf(settings, sizeof settings,
+             "epochs=%d batch-size=%d learning-rate=%a validation-split=%a train-limit=%d test-limit=%d "
+             "seed=%llu threads=%d", opt.epochs, opt.batch, (double)opt.learning_rate,
+             (double)opt.validation_split, opt.train_limit, opt.test_limit, opt.seed, fmnn_get_num_threads());
+    if (program_make_dirs(opt.out_dir) != 0 || backup_catch_signals() != 0 ||
+        backup_open(&backup, opt.out_dir, settings, opt.restart) != 0)
+        return 1;
+    backup_training_dir(&backup, "modern_cnn", backup_dir, sizeof backup_dir);
 
     /* ---- data ---- */
     printf("libfmnn %s, %d threads, data from %s\n", fmnn_version_string(),
@@ -378,6 +408,8 @@ int main(int argc, char **argv)
     if (program_load_split(&train_set, opt.data_dir, "train", opt.train_limit) != 0 ||
         program_load_split(&test, opt.data_dir, "t10k", opt.test_limit) != 0)
         goto done;
+    if (backup.resumed)
+        printf("Going on from the backup in %s/\n", backup.dir);
     printf("%d training images (the last %g%% for validation), %d test images\n",
            train_set->count, 100.0 * opt.validation_split, test->count);
 
@@ -400,7 +432,12 @@ int main(int argc, char **argv)
            MODEL_NAME, opt.epochs, opt.epochs == 1 ? "" : "s", opt.batch,
            (double)opt.learning_rate);
     start = program_now();
-    if ((err = train(model, &opt, train_set, path, &history, &times, &saved)) != FMNN_OK)
+    err = train(model, &opt, train_set, path, backup_dir, &history, &times, &saved);
+    if (err == FMNN_ECANCELED && backup_signal) {
+        status = backup_interrupted(&backup, PROGRAM);
+        goto done;
+    }
+    if (err != FMNN_OK)
         goto fail;
     if ((err = fmnn_model_evaluate(model, test->images, test->labels, 256,
                                    &test_loss, &test_accuracy)) != FMNN_OK)
@@ -456,6 +493,8 @@ int main(int argc, char **argv)
         if (report_write_all(opt.out_dir, &data) != 0)
             goto done;
     }
+    if (backup_finish(&backup) != 0)
+        goto done;
     printf("Reports written to %s/: results.csv, history.csv, val_accuracy.svg,\n"
            "val_loss.svg, predictions.svg, confusion_matrix.svg,\n"
            "classification_report.txt and report.html\n", opt.out_dir);
@@ -466,6 +505,7 @@ fail:
     fprintf(stderr, "error: %s: %s\n", MODEL_NAME, fmnn_last_error());
 done:
     report_metrics_free(&metrics);
+    backup_close(&backup);
     fmnn_history_free(history);
     fmnn_model_free(model);
     free(times.seconds);

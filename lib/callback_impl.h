@@ -8,14 +8,32 @@
 #ifndef FMNN_CALLBACK_IMPL_H
 #define FMNN_CALLBACK_IMPL_H
 
-#include "model_impl.h"
+#include "fit_state.h"
 
 struct fmnn_callback {
     char name[48];          /* "EarlyStopping"; fmnn_history.stopped_by */
     fmnn_callback_fn fn;
     void *user_data;
     void (*release)(fmnn_callback *cb); /* frees what the callback owns besides itself; may be NULL */
+
+    /* Its state, for a backup to keep (fit_state.h): get_state fills in
+     * all but the name and may lend its array; set_state takes a state
+     * back after TRAIN_BEGIN of a resumed fit.  NULL for a callback
+     * without state. */
+    void (*get_state)(const fmnn_callback *cb, const fmnn_model *m, fmnn__callback_state *out);
+    int (*set_state)(fmnn_callback *cb, const fmnn_model *m, const fmnn__callback_state *in);
+
+    /* A backup (BackupAndRestore).  restore runs before TRAIN_BEGIN and
+     * returns 1 when it put a backup into the model (m->resume), for fit
+     * to continue; after runs once every callback has seen an event,
+     * with fit's status so far (FMNN_FIT_INTERRUPTED when it was told to
+     * stop).  NULL for every other callback. */
+    int (*restore)(fmnn_callback *cb, fmnn_model *m);
+    int (*after)(fmnn_callback *cb, const fmnn_progress *p, int status);
 };
+
+/* fit's status once its interrupt flag was seen (never returned). */
+#define FMNN_FIT_INTERRUPTED 2
 
 /* Allocates a zeroed callback struct of size bytes whose function gets
  * it as its data.  NULL when out of memory. */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "callback_impl.h"
+#include "fit_state.h"
 #include "progress.h"
 #include "tensor_impl.h"
 #include "train.h"
@@ -125,43 +126,6 @@ static void epoch_order(int *order, int n, int shuffle, uint64_t seed, int64_t e
 
 /* ---- the history ------------------------------------------------------------- */
 
-static int history_new(fmnn_history **out, const fmnn_model *m, int initial_epoch, int epochs, int has_validation)
-{
-    fmnn_history *h = fmnn__alloc_zeroed(sizeof *h, "the history");
-    const size_t n = epochs > 0 ? (size_t)epochs : 1, arrays = 3 + 2 * (size_t)m->n_metrics;
-    float *values = fmnn__alloc_array(arrays * n, sizeof(float), "the history");
-    if (!h || !values) {
-        fmnn__free(h);
-        fmnn__free(values);
-        return FMNN_ENOMEM;
-    }
-    h->initial_epoch = initial_epoch;
-    h->has_validation = has_validation;
-    h->loss = values;
-    h->learning_rate = values + n;
-    h->val_loss = has_validation ? values + 2 * n : NULL;
-    h->n_metrics = m->n_metrics;
-    for (int k = 0; k < m->n_metrics; k++) {
-        h->metric_names[k] = fmnn_model_metric_name(m, k);
-        h->metrics[k] = values + (3 + 2 * (size_t)k) * n;
-        h->val_metrics[k] = has_validation ? values + (4 + 2 * (size_t)k) * n : NULL;
-    }
-    const int at = fmnn__metric_accuracy_index(m);
-    h->accuracy = at >= 0 ? h->metrics[at] : NULL;
-    h->val_accuracy = at >= 0 ? h->val_metrics[at] : NULL;
-    h->stopped_epoch = -1;
-    *out = h;
-    return FMNN_OK;
-}
-
-FMNN_API void fmnn_history_free(fmnn_history *h)
-{
-    if (!h)
-        return;
-    fmnn__free(h->loss); /* one block holds every array */
-    fmnn__free(h);
-}
-
 static void history_add(fmnn_history *h, const fmnn_progress *p)
 {
     const int e = h->epochs++;
@@ -186,6 +150,9 @@ typedef struct fit_run {
     const char *stopped_by;   /* the first callback that stopped training */
     int begun;                /* callbacks that were told TRAIN_BEGIN: only they are told TRAIN_END */
     float metrics[FMNN_MAX_METRICS], val_metrics[FMNN_MAX_METRICS];
+    fmnn__fit_state state;    /* where the fit is, as a backup keeps it (m->live) */
+    fmnn__fit_state *resume;  /* the saved state it continues, or NULL */
+    int begun_training;       /* everything was allocated: the loop ran */
 } fit_run;
 
 /* The message of a callback that failed: its own call's, or a plain one. */
@@ -213,6 +180,23 @@ static int run_callback(fit_run *run, const char *name, fmnn_callback_fn fn, voi
     if (answer > 0 && !run->stopped_by)
         run->stopped_by = name;
     return answer > 0;
+}
+
+/* Tells the backups that every callback has seen p, with fit's status
+ * so far: they save after the others have updated their states. */
+static int after_callbacks(fit_run *run, const fmnn_progress *p, int status)
+{
+    const int count = p->event == FMNN_EVENT_TRAIN_END ? run->begun : run->o->n_callbacks;
+    for (int i = 0; i < count && i < run->o->n_callbacks; i++) {
+        fmnn_callback *cb = run->o->callbacks[i];
+        if (!cb->after)
+            continue;
+        fmnn_clear_error();
+        const int err = cb->after(cb, p, status);
+        if (err < 0)
+            return callback_failed(cb->name, err, p);
+    }
+    return FMNN_OK;
 }
 
 /* Draws the progress and runs every callback: FMNN_OK, FMNN_STOP_TRAINING
@@ -247,6 +231,37 @@ static int notify(fit_run *run, const fmnn_progress *p)
     return stop ? FMNN_STOP_TRAINING : FMNN_OK;
 }
 
+/* notify, then the backups at a batch's or an epoch's end.  A stop at a
+ * batch is not saved there: the epoch ends first, and is saved then. */
+static int notify_and_back_up(fit_run *run, fmnn_progress *p)
+{
+    int err = notify(run, p);
+    if (err == FMNN_STOP_TRAINING && p->event == FMNN_EVENT_EPOCH_END) {
+        run->state.stopped = 1;
+        snprintf(run->state.stopped_by, sizeof run->state.stopped_by, "%s", run->stopped_by ? run->stopped_by : "");
+    }
+    if (err == FMNN_OK || (err == FMNN_STOP_TRAINING && p->event != FMNN_EVENT_BATCH_END)) {
+        const int backed_up = after_callbacks(run, p, err);
+        if (backed_up)
+            return backed_up;
+    }
+    return err;
+}
+
+/* When the interrupt flag is up: FMNN_EVENT_INTERRUPTED, for the backups
+ * to save where the fit is, then FMNN_FIT_INTERRUPTED. */
+static int check_interrupt(fit_run *run, fmnn_progress *p)
+{
+    if (!run->o->interrupt || !*run->o->interrupt)
+        return FMNN_OK;
+    p->event = FMNN_EVENT_INTERRUPTED;
+    const int err = notify(run, p);
+    if (err < 0)
+        return err;
+    const int backed_up = after_callbacks(run, p, FMNN_FIT_INTERRUPTED);
+    return backed_up ? backed_up : FMNN_FIT_INTERRUPTED;
+}
+
 /* The rate the next step will take (the schedule's, at the step count). */
 static float learning_rate(const fmnn_model *m)
 {
@@ -265,17 +280,23 @@ typedef struct fit_data {
     int val_first, n_val;
 } fit_data;
 
-/* One epoch over order[]: the steps, their BATCH_END events and the
- * running loss and metrics in p.  FMNN_STOP_TRAINING when a callback
- * asked to stop (the epoch ends there). */
+/* One epoch over order[] from the batch the fit state has reached (0,
+ * unless resuming): the steps, their BATCH_END events and the running
+ * loss and metrics in p.  FMNN_STOP_TRAINING when a callback asked to
+ * stop (the epoch ends there), FMNN_FIT_INTERRUPTED when the interrupt
+ * flag did (it does not). */
 static int train_epoch(fit_run *run, const fit_data *d, const int *order, int batch_size, fmnn_progress *p)
 {
     fmnn_model *m = run->m;
+    fmnn__fit_state *s = &run->state;
     const double start = fmnn__now();
-    double loss_sum = 0.0;
-    long seen = 0;
-    fmnn__metrics_reset(m, m->metric_sums[0]);
-    for (int first = 0; first < d->n_train; first += batch_size) {
+    if (s->batch == 0) {
+        fmnn__metrics_reset(m, m->metric_sums[0]);
+    } else { /* resumed: where the epoch's running values stood */
+        p->loss = (float)(s->loss_sum / (double)s->seen);
+        fmnn__metrics_results(m, m->metric_sums[0], run->metrics);
+    }
+    for (int first = s->batch * batch_size; first < d->n_train; first += batch_size) {
         const int batch = d->n_train - first < batch_size ? d->n_train - first : batch_size;
         fmnn__gather(m, d->x, d->y, d->weights, order + first, batch);
         double batch_loss;
@@ -292,17 +313,22 @@ static int train_epoch(fit_run *run, const fit_data *d, const int *order, int ba
                                bad.what, bad.value, p->epoch + 1, p->epochs, p->epoch, p->batch + 1);
         }
         /* Keras reports running means over the epoch, weighted by batch size. */
-        loss_sum += batch_loss * batch;
-        seen += batch;
+        s->loss_sum += batch_loss * batch;
+        s->seen += batch;
+        s->batch++;
         p->event = FMNN_EVENT_BATCH_END;
-        p->batch++;
-        p->loss = (float)(loss_sum / seen);
+        p->batch = s->batch;
+        p->loss = (float)(s->loss_sum / (double)s->seen);
         fmnn__metrics_results(m, m->metric_sums[0], run->metrics);
         const int at = fmnn__metric_accuracy_index(m);
         p->accuracy = at >= 0 ? run->metrics[at] : NAN;
         p->learning_rate = learning_rate(m);
         p->seconds = fmnn__now() - start;
-        if ((err = notify(run, p)))
+        if ((err = notify_and_back_up(run, p)))
+            return err;
+        /* After an epoch's last batch the epoch ends first; the next
+         * epoch's start looks at the flag again. */
+        if (first + batch < d->n_train && (err = check_interrupt(run, p)))
             return err;
     }
     return FMNN_OK;
@@ -320,28 +346,51 @@ static int validate(fit_run *run, const fit_data *d, int batch_size, fmnn_progre
     return err;
 }
 
+/* The fit state once an epoch has ended: at the next one's start. */
+static void end_epoch(fit_run *run)
+{
+    run->state.epoch++;
+    run->state.batch = 0;
+    run->state.loss_sum = 0.0;
+    run->state.seen = 0;
+    fmnn__metrics_reset(run->m, run->m->metric_sums[0]);
+}
+
 static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_size, fmnn_history *h)
 {
     fmnn_model *m = run->m;
     const fmnn_fit_options *o = run->o;
+    fmnn__fit_state *s = &run->state;
     const int batches = d->n_train / batch_size + (d->n_train % batch_size != 0);
-    fmnn_progress p = { .event = FMNN_EVENT_TRAIN_BEGIN, .model = m, .epoch = o->initial_epoch, .epochs = o->epochs,
+    fmnn_progress p = { .event = FMNN_EVENT_TRAIN_BEGIN, .model = m, .epoch = s->epoch, .epochs = o->epochs,
                         .batches = batches, .n_metrics = m->n_metrics, .metrics = run->metrics,
                         .has_validation = d->n_val > 0, .val_metrics = d->n_val > 0 ? run->val_metrics : NULL,
                         .learning_rate = learning_rate(m), .accuracy = NAN, .val_accuracy = NAN };
     int err = notify(run, &p);
-    for (int epoch = o->initial_epoch; epoch < o->epochs && !err; epoch++) {
-        p.event = FMNN_EVENT_EPOCH_BEGIN;
+    if (!err && run->resume)
+        err = fmnn__fit_state_give_callbacks(run->resume, m, o->callbacks, o->n_callbacks);
+    if (!err && s->stopped) { /* the backup was made after a callback stopped training */
+        p.epoch = s->epoch - 1;
+        run->stopped_by = s->stopped_by;
+        err = FMNN_STOP_TRAINING;
+    }
+    while (s->epoch < o->epochs && !err) {
+        const int epoch = s->epoch;
         p.epoch = epoch;
-        p.batch = 0;
+        p.batch = s->batch;
         p.seconds = 0.0;
         epoch_order(order, d->n_train, o->shuffle, o->seed, m->epochs_trained);
-        if ((err = notify(run, &p)))
-            break;
+        if (s->batch == 0) { /* a resumed epoch has begun already */
+            if ((err = check_interrupt(run, &p)))
+                break;
+            p.event = FMNN_EVENT_EPOCH_BEGIN;
+            if ((err = notify(run, &p)))
+                break;
+        }
         const double start = fmnn__now();
         err = train_epoch(run, d, order, batch_size, &p);
         if (err && (err != FMNN_STOP_TRAINING || p.event == FMNN_EVENT_NONFINITE))
-            break; /* a failure, or a stop at a refused step: no epoch end */
+            break; /* a failure, an interruption, or a stop at a refused step: no epoch end */
         m->epochs_trained++;
         const int stop = err == FMNN_STOP_TRAINING;
         if ((err = validate(run, d, batch_size, &p)))
@@ -349,25 +398,98 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
         p.event = FMNN_EVENT_EPOCH_END;
         p.learning_rate = learning_rate(m);
         p.seconds = fmnn__now() - start;
-        if (h)
-            history_add(h, &p);
-        err = notify(run, &p);
+        history_add(h, &p);
+        end_epoch(run);
+        if (stop) {
+            s->stopped = 1;
+            snprintf(s->stopped_by, sizeof s->stopped_by, "%s", run->stopped_by ? run->stopped_by : "");
+        }
+        err = notify_and_back_up(run, &p);
         if (stop && !err)
             err = FMNN_STOP_TRAINING;
     }
-    if (err == FMNN_STOP_TRAINING && h)
+    if (err == FMNN_STOP_TRAINING)
         h->stopped_epoch = p.epoch;
     /* TRAIN_END always, so that every callback can let go of what it holds. */
     fmnn_progress end = p;
     end.event = FMNN_EVENT_TRAIN_END;
     char pending[512];
     snprintf(pending, sizeof pending, "%s", fmnn_last_error());
-    const int end_err = notify(run, &end);
-    if (end_err < 0 && (err == FMNN_OK || err == FMNN_STOP_TRAINING))
+    int end_err = notify(run, &end);
+    if (end_err >= 0 && (end_err = after_callbacks(run, &end, err)) >= 0 && *pending)
+        fmnn__error(FMNN_OK, "%s", pending); /* the backups ran with no error pending, as the callbacks did */
+    const int finished = err == FMNN_OK || err == FMNN_STOP_TRAINING || err == FMNN_FIT_INTERRUPTED;
+    if (end_err < 0 && finished)
         err = end_err; /* a callback that could not finish (a file it could not close) */
     else if (end_err < 0)
         fmnn__error(err, "%s", pending); /* the first failure is the one fit returns */
     return err;
+}
+
+/* ---- fmnn_model_fit ------------------------------------------------------------- */
+
+/* Splits x and y (or takes the validation data) as Keras does. */
+static int split_data(fit_data *d, const fmnn_tensor *x, const fmnn_tensor *y, const fmnn_fit_options *o,
+                      const char *fn)
+{
+    /* validation_data replaces validation_split, as in Keras; a split
+     * takes the sample weights' tail with the samples'. */
+    const int n = x->dims[0];
+    *d = (fit_data){ .x = x, .y = y, .weights = o->sample_weight ? o->sample_weight->data : NULL };
+    if (o->x_val) {
+        d->n_train = n;
+        d->x_val = o->x_val;
+        d->y_val = o->y_val;
+        d->n_val = o->x_val->dims[0];
+    } else {
+        d->n_train = training_count(n, o->validation_split);
+        d->x_val = x;
+        d->y_val = y;
+        d->val_weights = d->weights;
+        d->val_first = d->n_train;
+        d->n_val = n - d->n_train;
+    }
+    if (d->n_train < 1 || (!o->x_val && o->validation_split > 0.0f && d->n_val < 1))
+        return fmnn__error(FMNN_EINVAL, "%s: %d samples are too few to split into training and validation "
+                           "sets by validation_split %g (as Keras refuses it)", fn, n, (double)o->validation_split);
+    return FMNN_OK;
+}
+
+/* The saved fit to continue: one a backup callback puts into the model,
+ * or, with resume, one the model was loaded with.  Any other is dropped,
+ * since this fit moves the weights on from it. */
+static int take_resume(fit_run *run, const fit_data *d)
+{
+    fmnn_model *m = run->m;
+    const fmnn_fit_options *o = run->o;
+    int restored = 0;
+    for (int i = 0; i < o->n_callbacks; i++) {
+        fmnn_callback *cb = o->callbacks[i];
+        if (!cb->restore)
+            continue;
+        fmnn_clear_error();
+        const int answer = cb->restore(cb, m);
+        if (answer < 0) {
+            fmnn_progress begin = { .event = FMNN_EVENT_TRAIN_BEGIN };
+            return callback_failed(cb->name, answer, &begin);
+        }
+        restored |= answer;
+    }
+    fmnn__fit_state *saved = m->resume;
+    m->resume = NULL;
+    if (!saved || !(o->resume || restored)) {
+        fmnn__fit_state_free(saved);
+        return FMNN_OK;
+    }
+    const fmnn__fit_state now = { .seed = o->seed, .shuffle = o->shuffle != 0, .batch_size = o->batch_size,
+                                  .n_train = d->n_train, .n_val = d->n_val };
+    int err = fmnn__fit_state_check_resume(saved, &now, o->epochs, "fmnn_model_fit");
+    if (err) {
+        fmnn__fit_state_free(saved);
+        return err;
+    }
+    run->resume = saved;
+    return FMNN_OK;
 }
 
 FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
@@ -388,29 +510,9 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     fmnn_fit_options o = *options;
     if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
         o.batch_size = 32;
-    if ((err = check_fit_options(m, x, &o, fn)))
+    fit_data d;
+    if ((err = check_fit_options(m, x, &o, fn)) || (err = split_data(&d, x, y, &o, fn)))
         return err;
-
-    /* validation_data replaces validation_split, as in Keras; a split
-     * takes the sample weights' tail with the samples'. */
-    const int n = x->dims[0];
-    fit_data d = { .x = x, .y = y, .weights = o.sample_weight ? o.sample_weight->data : NULL };
-    if (o.x_val) {
-        d.n_train = n;
-        d.x_val = o.x_val;
-        d.y_val = o.y_val;
-        d.n_val = o.x_val->dims[0];
-    } else {
-        d.n_train = training_count(n, o.validation_split);
-        d.x_val = x;
-        d.y_val = y;
-        d.val_weights = d.weights;
-        d.val_first = d.n_train;
-        d.n_val = n - d.n_train;
-    }
-    if (d.n_train < 1 || (!o.x_val && o.validation_split > 0.0f && d.n_val < 1))
-        return fmnn__error(FMNN_EINVAL, "%s: %d samples are too few to split into training and validation "
-                           "sets by validation_split %g (as Keras refuses it)", fn, n, (double)o.validation_split);
     const int batches = d.n_train / o.batch_size + (d.n_train % o.batch_size != 0);
     const int64_t epochs = o.epochs - o.initial_epoch;
     if ((uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step) ||
@@ -421,38 +523,59 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                            "its optimizer at %lld) to 2^62 epochs or steps, more than a model file can hold",
                            fn, (long long)epochs, batches, (long long)m->epochs_trained, (long long)m->steps_trained,
                            (long long)m->step);
-    if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)))
+    fit_run run = { .m = m, .o = &o };
+    if ((err = take_resume(&run, &d)))
         return err;
+    fmnn__fit_state *s = &run.state;
+    *s = (fmnn__fit_state){ .seed = o.seed, .shuffle = o.shuffle != 0, .batch_size = o.batch_size,
+                            .n_train = d.n_train, .n_val = d.n_val, .initial_epoch = o.initial_epoch,
+                            .epoch = o.initial_epoch, .n_sums = m->n_metric_sums, .sums = m->metric_sums[0],
+                            .callbacks = o.callbacks, .n_callbacks = o.n_callbacks };
     fmnn_history *h = NULL;
     float *class_w = NULL;
-    int *order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order");
-    if (order && o.n_class_weight > 0 && (class_w = fmnn__alloc_array((size_t)n, sizeof *class_w, "the class weights")))
+    int *order = NULL;
+    const int first_epoch = run.resume ? run.resume->initial_epoch : o.initial_epoch;
+    if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)) ||
+        (err = fmnn__history_new(&h, m, first_epoch, o.epochs - first_epoch, d.n_val > 0)))
+        goto done;
+    err = FMNN_ENOMEM;
+    if (!(order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order")))
+        goto done;
+    if (o.n_class_weight > 0) {
+        if (!(class_w = fmnn__alloc_array((size_t)x->dims[0], sizeof *class_w, "the class weights")))
+            goto done;
         class_weights(y, &o, class_w);
-    if (!order || (o.n_class_weight > 0 && !class_w) ||
-        (history && history_new(&h, m, o.initial_epoch, (int)epochs, d.n_val > 0))) {
-        fmnn__free(order);
-        fmnn__free(class_w);
-        return FMNN_ENOMEM;
-    }
-    if (class_w) {
         d.weights = class_w; /* in training only */
         d.val_weights = NULL;
     }
+    if (run.resume)
+        fmnn__fit_state_continue(s, run.resume, h);
+    s->history = h;
 
-    fit_run run = { .m = m, .o = &o };
     fmnn__progress_init(&run.bar, o.verbose, o.progress_stream ? o.progress_stream : stdout);
+    run.begun_training = 1;
     m->in_fit = 1;
+    m->live = s;
     err = run_epochs(&run, &d, order, o.batch_size, h);
+    m->live = NULL;
     m->in_fit = 0;
+    h->stop_reason = err == FMNN_STOP_TRAINING ? FMNN_STOP_CALLBACK
+                     : err == FMNN_FIT_INTERRUPTED ? FMNN_STOP_INTERRUPTED
+                     : err ? FMNN_STOP_ERROR : FMNN_STOP_COMPLETED;
+    if (err == FMNN_STOP_TRAINING)
+        snprintf(h->stopped_by, sizeof h->stopped_by, "%s", run.stopped_by ? run.stopped_by : "");
+    if (err == FMNN_FIT_INTERRUPTED)
+        err = fmnn__error(FMNN_ECANCELED, "%s: interrupted in epoch %d of %d (index %d) after batch %d of %d; the "
+                          "model holds that step", fn, s->epoch + 1, o.epochs, s->epoch, s->batch, batches);
+done:
+    fmnn__fit_state_free(run.resume);
     fmnn__free(order);
     fmnn__free(class_w);
-    if (h) {
-        h->stop_reason = err == FMNN_STOP_TRAINING ? FMNN_STOP_CALLBACK : err ? FMNN_STOP_ERROR : FMNN_STOP_COMPLETED;
-        if (err == FMNN_STOP_TRAINING)
-            snprintf(h->stopped_by, sizeof h->stopped_by, "%s", run.stopped_by ? run.stopped_by : "");
-        /* The epochs that finished are kept after an error too: that is
-         * work the caller paid for. */
+    /* The epochs that finished are kept after an error too: that is work
+     * the caller paid for; a fit that could not start has none. */
+    if (history && run.begun_training)
         *history = h;
-    }
+    else
+        fmnn_history_free(h);
     return err == FMNN_STOP_TRAINING ? FMNN_OK : err;
 }

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model_impl.h"
+#include "fit_state.h"
 
 FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
 {
@@ -55,6 +55,7 @@ FMNN_API void fmnn_model_free(fmnn_model *m)
     fmnn__free(m->profile_forward);
     fmnn__free(m->metric_sums[0]); /* one block holds both */
     fmnn__plan_free_buffers(m);
+    fmnn__fit_state_free(m->resume);
     fmnn__free(m);
 }
 

@@ -22,7 +22,7 @@
 
 static const unsigned char MAGIC[8] = { 0x89, 'F', 'M', 'N', 'N', '\r', '\n', 0x1a };
 /* The version written; every version from 1 on is read. */
-#define FORMAT_VERSION 4u
+#define FORMAT_VERSION 5u
 #define HEADER_SIZE 32
 
 /* ---- writing ------------------------------------------------------------ */
@@ -38,6 +38,17 @@ static void put_bytes(fmnn__writer *w, const void *data, size_t n)
     }
     w->crc = crc32(w->crc, data, (uInt)n); /* n <= 4096 */
     w->size += n;
+}
+
+void fmnn__put_bytes(fmnn__writer *w, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    while (n > 0) {
+        const size_t count = n < 4096 ? n : 4096;
+        put_bytes(w, p, count);
+        p += count;
+        n -= count;
+    }
 }
 
 static void le32(unsigned char *b, uint32_t v)
@@ -71,6 +82,13 @@ void fmnn__put_f32(fmnn__writer *w, float f)
     uint32_t v;
     memcpy(&v, &f, 4);
     fmnn__put_u32(w, v);
+}
+
+void fmnn__put_f64(fmnn__writer *w, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    fmnn__put_u64(w, v);
 }
 
 /* Floats in blocks, converted to little-endian on the way. */
@@ -233,6 +251,26 @@ float fmnn__get_f32(fmnn__reader *r, const char *what)
     return f;
 }
 
+double fmnn__get_f64(fmnn__reader *r, const char *what)
+{
+    uint64_t v = fmnn__get_u64(r, what);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+void fmnn__get_bytes(fmnn__reader *r, void *out, size_t n, const char *what)
+{
+    if (r->err || r->left < n) {
+        fmnn__truncated(r, what);
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
 void fmnn__skip(fmnn__reader *r, size_t n, const char *what)
 {
     if (r->err || r->left < n) {
@@ -273,7 +311,8 @@ static int read_header(FILE *file, const char *path, uint64_t file_size, uint32_
     if (*version < 1 || *version > FORMAT_VERSION)
         return fmnn__error(FMNN_EFORMAT, "%s: model file format version %u is not supported (this library reads 1 to %u)",
                            path, (unsigned)*version, FORMAT_VERSION);
-    if (*flags & ~FMNN__FILE_OPTIMIZER)
+    if ((*flags & ~(FMNN__FILE_OPTIMIZER | FMNN__FILE_FIT)) ||
+        ((*flags & FMNN__FILE_FIT) && (*version < 5 || !(*flags & FMNN__FILE_OPTIMIZER))))
         return fmnn__error(FMNN_EFORMAT, "%s: corrupt model file: unknown flags 0x%x", path, (unsigned)*flags);
     if (reserved != 0)
         return fmnn__error(FMNN_EFORMAT, "%s: corrupt model file: the reserved header word is 0x%x, not 0", path,

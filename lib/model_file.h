@@ -12,8 +12,10 @@
 
 #include "internal.h"
 
-/* Header flag: the payload ends with the optimizer's state. */
+/* Header flags: the payload holds the optimizer's state; then, after
+ * it, where a fit was (fit_state.h), which needs the optimizer's state. */
 #define FMNN__FILE_OPTIMIZER 1u
+#define FMNN__FILE_FIT 2u
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -30,6 +32,8 @@ FMNN_INTERNAL void fmnn__put_u32(fmnn__writer *w, uint32_t v);
 FMNN_INTERNAL void fmnn__put_u64(fmnn__writer *w, uint64_t v);
 FMNN_INTERNAL void fmnn__put_f32(fmnn__writer *w, float f);
 FMNN_INTERNAL void fmnn__put_floats(fmnn__writer *w, const float *f, size_t n);
+FMNN_INTERNAL void fmnn__put_f64(fmnn__writer *w, double d);
+FMNN_INTERNAL void fmnn__put_bytes(fmnn__writer *w, const void *data, size_t n);
 
 /* Writes the payload of one file through the writer. */
 typedef void (*fmnn__payload_writer)(fmnn__writer *w, const void *context);
@@ -64,6 +68,8 @@ FMNN_INTERNAL uint32_t fmnn__get_u32(fmnn__reader *r, const char *what);
 FMNN_INTERNAL uint64_t fmnn__get_u64(fmnn__reader *r, const char *what);
 FMNN_INTERNAL float fmnn__get_f32(fmnn__reader *r, const char *what);
 FMNN_INTERNAL void fmnn__get_floats(fmnn__reader *r, float *out, size_t n, const char *what);
+FMNN_INTERNAL double fmnn__get_f64(fmnn__reader *r, const char *what);
+FMNN_INTERNAL void fmnn__get_bytes(fmnn__reader *r, void *out, size_t n, const char *what);
 
 /*
  * Reads the model file at path, checks its header (magic, a version this

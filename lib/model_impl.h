@@ -62,6 +62,9 @@ struct fmnn_model {
      * a model saved and loaded trains on as it would have. */
     int64_t epochs_trained, steps_trained;
     int in_fit;             /* fit is running: callbacks may not rebuild the model */
+    /* Where a fit is (fit_state.h): live while fit runs, pending when a
+     * model file held one, until the next fit resumes or drops it. */
+    struct fmnn__fit_state *live, *resume;
 
     /* The metrics (metric.c): chosen by the caller (metrics_chosen) or the
      * loss's default; their sums for fit's epoch [0] and an evaluation [1]. */

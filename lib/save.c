@@ -1,11 +1,13 @@
 /*
- * save.c - what a model file says (format 4, docs/FORMAT.md; formats 3
- * and 2 are read too, the one lacking the training record, the other also
- * the layer records' flags word): the architecture as self-describing
- * records (each layer's type code and its count-prefixed options, from its
- * field table), the loss, the optimizer and its settings, the weights and
- * the non-trainable state, the training record (the counts of epochs and
- * steps trained, the metrics), and optionally the optimizer's state.  model_file.c writes and reads the
+ * save.c - what a model file says (format 5, docs/FORMAT.md; formats 4,
+ * 3 and 2 are read too: 4 lacks the fit record, 3 also the training
+ * record, 2 also the layer records' flags word): the architecture as
+ * self-describing records (each layer's type code and its count-prefixed
+ * options, from its field table), the loss, the optimizer and its
+ * settings, the weights and the non-trainable state, the training record
+ * (the counts of epochs and steps trained, the metrics), optionally the
+ * optimizer's state and after it where a fit was (fit_state.c); and
+ * restoring a backup into a model.  model_file.c writes and reads the
  * bytes, with the header, the checksum and the atomic replace; format1.c
  * reads the files of the first format.
  *
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fit_state.h"
 #include "save.h"
 
 /* Layer record flags. */
@@ -38,6 +41,7 @@ static const fmnn_fields metric_table = FMNN__FIELDS(metric_fields);
 typedef struct saving {
     const fmnn_model *model;
     int with_optimizer;
+    const fmnn__fit_state *fit; /* the fit record's, or NULL */
 } saving;
 
 static void put_payload(fmnn__writer *w, const void *context)
@@ -74,6 +78,8 @@ static void put_payload(fmnn__writer *w, const void *context)
         for (int k = 0; k < m->slots.count; k++)
             fmnn__put_floats(w, m->slots.arrays[k], m->n_params);
     }
+    if (((const saving *)context)->fit)
+        fmnn__fit_state_put(w, m, ((const saving *)context)->fit);
 }
 
 /* Index of the first value of f[0..n) that is NaN or Inf, or n. */
@@ -91,7 +97,7 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
         return fmnn__error(FMNN_EINVAL, "fmnn_model_save: model or path is NULL");
     if (!m->compiled)
         return fmnn__error(FMNN_ESTATE, "fmnn_model_save: compile the model before saving it to %s", path);
-    if (flags & ~(unsigned)FMNN_SAVE_OPTIMIZER)
+    if (flags & ~(unsigned)(FMNN_SAVE_OPTIMIZER | FMNN_SAVE_FIT_STATE))
         return fmnn__error(FMNN_EINVAL, "fmnn_model_save: unknown flags 0x%x (saving %s)", flags, path);
     for (int i = 0; i < m->n_layers; i++)
         if (!fmnn__layer_code(m->layers[i]->ops))
@@ -107,13 +113,18 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
     if ((at = first_nonfinite(m->state, m->n_state)) < m->n_state)
         return fmnn__error(FMNN_ENUMERIC, "fmnn_model_save: non-trainable value %zu is NaN or Inf, so %s is not written",
                            at, path);
+    if (flags & FMNN_SAVE_FIT_STATE)
+        flags |= FMNN_SAVE_OPTIMIZER;
     for (int k = 0; (flags & FMNN_SAVE_OPTIMIZER) && k < m->slots.count; k++)
         if ((at = first_nonfinite(m->slots.arrays[k], m->n_params)) < m->n_params)
             return fmnn__error(FMNN_ENUMERIC,
                                "fmnn_model_save: optimizer state %zu is NaN or Inf, so %s is not written", at, path);
 
-    saving what = { m, (flags & FMNN_SAVE_OPTIMIZER) != 0 };
-    return fmnn__file_save(path, what.with_optimizer ? FMNN__FILE_OPTIMIZER : 0u, put_payload, &what);
+    /* The live state of a fit running now, else one loaded and not yet resumed. */
+    saving what = { m, (flags & FMNN_SAVE_OPTIMIZER) != 0,
+                    (flags & FMNN_SAVE_FIT_STATE) ? (m->live ? m->live : m->resume) : NULL };
+    const uint32_t file_flags = (what.with_optimizer ? FMNN__FILE_OPTIMIZER : 0u) | (what.fit ? FMNN__FILE_FIT : 0u);
+    return fmnn__file_save(path, file_flags, put_payload, &what);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -308,7 +319,7 @@ static int check_architecture(fmnn__reader *r, fmnn_model *m, const struct fmnn_
     }
     if (left < want)
         return fmnn__truncated(r, "the optimizer state");
-    if (left > want)
+    if (left > want && !(flags & FMNN__FILE_FIT)) /* the fit record, read with the values, is checked there */
         return fmnn__corrupt(r, "%llu bytes follow the last record", (unsigned long long)(left - want));
     return FMNN_OK;
 }
@@ -391,6 +402,8 @@ static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t version, uint32_
     }
     if (r->err)
         return r->err;
+    if ((flags & FMNN__FILE_FIT) && (err = fmnn__fit_state_read(r, m, &m->resume)))
+        return err;
     if (r->left != 0)
         return fmnn__corrupt(r, "%zu bytes follow the last record", r->left);
     return fmnn__check_loaded(r, m, with_optimizer);
@@ -428,4 +441,57 @@ FMNN_API int fmnn_model_load(fmnn_model **out, const char *path)
     }
     *out = m;
     return err;
+}
+
+/* ---- restoring into a model ------------------------------------------------ */
+
+/* Whether a loaded model is the same network, trained the same way, as m:
+ * the one whose training state it may take over. */
+static const char *incompatible(const fmnn_model *m, const fmnn_model *t)
+{
+    if (t->n_layers != m->n_layers || t->loss != m->loss)
+        return "its layers or loss differ";
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *a = m->layers[i], *b = t->layers[i];
+        int same = a->ops == b->ops && a->frozen == b->frozen && a->out.rank == b->out.rank;
+        for (int d = 0; same && d < a->out.rank; d++)
+            same = a->out.dims[d] == b->out.dims[d];
+        if (!same)
+            return "its layers differ";
+    }
+    if (t->n_params != m->n_params || t->n_state != m->n_state)
+        return "its weights differ in number";
+    if (t->optimizer.kind != m->optimizer.kind || t->slots.count != m->slots.count)
+        return "its optimizer differs";
+    if (t->n_metric_sums != m->n_metric_sums)
+        return "its metrics differ";
+    return NULL;
+}
+
+int fmnn__model_restore(fmnn_model *m, const char *path, const char *fn)
+{
+    fmnn_model *t;
+    int err = fmnn_model_load(&t, path);
+    if (err)
+        return err;
+    const char *why = incompatible(m, t);
+    if (why || !t->resume) {
+        fmnn_model_free(t);
+        return fmnn__error(FMNN_EINVAL, "%s: %s is not a backup of this model's fit: %s", fn, path,
+                           why ? why : "it holds no fit state");
+    }
+    memcpy(m->params, t->params, m->n_params * sizeof(float));
+    if (m->n_state)
+        memcpy(m->state, t->state, m->n_state * sizeof(float));
+    m->optimizer = t->optimizer; /* its rate, as ReduceLROnPlateau left it */
+    for (int k = 0; k < m->slots.count; k++)
+        memcpy(m->slots.arrays[k], t->slots.arrays[k], m->n_params * sizeof(float));
+    m->step = t->step;
+    m->epochs_trained = t->epochs_trained;
+    m->steps_trained = t->steps_trained;
+    fmnn__fit_state_free(m->resume);
+    m->resume = t->resume;
+    t->resume = NULL;
+    fmnn_model_free(t);
+    return FMNN_OK;
 }

@@ -63,83 +63,12 @@ static fmnn_tensor *slice(const fmnn_tensor *t, int first, int count)
     return s;
 }
 
-static fmnn_tensor *random_normal(int rows, int cols)
-{
-    fmnn_tensor *t = matrix(rows, cols);
-    float *d = fmnn_tensor_data(t);
-    for (size_t i = 0; i < fmnn_tensor_size(t); i++)
-        d[i] = (float)nrand();
-    return t;
-}
-
-/* Random one-hot rows. */
-static fmnn_tensor *random_one_hot(int n, int classes)
-{
-    fmnn_tensor *y = matrix(n, classes);
-    for (int i = 0; i < n; i++)
-        fmnn_tensor_data(y)[i * classes + irand(classes)] = 1.0f;
-    return y;
-}
-
-static fmnn_fit_options quiet_options(int batch, int epochs, int shuffle)
-{
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = batch;
-    o.epochs = epochs;
-    o.shuffle = shuffle;
-    o.seed = 5;
-    return o;
-}
-
-static fmnn_callback *callback(const char *name, fmnn_callback_fn fn, void *data)
-{
-    fmnn_callback *cb = NOT_NULL;
-    EXPECT_OK(fmnn_callback_new(&cb, name, fn, data));
-    return cb;
-}
-
 static int all_finite(const float *w, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(w[i]))
             return 0;
     return 1;
-}
-
-/* What get_weights() holds: every parameter, then every layer's
- * non-trainable state (BatchNormalization's moving statistics). */
-typedef struct snapshot {
-    size_t n;
-    float *v;
-} snapshot;
-
-static snapshot take(fmnn_model *m)
-{
-    size_t n_params;
-    const float *params = fmnn_model_weights(m, &n_params);
-    size_t n = n_params;
-    for (int i = 0; i < fmnn_model_layer_count(m); i++) {
-        fmnn_layer_weights lw;
-        EXPECT_OK(fmnn_model_get_layer_weights(m, i, &lw));
-        n += lw.state_count;
-    }
-    snapshot s = { n, malloc((n ? n : 1) * sizeof(float)) };
-    ck_assert_ptr_nonnull(s.v);
-    memcpy(s.v, params, n_params * sizeof(float));
-    size_t at = n_params;
-    for (int i = 0; i < fmnn_model_layer_count(m); i++) {
-        fmnn_layer_weights lw;
-        EXPECT_OK(fmnn_model_get_layer_weights(m, i, &lw));
-        if (lw.state_count) /* a layer without state has a NULL array */
-            memcpy(s.v + at, lw.state, lw.state_count * sizeof(float));
-        at += lw.state_count;
-    }
-    return s;
-}
-
-static int same(snapshot a, snapshot b)
-{
-    return a.n == b.n && !memcmp(a.v, b.v, a.n * sizeof(float));
 }
 
 static int same_as(fmnn_model *m, snapshot s)
@@ -154,73 +83,6 @@ static int file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* A scratch directory for files, and its cleanup. */
-static char scratch[64];
-
-static const char *scratch_dir(void)
-{
-    snprintf(scratch, sizeof scratch, "/tmp/fmnn-callbacks-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(scratch));
-    return scratch;
-}
-
-static void scratch_path(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", scratch, name);
-}
-
-static void scratch_remove(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-/* Dense(6) -> BatchNormalization -> Dense(3, softmax): moving statistics
- * that change every step. */
-static fmnn_model *bn_classifier(void)
-{
-    fmnn_model *m = new_model(1, (int[]){ 5 });
-    add(m, fmnn_dense(6, &(fmnn_dense_options){ .activation = FMNN_TANH }));
-    add(m, fmnn_batch_normalization(NULL));
-    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
-    fmnn_optimizer o = fmnn_adam();
-    o.learning_rate = 0.01f;
-    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &o, 3));
-    return m;
-}
-
-/* Dense(16, relu) -> Dropout -> Dense(3, softmax), Adam: the seed, the
- * step count and the batch order all matter. */
-static fmnn_model *dropout_classifier(void)
-{
-    fmnn_model *m = new_model(1, (int[]){ 5 });
-    add(m, fmnn_dense(16, &(fmnn_dense_options){ .activation = FMNN_RELU }));
-    add(m, fmnn_dropout(0.3f));
-    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
-    fmnn_optimizer o = fmnn_adam();
-    o.learning_rate = 0.01f;
-    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &o, 9));
-    return m;
-}
-
-/* 6x6 images through RandomFlip, RandomTranslation, a Conv2D and
- * Dropout: every per-step draw of the library. */
-static fmnn_model *augmented_cnn(void)
-{
-    fmnn_model *m = new_model(3, (int[]){ 6, 6, 1 });
-    add(m, fmnn_random_flip(NULL));
-    add(m, fmnn_random_translation(-0.2f, 0.2f, -0.2f, 0.2f, NULL));
-    add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .activation = FMNN_RELU }));
-    add(m, fmnn_dropout(0.25f));
-    add(m, fmnn_flatten());
-    add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
-    fmnn_optimizer o = fmnn_adam();
-    o.learning_rate = 0.01f;
-    EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &o, 9));
-    return m;
 }
 
 static fmnn_model *tiny_classifier(void)

@@ -50,15 +50,6 @@ static void fill_normal(fmnn_tensor *t, double scale)
         d[i] = (float)(scale * nrand());
 }
 
-/* Random one-hot rows. */
-static fmnn_tensor *random_one_hot(int n, int classes)
-{
-    fmnn_tensor *y = matrix(n, classes);
-    for (int i = 0; i < n; i++)
-        fmnn_tensor_data(y)[i * classes + irand(classes)] = 1.0f;
-    return y;
-}
-
 static float *copy_weights(fmnn_model *m, size_t *count)
 {
     const float *w = fmnn_model_weights(m, count);
@@ -96,13 +87,11 @@ static float eval_loss(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y
     return loss;
 }
 
-static fmnn_fit_options quiet_options(int batch, int epochs, int shuffle)
+/* As testdata.h's quiet_options, with seed 0. */
+static fmnn_fit_options seedless_options(int batch, int epochs, int shuffle)
 {
-    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
-    o.batch_size = batch;
-    o.epochs = epochs;
-    o.shuffle = shuffle;
-    o.verbose = 0;
+    fmnn_fit_options o = quiet_options(batch, epochs, shuffle);
+    o.seed = 0;
     return o;
 }
 
@@ -197,7 +186,7 @@ START_TEST(test_adam_by_hand)
     const double lr = o.learning_rate, b1 = o.adam.beta_1, b2 = o.adam.beta_2, eps = o.adam.epsilon;
     ck_assert(eps == (double)1e-7f);
     double w[2] = { adam_cases[_i].w, adam_cases[_i].b }, mo[2] = { 0, 0 }, v[2] = { 0, 0 };
-    fmnn_fit_options fo = quiet_options(1, 1, 0);
+    fmnn_fit_options fo = seedless_options(1, 1, 0);
     for (int step = 1; step <= 3; step++) {
         double e = w[0] * x + w[1] - t;
         double g[2] = { 2 * e * x, 2 * e };
@@ -243,7 +232,7 @@ START_TEST(test_sgd_by_hand)
     fmnn_tensor_data(xt)[0] = (float)x;
     fmnn_tensor_data(yt)[0] = (float)t;
     double w[2] = { 0.5, -0.2 }, vel[2] = { 0, 0 };
-    fmnn_fit_options fo = quiet_options(1, 1, 0);
+    fmnn_fit_options fo = seedless_options(1, 1, 0);
     for (int step = 1; step <= 3; step++) {
         double e = w[0] * x + w[1] - t;
         double g[2] = { 2 * e * x, 2 * e };
@@ -298,7 +287,7 @@ START_TEST(test_batch_mean_and_partial_batch)
     }
     recorder r;
     recorder_init(&r);
-    fmnn_fit_options fo = quiet_options(2, 1, 0);
+    fmnn_fit_options fo = seedless_options(2, 1, 0);
     fo.callback = record;
     fo.user_data = &r;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, NULL));
@@ -351,7 +340,7 @@ START_TEST(test_validation_split_is_the_last_fraction)
 
     size_t count;
     float *before = copy_weights(m, &count);
-    fmnn_fit_options fo = quiet_options(16, 3, 1);
+    fmnn_fit_options fo = seedless_options(16, 3, 1);
     fo.validation_split = 0.2f;
     fo.seed = 5;
     fmnn_history *h = NULL;
@@ -405,7 +394,7 @@ START_TEST(test_validation_split_rounds_down)
     float val_acc, val_loss = eval_loss(m, x_val, y_val, &val_acc);
     recorder r;
     recorder_init(&r);
-    fmnn_fit_options fo = quiet_options(1, 2, 1);
+    fmnn_fit_options fo = seedless_options(1, 2, 1);
     fo.validation_split = 0.25f;
     fo.callback = record;
     fo.user_data = &r;
@@ -438,7 +427,7 @@ START_TEST(test_last_partial_batch_is_kept)
     fill_normal(x, 1.0);
     recorder r;
     recorder_init(&r);
-    fmnn_fit_options fo = quiet_options(4, 2, 1);
+    fmnn_fit_options fo = seedless_options(4, 2, 1);
     fo.callback = record;
     fo.user_data = &r;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, NULL));
@@ -501,7 +490,7 @@ START_TEST(test_regularization_in_the_loss)
     fmnn_tensor *x_train = slice(x, 0, 30), *y_train = slice(y, 0, 30);
     fmnn_tensor *x_val = slice(x, 30, 10), *y_val = slice(y, 30, 10);
     float train_loss = eval_loss(reg, x_train, y_train, NULL), val_loss = eval_loss(reg, x_val, y_val, NULL);
-    fmnn_fit_options fo = quiet_options(8, 1, 1);
+    fmnn_fit_options fo = seedless_options(8, 1, 1);
     fo.validation_split = 0.25f;
     fmnn_history *h = NULL;
     EXPECT_OK(fmnn_model_fit(reg, x, y, &fo, &h));
@@ -537,7 +526,7 @@ START_TEST(test_regularization_gradient)
     set_weights(plain, w, count);
     fmnn_tensor *x = matrix(16, 4), *y = random_one_hot(16, 3);
     fill_normal(x, 1.0);
-    fmnn_fit_options fo = quiet_options(16, 1, 0);
+    fmnn_fit_options fo = seedless_options(16, 1, 0);
     EXPECT_OK(fmnn_model_fit(reg, x, y, &fo, NULL));
     EXPECT_OK(fmnn_model_fit(plain, x, y, &fo, NULL));
     const float *wr = fmnn_model_weights(reg, NULL), *wp = fmnn_model_weights(plain, NULL);
@@ -584,7 +573,7 @@ START_TEST(test_determinism)
     fmnn_model *a = conv_dropout_model(5), *b = conv_dropout_model(5), *c = conv_dropout_model(5);
     size_t count;
     float *init = copy_weights(a, &count);
-    fmnn_fit_options fo = quiet_options(8, 1, 1); /* 20 steps */
+    fmnn_fit_options fo = seedless_options(8, 1, 1); /* 20 steps */
     fo.seed = 77;
     EXPECT_OK(fmnn_model_fit(a, x, y, &fo, NULL));
     EXPECT_OK(fmnn_model_fit(b, x, y, &fo, NULL));
@@ -634,7 +623,7 @@ static void counting_free(void *ptr, void *user)
 /* Allocations made by one fit of `epochs` epochs on a planned model. */
 static long fit_allocations(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, int epochs)
 {
-    fmnn_fit_options fo = quiet_options(8, epochs, 1);
+    fmnn_fit_options fo = seedless_options(8, epochs, 1);
     fo.validation_split = 0.25f;
     fmnn_history *h;
     fmnn_allocator counting = { counting_malloc, counting_free, NULL };
@@ -693,7 +682,7 @@ START_TEST(test_learns_blobs)
     add(m, fmnn_dense(3, NULL));
     add(m, fmnn_activation(FMNN_SOFTMAX));
     EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &o, 1));
-    fmnn_fit_options fo = quiet_options(16, 20, 1);
+    fmnn_fit_options fo = seedless_options(16, 20, 1);
     fo.seed = 3;
     fmnn_history *h = NULL;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, &h));
@@ -742,7 +731,7 @@ START_TEST(test_learns_bars)
     add(m, fmnn_flatten());
     add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
     EXPECT_OK(fmnn_model_compile(m, FMNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, &o, 4));
-    fmnn_fit_options fo = quiet_options(16, 10, 1);
+    fmnn_fit_options fo = seedless_options(16, 10, 1);
     fo.seed = 9;
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, NULL));
     float acc;
@@ -774,7 +763,7 @@ START_TEST(test_callback_event_order)
     fill_normal(x, 1.0);
     recorder r;
     recorder_init(&r);
-    fmnn_fit_options fo = quiet_options(4, 3, 1);
+    fmnn_fit_options fo = seedless_options(4, 3, 1);
     fo.validation_split = 0.25f; /* 9 train: batches of 4, 4, 1 */
     fo.callback = record;
     fo.user_data = &r;
@@ -833,7 +822,7 @@ START_TEST(test_callback_stops_training)
     size_t count;
     float *init = copy_weights(m, &count);
     recorder r;
-    fmnn_fit_options fo = quiet_options(4, 5, 1);
+    fmnn_fit_options fo = seedless_options(4, 5, 1);
     fo.callback = record;
     fo.user_data = &r;
     fmnn_history *h = NOT_NULL;
@@ -917,7 +906,7 @@ START_TEST(test_fit_misuse)
     fill_normal(x, 1.0);
     fmnn_tensor *y9 = random_one_hot(9, 3), *y_wide = random_one_hot(10, 4), *x5 = matrix(10, 5);
     fmnn_tensor *x_flat = tensor(1, (int[]){ 10 }), *x_3d = tensor(3, (int[]){ 10, 2, 2 });
-    fmnn_fit_options fo = quiet_options(4, 2, 1);
+    fmnn_fit_options fo = seedless_options(4, 2, 1);
     fmnn_history *h = NOT_NULL;
 
     EXPECT_ERROR(fmnn_model_fit(m, x, y9, &fo, &h), FMNN_ESHAPE, NULL);
@@ -999,7 +988,7 @@ START_TEST(test_fit_sparse_label_misuse)
     fill_normal(x, 1.0);
     for (int i = 0; i < 6; i++)
         fmnn_tensor_data(y)[i] = fmnn_tensor_data(y_col)[i] = (float)(i % 3);
-    fmnn_fit_options fo = quiet_options(2, 1, 0);
+    fmnn_fit_options fo = seedless_options(2, 1, 0);
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, NULL));
     EXPECT_OK(fmnn_model_fit(m, x, y_col, &fo, NULL));
     EXPECT_ERROR(fmnn_model_fit(m, x, y_hot, &fo, NULL), FMNN_ESHAPE, NULL);
@@ -1041,7 +1030,7 @@ START_TEST(test_nan_during_training)
     }
     recorder r;
     recorder_init(&r);
-    fmnn_fit_options fo = quiet_options(1, 5, 0);
+    fmnn_fit_options fo = seedless_options(1, 5, 0);
     fo.callback = record;
     fo.user_data = &r;
     fmnn_history *h = NOT_NULL;
@@ -1079,7 +1068,7 @@ START_TEST(test_nan_at_first_batch_keeps_weights)
         fmnn_tensor_data(x)[i] = 10.0f; /* 3e39 overflows float */
     size_t count;
     float *init = copy_weights(m, &count);
-    fmnn_fit_options fo = quiet_options(1, 2, 0);
+    fmnn_fit_options fo = seedless_options(1, 2, 0);
     fmnn_history *h = NOT_NULL;
     EXPECT_ERROR(fmnn_model_fit(m, x, y, &fo, &h), FMNN_ENUMERIC, NULL);
     ck_assert(names_number(fmnn_last_error(), "epoch ", 1) && names_number(fmnn_last_error(), "batch ", 1));
@@ -1171,7 +1160,7 @@ START_TEST(test_sparse_equals_categorical)
     fmnn_tensor_free(p);
 
     /* And the gradients agree: one full-batch SGD step each. */
-    fmnn_fit_options fo = quiet_options(n, 1, 0);
+    fmnn_fit_options fo = seedless_options(n, 1, 0);
     EXPECT_OK(fmnn_model_fit(cat, x, y, &fo, NULL));
     EXPECT_OK(fmnn_model_fit(sparse, x, labels, &fo, NULL));
     const float *wc = fmnn_model_weights(cat, NULL), *ws = fmnn_model_weights(sparse, NULL);
@@ -1218,7 +1207,7 @@ START_TEST(test_predict)
     fill_normal(x, 2.0);
     /* Train a little first, so the outputs are not near uniform, and so the
      * training buffers exist. */
-    fmnn_fit_options fo = quiet_options(5, 2, 1);
+    fmnn_fit_options fo = seedless_options(5, 2, 1);
     EXPECT_OK(fmnn_model_fit(m, x, y, &fo, NULL));
 
     const int batch_sizes[] = { 0, 1, 7, 1000 };

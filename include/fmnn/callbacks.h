@@ -1,6 +1,7 @@
 /*
  * fmnn/callbacks.h - Keras's built-in fit callbacks: EarlyStopping,
- * ModelCheckpoint, ReduceLROnPlateau, CSVLogger and TerminateOnNaN, and
+ * ModelCheckpoint, ReduceLROnPlateau, CSVLogger, TerminateOnNaN and
+ * BackupAndRestore, and
  * a wrapper that puts a function of the caller's among them.
  *
  *     fmnn_early_stopping_options es = FMNN_EARLY_STOPPING_INIT;
@@ -100,6 +101,33 @@ FMNN_API int fmnn_csv_logger(fmnn_callback **out, const char *path, char separat
 /** keras.callbacks.TerminateOnNaN: a NaN or Inf loss stops training with
  * FMNN_OK (the model keeps the last good step) instead of FMNN_ENUMERIC. */
 FMNN_API int fmnn_terminate_on_nan(fmnn_callback **out);
+
+/** keras.callbacks.BackupAndRestore's arguments.  Keras's
+ * save_freq="epoch" is the default; save_freq=N is save_every_steps = N
+ * with save_at_epoch_end = 0. */
+typedef struct fmnn_backup_options {
+    int save_at_epoch_end;     /**< back up at every epoch's end */
+    int save_every_steps;      /**< N > 0: also after every N steps (batches) */
+    int delete_backup;         /**< Keras's delete_checkpoint: delete it once fit completes */
+} fmnn_backup_options;
+
+#define FMNN_BACKUP_INIT { 1, 0, 1 }
+
+/**
+ * Keeps a backup of the training state in backup_dir/latest.fmnn (the
+ * folder is created when needed), and, when a fit starts and finds one,
+ * continues from it: fit goes on at the backup's epoch and batch with
+ * its weights, optimizer state, running loss and metrics, history and
+ * the built-in callbacks' states, and ends exactly as a fit that was
+ * never stopped would (the model must be the same network with the same
+ * optimizer, the fit the same data sizes, batch size, shuffle, seed and
+ * callbacks).  The backup is saved atomically once every callback has
+ * seen the event, and also when the fit's interrupt flag stops it; it is
+ * deleted (and the folder, when empty) when fit completes or a callback
+ * stops it, and kept after an error or an interruption.
+ */
+FMNN_API int fmnn_backup_and_restore(fmnn_callback **out, const char *backup_dir,
+                                     const fmnn_backup_options *options);
 
 /** A callback of the caller's own, to run among the others (Keras's
  * LambdaCallback); name shows in fmnn_history.stopped_by (NULL: "callback"). */

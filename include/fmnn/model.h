@@ -15,6 +15,7 @@
 #ifndef FMNN_MODEL_H
 #define FMNN_MODEL_H
 
+#include <signal.h> /* sig_atomic_t */
 #include <stdio.h>
 
 #include "common.h"
@@ -372,7 +373,11 @@ typedef enum fmnn_event {
     /** A step's loss or update was NaN or Inf and was refused: the model
      * holds the last good step.  Stopping here (TerminateOnNaN) makes fit
      * return FMNN_OK; otherwise it returns FMNN_ENUMERIC. */
-    FMNN_EVENT_NONFINITE
+    FMNN_EVENT_NONFINITE,
+    /** The fit's interrupt flag was set: fit stops at this step boundary
+     * without ending the epoch (a BackupAndRestore callback saves here),
+     * then TRAIN_END, and fit returns FMNN_ECANCELED. */
+    FMNN_EVENT_INTERRUPTED
 } fmnn_event;
 
 /** What a fit callback is told.  Losses include regularization. */
@@ -446,17 +451,30 @@ typedef struct fmnn_fit_options {
     int n_callbacks;
     /** Where verbose output goes; NULL means stdout. */
     FILE *progress_stream;
+    /** Non-zero: continue the fit the model was saved in, with
+     * FMNN_SAVE_FIT_STATE (fmnn_model_load), at the epoch and batch it had
+     * reached, with its running loss and metrics, its history and its
+     * callbacks' states, exactly as if it had never stopped; the fit must
+     * have the same data sizes, batch size, shuffle and seed (initial_epoch
+     * is then the saved one).  Without resume, or with a model holding no
+     * such state, fit starts from initial_epoch and drops any saved one. */
+    int resume;
+    /** Optional: fit stops at the first step boundary after *interrupt
+     * becomes non-zero (set it from a SIGINT handler), without ending the
+     * epoch: FMNN_EVENT_INTERRUPTED, TRAIN_END, then FMNN_ECANCELED. */
+    const volatile sig_atomic_t *interrupt;
 } fmnn_fit_options;
 
 /** Keras's fit() defaults, except verbose: the library prints nothing
  * unless asked. */
-#define FMNN_FIT_OPTIONS_INIT { 32, 1, 0.0f, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, 0, NULL }
+#define FMNN_FIT_OPTIONS_INIT { 32, 1, 0.0f, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL }
 
 /** Why fit stopped. */
 typedef enum fmnn_stop_reason {
     FMNN_STOP_COMPLETED = 0,  /**< every epoch ran */
     FMNN_STOP_CALLBACK,       /**< a callback returned FMNN_STOP_TRAINING */
-    FMNN_STOP_ERROR           /**< fit returned an error (history has the epochs before it) */
+    FMNN_STOP_ERROR,          /**< fit returned an error (history has the epochs before it) */
+    FMNN_STOP_INTERRUPTED     /**< the interrupt flag stopped it (fit returned FMNN_ECANCELED) */
 } fmnn_stop_reason;
 
 /** Per-epoch metrics from fmnn_model_fit(), as Keras's history.history;
@@ -560,6 +578,13 @@ FMNN_API int fmnn_model_adapt(fmnn_model *model, int layer_index, const fmnn_ten
 
 /** fmnn_model_save flag: also save the optimizer's state, to resume training. */
 #define FMNN_SAVE_OPTIMIZER 1u
+/** fmnn_model_save flag: the optimizer's state and, when saved during fit
+ * (from a callback) or from a model loaded with one, where that fit is,
+ * for fmnn_fit_options.resume: the epoch and batch, the running loss and
+ * metrics, the history so far and the built-in callbacks' states.  (The
+ * random state is the seed and the counts of epochs and steps trained,
+ * which every file keeps.) */
+#define FMNN_SAVE_FIT_STATE 2u
 
 /**
  * Saves the architecture, loss, optimizer settings and weights (with

@@ -5,15 +5,15 @@
 #include "common.h"
 
 #define FMNN_VERSION_MAJOR 0
-#define FMNN_VERSION_MINOR 4
+#define FMNN_VERSION_MINOR 5
 #define FMNN_VERSION_PATCH 0
-#define FMNN_VERSION_STRING "0.4.0"
+#define FMNN_VERSION_STRING "0.5.0"
 
 /**
  * The shared library's soname is libfmnn.so.FMNN_SOVERSION.  It grows by
  * one with every incompatible ABI change, and only then.
  */
-#define FMNN_SOVERSION 3
+#define FMNN_SOVERSION 4
 
 /** Encodes a version as one comparable number: 0.1.0 -> 100. */
 #define FMNN_VERSION_NUMBER(major, minor, patch) \

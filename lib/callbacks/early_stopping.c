@@ -91,6 +91,37 @@ static int early_stopping_event(const fmnn_progress *p, void *data)
     }
 }
 
+/* For a backup: the wait, the best epoch and value, the best weights. */
+static void early_stopping_get_state(const fmnn_callback *cb, const fmnn_model *m, fmnn__callback_state *out)
+{
+    const early_stopping *es = (const early_stopping *)cb;
+    (void)m;
+    out->counts[0] = es->wait;
+    out->counts[1] = es->best_epoch;
+    out->has_value = es->monitor.has_best;
+    out->value = es->monitor.best;
+    if (es->options.restore_best_weights && es->best_epoch >= 0) {
+        out->n_floats = es->n_weights;
+        out->floats = es->best_weights;
+    }
+}
+
+static int early_stopping_set_state(fmnn_callback *cb, const fmnn_model *m, const fmnn__callback_state *in)
+{
+    early_stopping *es = (early_stopping *)cb;
+    const int keeps = es->options.restore_best_weights && in->counts[1] >= 0;
+    if (in->counts[0] < 0 || in->counts[0] > INT32_MAX || in->counts[1] < -1 || in->counts[1] > INT32_MAX ||
+        in->n_floats != (keeps ? m->n_params + m->n_state : 0))
+        return fmnn__error(FMNN_EINVAL, "EarlyStopping: the backup's state does not fit this callback and model");
+    es->wait = (int)in->counts[0];
+    es->best_epoch = (int)in->counts[1];
+    es->monitor.has_best = in->has_value;
+    es->monitor.best = in->value;
+    if (keeps)
+        memcpy(es->best_weights, in->floats, in->n_floats * sizeof(float));
+    return FMNN_OK;
+}
+
 static void early_stopping_release(fmnn_callback *cb)
 {
     fmnn__free(((early_stopping *)cb)->best_weights);
@@ -117,6 +148,8 @@ FMNN_API int fmnn_early_stopping(fmnn_callback **out, const fmnn_early_stopping_
     if (!es)
         return FMNN_ENOMEM;
     es->base.release = early_stopping_release;
+    es->base.get_state = early_stopping_get_state;
+    es->base.set_state = early_stopping_set_state;
     es->options = o;
     es->options.monitor = NULL; /* the monitor keeps its own copy of the key */
     es->monitor = monitor;

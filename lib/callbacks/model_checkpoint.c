@@ -153,6 +153,24 @@ static int checkpoint_event(const fmnn_progress *p, void *data)
     return err;
 }
 
+/* For a backup: the best value so far. */
+static void checkpoint_get_state(const fmnn_callback *cb, const fmnn_model *m, fmnn__callback_state *out)
+{
+    (void)m;
+    out->has_value = ((const checkpoint *)cb)->monitor.has_best;
+    out->value = ((const checkpoint *)cb)->monitor.best;
+}
+
+static int checkpoint_set_state(fmnn_callback *cb, const fmnn_model *m, const fmnn__callback_state *in)
+{
+    (void)m;
+    if (in->n_floats)
+        return fmnn__error(FMNN_EINVAL, "ModelCheckpoint: the backup's state does not fit this callback");
+    ((checkpoint *)cb)->monitor.has_best = in->has_value;
+    ((checkpoint *)cb)->monitor.best = in->value;
+    return FMNN_OK;
+}
+
 FMNN_API int fmnn_model_checkpoint(fmnn_callback **out, const char *path, const fmnn_checkpoint_options *options)
 {
     static const char fn[] = "fmnn_model_checkpoint";
@@ -164,7 +182,7 @@ FMNN_API int fmnn_model_checkpoint(fmnn_callback **out, const char *path, const 
     if (strlen(path) >= MAX_PATH)
         return fmnn__error(FMNN_EINVAL, "%s: path is longer than %d characters", fn, MAX_PATH - 1);
     const fmnn_checkpoint_options o = options ? *options : (fmnn_checkpoint_options)FMNN_CHECKPOINT_INIT;
-    if (o.save_flags & ~(unsigned)FMNN_SAVE_OPTIMIZER)
+    if (o.save_flags & ~(unsigned)(FMNN_SAVE_OPTIMIZER | FMNN_SAVE_FIT_STATE))
         return fmnn__error(FMNN_EINVAL, "%s: unknown save_flags 0x%x", fn, o.save_flags);
     char file[MAX_PATH], msg[200];
     if (expand(path, NULL, file, sizeof file, msg, sizeof msg))
@@ -176,6 +194,8 @@ FMNN_API int fmnn_model_checkpoint(fmnn_callback **out, const char *path, const 
     checkpoint *ck = (checkpoint *)fmnn__callback_alloc(sizeof *ck, "ModelCheckpoint", checkpoint_event);
     if (!ck)
         return FMNN_ENOMEM;
+    ck->base.get_state = checkpoint_get_state;
+    ck->base.set_state = checkpoint_set_state;
     ck->options = o;
     ck->options.monitor = NULL;
     ck->monitor = monitor;

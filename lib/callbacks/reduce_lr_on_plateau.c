@@ -63,6 +63,32 @@ static int reduce_lr_event(const fmnn_progress *p, void *data)
     return 0;
 }
 
+/* For a backup: the wait, the cooldown and the best value.  (The rate
+ * it set is the optimizer's, which the model file keeps.) */
+static void reduce_lr_get_state(const fmnn_callback *cb, const fmnn_model *m, fmnn__callback_state *out)
+{
+    const reduce_lr *r = (const reduce_lr *)cb;
+    (void)m;
+    out->counts[0] = r->wait;
+    out->counts[1] = r->cooldown_counter;
+    out->has_value = r->monitor.has_best;
+    out->value = r->monitor.best;
+}
+
+static int reduce_lr_set_state(fmnn_callback *cb, const fmnn_model *m, const fmnn__callback_state *in)
+{
+    reduce_lr *r = (reduce_lr *)cb;
+    (void)m;
+    if (in->counts[0] < 0 || in->counts[0] > INT32_MAX || in->counts[1] < 0 || in->counts[1] > INT32_MAX ||
+        in->n_floats)
+        return fmnn__error(FMNN_EINVAL, "ReduceLROnPlateau: the backup's state does not fit this callback");
+    r->wait = (int)in->counts[0];
+    r->cooldown_counter = (int)in->counts[1];
+    r->monitor.has_best = in->has_value;
+    r->monitor.best = in->value;
+    return FMNN_OK;
+}
+
 FMNN_API int fmnn_reduce_lr_on_plateau(fmnn_callback **out, const fmnn_reduce_lr_options *options)
 {
     static const char fn[] = "fmnn_reduce_lr_on_plateau";
@@ -84,6 +110,8 @@ FMNN_API int fmnn_reduce_lr_on_plateau(fmnn_callback **out, const fmnn_reduce_lr
     reduce_lr *r = (reduce_lr *)fmnn__callback_alloc(sizeof *r, "ReduceLROnPlateau", reduce_lr_event);
     if (!r)
         return FMNN_ENOMEM;
+    r->base.get_state = reduce_lr_get_state;
+    r->base.set_state = reduce_lr_set_state;
     r->options = o;
     r->options.monitor = NULL;
     r->monitor = monitor;

@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <zlib.h>
 
+#include "fit_state.h"
 #include "fuzz_common.h"
 #include "model_impl.h" /* the input shape, the optimizer state */
 
@@ -137,9 +138,26 @@ static void exercise(fmnn_model *m)
     options.seed = 7;
     /* One step; refused only when it would reach the step count the
      * loader refuses, so that what fit leaves always loads again. */
+    int st;
+    if (m->resume) {
+        /* A fit state from the file: resumed when it is this fit's (seed 7,
+         * batches of 2 of 2 samples, no validation), else refused. */
+        const int stopped = m->resume->stopped, at = m->resume->epoch;
+        options.resume = 1;
+        options.epochs = at < 64 ? at + 1 : 1;
+        fmnn_history *h = NULL;
+        st = fmnn_model_fit(m, x, y, &options, &h);
+        if (st != FMNN_OK && st != FMNN_ENUMERIC && st != FMNN_EINVAL)
+            abort();
+        if (st == FMNN_OK && (!h || h->epochs != (stopped ? at : options.epochs) - h->initial_epoch))
+            abort();
+        fmnn_history_free(h);
+        options.resume = 0;
+        options.epochs = 1;
+    }
     const int64_t step = m->step, trained = m->steps_trained, epochs = m->epochs_trained;
     const int at_limit = step == FMNN__MAX_STEPS - 1 || trained == FMNN__MAX_STEPS - 1 || epochs == FMNN__MAX_STEPS - 1;
-    int st = fmnn_model_fit(m, x, y, &options, NULL);
+    st = fmnn_model_fit(m, x, y, &options, NULL);
     if (st == FMNN_EINVAL && at_limit && m->step == step && m->steps_trained == trained &&
         strstr(fmnn_last_error(), "2^62"))
         st = FMNN_OK;
@@ -190,7 +208,7 @@ static void try_load(const uint8_t *data, size_t size)
      * file was of format 1 or lacked options that then got their
      * fallbacks (which makes the new file longer).  Either way the new
      * file loads back to the same weights and saves to itself again. */
-    unsigned flags = data[12] & 1 ? FMNN_SAVE_OPTIMIZER : 0;
+    unsigned flags = data[12] & 2 ? FMNN_SAVE_FIT_STATE : data[12] & 1 ? FMNN_SAVE_OPTIMIZER : 0;
     if (fmnn_model_save(m, saved, flags) != FMNN_OK)
         abort();
     size_t n;

@@ -111,6 +111,71 @@ static void train(fmnn_model *m, int rank, const int *dims, int classes, int spa
     fmnn_tensor_free(y);
 }
 
+/* Saves the model in the middle of its fit, with the fit's state. */
+static int save_mid_fit(const fmnn_progress *p, void *data)
+{
+    if (p->event == FMNN_EVENT_BATCH_END && p->epoch == 1)
+        save(p->model, data, FMNN_SAVE_FIT_STATE);
+    return 0;
+}
+
+/* Files with a fit record: one saved mid-fit with callback states
+ * (EarlyStopping's best weights among them), and one of the fit the
+ * fuzzer itself runs (seed 7, two samples in one batch), which it can
+ * resume. */
+static void fit_state_corpus(void)
+{
+    fmnn_model *m;
+    if (fmnn_model_new(&m, 1, (int[]){ 4 }) || fmnn_model_add(m, fmnn_dense(3, NULL)) ||
+        fmnn_model_add(m, fmnn_dense(2, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })) ||
+        fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 4))
+        die("fit state model");
+    fmnn_tensor *x, *y;
+    if (fmnn_tensor_new(&x, 2, (int[]){ 8, 4 }) || fmnn_tensor_new(&y, 2, (int[]){ 8, 2 }))
+        die("tensor");
+    for (int i = 0; i < 32; i++)
+        fmnn_tensor_data(x)[i] = (float)((i * 5) % 9) / 9.0f;
+    for (int i = 0; i < 8; i++)
+        fmnn_tensor_data(y)[2 * i + i % 2] = 1.0f;
+    fmnn_callback *cbs[2] = { NULL, NULL };
+    fmnn_early_stopping_options es = FMNN_EARLY_STOPPING_INIT;
+    es.restore_best_weights = 1;
+    es.patience = 5;
+    if (fmnn_early_stopping(&cbs[0], &es) || fmnn_reduce_lr_on_plateau(&cbs[1], NULL))
+        die("callbacks");
+    fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+    o.batch_size = 2;
+    o.epochs = 3;
+    o.validation_split = 0.25f;
+    o.callbacks = cbs;
+    o.n_callbacks = 2;
+    o.callback = save_mid_fit;
+    o.user_data = "fit-state-callbacks";
+    if (fmnn_model_fit(m, x, y, &o, NULL))
+        die("fit");
+    fmnn_callback_free(cbs[0]);
+    fmnn_callback_free(cbs[1]);
+
+    fmnn_tensor_free(x);
+    if (fmnn_tensor_new(&x, 2, (int[]){ 2, 4 }))
+        die("tensor");
+    fmnn_fit_options f = FMNN_FIT_OPTIONS_INIT;
+    f.batch_size = 2;
+    f.epochs = 2;
+    f.seed = 7;
+    f.callback = save_mid_fit;
+    f.user_data = "fit-state-resumable";
+    fmnn_tensor_free(y);
+    if (fmnn_tensor_new(&y, 2, (int[]){ 2, 2 }))
+        die("tensor");
+    fmnn_tensor_data(y)[0] = fmnn_tensor_data(y)[3] = 1.0f;
+    if (fmnn_model_fit(m, x, y, &f, NULL))
+        die("fit");
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    fmnn_model_free(m);
+}
+
 static void model_corpus(void)
 {
     /* Dense only: input 4, sparse loss, SGD with Nesterov momentum. */
@@ -241,6 +306,8 @@ static void model_corpus(void)
     train(m, 2, (int[]){ 2, 3 }, 4, 0); /* y: the 4 output values per sample */
     save(m, "metrics", 0);
     fmnn_model_free(m);
+
+    fit_state_corpus();
 
     /* Broken copies of the dense model. */
     char path[1024];
