@@ -315,6 +315,7 @@ int fmnn__fit_state_check_resume(const fmnn__fit_state *saved, const fmnn__fit_s
 
 void fmnn__fit_state_continue(fmnn__fit_state *s, const fmnn__fit_state *saved, fmnn_history *h)
 {
+    s->resumed = 1;
     s->initial_epoch = saved->initial_epoch;
     s->epoch = saved->epoch;
     s->batch = saved->batch;

@@ -49,6 +49,7 @@ typedef struct fmnn__fit_state {
     int n_callbacks;
     fmnn__callback_state *states;
     int n_states;
+    int resumed;            /* live: this fit continues a saved one (not in files) */
 } fmnn__fit_state;
 
 /* Writes the record of s (docs/FORMAT.md, "the fit record"). */

@@ -105,11 +105,13 @@ static void save_all(fmnn_model *m, const char *name, char *path, size_t size)
 
 /* A callback that, at global step `at` (or at the end of epoch `at` when
  * at_epoch_end), saves the fit's state to path (unless NULL) and raises
- * the interrupt flag. */
+ * the interrupt flag; with crash, fails there instead (FMNN_EIO), as a
+ * process killed before the backups see the event. */
 typedef struct stopper {
     int at, at_epoch_end, steps;
     const char *path;
     volatile sig_atomic_t flag;
+    int crash;
 } stopper;
 
 static int save_and_interrupt(const fmnn_progress *p, void *data)
@@ -120,6 +122,8 @@ static int save_and_interrupt(const fmnn_progress *p, void *data)
                                                        : 0;
     if (!now)
         return 0;
+    if (s->crash)
+        return FMNN_EIO;
     int err = s->path ? fmnn_model_save(p->model, s->path, FMNN_SAVE_FIT_STATE) : FMNN_OK;
     s->flag = 1;
     return err;
@@ -129,7 +133,7 @@ static int save_and_interrupt(const fmnn_progress *p, void *data)
  * saving its state to path; the message must contain needle. */
 static void interrupted_fit(const char *path, int step, const fmnn_tensor *x, const fmnn_tensor *y, const char *needle)
 {
-    stopper s = { step, 0, 0, path, 0 };
+    stopper s = { step, 0, 0, path, 0, 0 };
     fmnn_model *m = dropout_classifier();
     fmnn_fit_options fo = options();
     fo.callback = save_and_interrupt;
@@ -158,7 +162,7 @@ START_TEST(test_resume_at_every_batch)
 
     for (int point = 0; point < 4 * 5 + 4; point++) {
         /* points 0..19: after global step point + 1; 20..23: after epoch point - 20 */
-        stopper s = { point < 20 ? point + 1 : point - 20, point >= 20, 0, path, 0 };
+        stopper s = { point < 20 ? point + 1 : point - 20, point >= 20, 0, path, 0, 0 };
         fmnn_model *first = builders[_i]();
         fmnn_fit_options stop = options();
         stop.callback = save_and_interrupt;
@@ -284,6 +288,7 @@ typedef struct run_callbacks {
     int count;
 } run_callbacks;
 
+/* best_path is ModelCheckpoint's, and best_path with ".csv" CSVLogger's. */
 static run_callbacks make_callbacks(const char *backup_dir, const char *best_path, int every_steps)
 {
     run_callbacks c = { { NULL }, 0 };
@@ -302,6 +307,9 @@ static run_callbacks make_callbacks(const char *backup_dir, const char *best_pat
     fmnn_checkpoint_options ck = FMNN_CHECKPOINT_INIT;
     ck.save_best_only = 1;
     EXPECT_OK(fmnn_model_checkpoint(&c.list[c.count++], best_path, &ck));
+    char log[300];
+    snprintf(log, sizeof log, "%s.csv", best_path);
+    EXPECT_OK(fmnn_csv_logger(&c.list[c.count++], log, ',', 0));
     return c;
 }
 
@@ -312,14 +320,15 @@ static void free_callbacks(run_callbacks *c)
 }
 
 /* One run of a program: a new model, fresh callbacks, fit with the
- * interrupt flag raised at global step stop_at (0: never).  Returns fit's
- * status; the model is saved to final. */
+ * interrupt flag raised at global step stop_at (0: never), or with a
+ * crash at the end of epoch -stop_at.  Returns fit's status; the model
+ * is saved to final. */
 static int run_program(const char *backup_dir, const char *best, const char *final, int stop_at,
                        const fmnn_tensor *x, const fmnn_tensor *y, fmnn_history **h)
 {
     fmnn_model *m = dropout_classifier();
     run_callbacks c = make_callbacks(backup_dir, best, 2);
-    stopper s = { stop_at, 0, 0, NULL, 0 };
+    stopper s = { stop_at > 0 ? stop_at : -stop_at, stop_at < 0, 0, NULL, 0, stop_at < 0 };
     fmnn_fit_options fo = options();
     fo.epochs = 12;
     fo.callbacks = c.list;
@@ -336,9 +345,10 @@ static int run_program(const char *backup_dir, const char *best, const char *fin
 
 /* A program stopped at a batch and run again, as often as it takes:
  * BackupAndRestore brings back the weights, the optimizer (with the rate
- * ReduceLROnPlateau lowered), EarlyStopping's wait and best weights and
- * ModelCheckpoint's best, so the end is the uninterrupted run's: the same
- * model, history, early stop and best-model file; the backup is gone. */
+ * ReduceLROnPlateau lowered), EarlyStopping's wait and best weights,
+ * ModelCheckpoint's best and CSVLogger's length, so the end is the
+ * uninterrupted run's: the same model, history, early stop, best-model
+ * file and log; the backup is gone. */
 START_TEST(test_backup_and_restore_with_callbacks)
 {
     const char *dir = scratch_dir();
@@ -357,13 +367,16 @@ START_TEST(test_backup_and_restore_with_callbacks)
     struct stat st;
     ck_assert_int_ne(stat(backup, &st), 0); /* deleted once the fit completed */
 
-    /* Stopped at steps 3, 9, 10 (its epoch's last batch: stopped at the
-     * next epoch's start) and 17 of the rerun each time. */
-    const int stops[] = { 3, 6, 5, 7 };
+    /* Stopped after steps 3 and 9, then crashed at the end of epoch 3
+     * (index 2; its CSV row is written, its backup not: the rerun starts
+     * from step 13), then stopped after step 15, its epoch's last (so at
+     * the next epoch's start). */
+    const int stops[] = { 3, 6, -2, 2 };
     for (int i = 0; i < 4; i++) {
         fmnn_history_free(h);
         h = NULL;
-        ck_assert_int_eq(run_program(backup, best, final, stops[i], x, y, &h), FMNN_ECANCELED);
+        ck_assert_int_eq(run_program(backup, best, final, stops[i], x, y, &h),
+                         stops[i] < 0 ? FMNN_EIO : FMNN_ECANCELED);
         ck_assert_int_eq(stat(backup, &st), 0);
     }
     fmnn_history_free(h);
@@ -371,6 +384,10 @@ START_TEST(test_backup_and_restore_with_callbacks)
     EXPECT_OK(run_program(backup, best, final, 0, x, y, &h));
     ck_assert_msg(same_file(whole, final), "the model after restarts differs from the uninterrupted one");
     ck_assert_msg(same_file(best_whole, best), "ModelCheckpoint's best model differs");
+    char log_whole[300], log[300];
+    snprintf(log_whole, sizeof log_whole, "%s.csv", best_whole);
+    snprintf(log, sizeof log, "%s.csv", best);
+    ck_assert_msg(same_file(log_whole, log), "CSVLogger's log differs");
     assert_same_history(expected, h);
     ck_assert_int_ne(stat(backup, &st), 0);
     (void)dir;

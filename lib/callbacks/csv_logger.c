@@ -6,12 +6,20 @@
  * validation the val_ forms of the same keys after them, holding "NA", as
  * Keras writes them; values have the nine digits that give back the float
  * exactly.
+ *
+ * For a backup it keeps the length of the file it has written: a resumed
+ * fit (BackupAndRestore) opens the file without truncating it, cuts it
+ * back to that length, and goes on writing, so that the rows of the
+ * epochs after the backup are not written twice.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../callback_impl.h"
 
@@ -59,6 +67,11 @@ static int io_error(csv_logger *log, const char *what)
 
 static int csv_open(csv_logger *log, const fmnn_progress *p)
 {
+    collect_keys(log, p);
+    /* Resumed: the file has the rows of the fit so far; set_state cuts
+     * off what came after the backup. */
+    if (p->model->live && p->model->live->resumed && (log->file = fopen(log->path, "r+")) != NULL)
+        return fseek(log->file, 0, SEEK_END) ? io_error(log, "seek in") : FMNN_OK;
     int header = 1;
     if (log->append) {
         FILE *old = fopen(log->path, "r");
@@ -69,7 +82,6 @@ static int csv_open(csv_logger *log, const fmnn_progress *p)
     }
     if (!(log->file = fopen(log->path, log->append ? "a" : "w")))
         return io_error(log, "open");
-    collect_keys(log, p);
     if (header) {
         fprintf(log->file, "epoch");
         for (int k = 0; k < log->n_keys; k++)
@@ -118,6 +130,32 @@ static int csv_logger_event(const fmnn_progress *p, void *data)
     }
 }
 
+/* For a backup: the bytes written so far (-1: no file open). */
+static void csv_logger_get_state(const fmnn_callback *cb, const fmnn_model *m, fmnn__callback_state *out)
+{
+    const csv_logger *log = (const csv_logger *)cb;
+    (void)m;
+    out->counts[0] = log->file ? (int64_t)ftell(log->file) : -1;
+}
+
+static int csv_logger_set_state(fmnn_callback *cb, const fmnn_model *m, const fmnn__callback_state *in)
+{
+    csv_logger *log = (csv_logger *)cb;
+    (void)m;
+    const int64_t length = in->counts[0];
+    if (length < 0 || !log->file)
+        return FMNN_OK;
+    struct stat st;
+    if (fflush(log->file) != 0 || fstat(fileno(log->file), &st) != 0)
+        return io_error(log, "read");
+    if ((int64_t)st.st_size < length)
+        return fmnn__error(FMNN_EINVAL, "CSVLogger: %s has %lld bytes, fewer than the %lld of the backup's fit: "
+                           "it is not that fit's log", log->path, (long long)st.st_size, (long long)length);
+    if (ftruncate(fileno(log->file), (off_t)length) != 0 || fseek(log->file, (long)length, SEEK_SET) != 0)
+        return io_error(log, "cut back");
+    return FMNN_OK;
+}
+
 static void csv_logger_release(fmnn_callback *cb)
 {
     csv_logger *log = (csv_logger *)cb;
@@ -146,6 +184,8 @@ FMNN_API int fmnn_csv_logger(fmnn_callback **out, const char *path, char separat
     if (!log)
         return FMNN_ENOMEM;
     log->base.release = csv_logger_release;
+    log->base.get_state = csv_logger_get_state;
+    log->base.set_state = csv_logger_set_state;
     snprintf(log->path, sizeof log->path, "%s", path);
     log->separator = separator;
     log->append = append != 0;
