@@ -421,8 +421,12 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                            "its optimizer at %lld) to 2^62 epochs or steps, more than a model file can hold",
                            fn, (long long)epochs, batches, (long long)m->epochs_trained, (long long)m->steps_trained,
                            (long long)m->step);
-    if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)))
+    if ((err = fmnn__model_change_begin(m, fn)))
         return err;
+    if ((err = fmnn__plan_buffers(m, &m->buf, o.batch_size < d.n_train ? o.batch_size : d.n_train))) {
+        fmnn__model_change_end(m);
+        return err;
+    }
     fmnn_history *h = NULL;
     float *class_w = NULL;
     int *order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order");
@@ -432,6 +436,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
         (history && history_new(&h, m, o.initial_epoch, (int)epochs, d.n_val > 0))) {
         fmnn__free(order);
         fmnn__free(class_w);
+        fmnn__model_change_end(m);
         return FMNN_ENOMEM;
     }
     if (class_w) {
@@ -444,6 +449,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     m->in_fit = 1;
     err = run_epochs(&run, &d, order, o.batch_size, h);
     m->in_fit = 0;
+    fmnn__model_change_end(m);
     fmnn__free(order);
     fmnn__free(class_w);
     if (h) {
