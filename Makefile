@@ -10,6 +10,8 @@
 #   make abi-check       compare libfmnn.so's ABI with tests/abi/libfmnn.abi
 #                        (installs abigail-tools; make abi-baseline records it)
 #   make check-fresh     make check and make experiments on a fresh Debian root
+#   make check-tsan      every test suite under ThreadSanitizer (clang, libomp)
+#   make check-helgrind  the concurrency suite under valgrind's helgrind
 #
 # Every output goes to build/.
 
@@ -407,3 +409,50 @@ fuzz-corpus: $(B)/fuzz/gen_corpus
 $(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) -o $@ $< $(APP_LIBS)
+
+# ---- threads: ThreadSanitizer and helgrind ----------------------------
+# (tests/check_concurrency.c; docs/internals.md, "Checking threads")
+#
+#   make check-tsan      every Check suite built with clang's ThreadSanitizer
+#                        into build/tsan/; any report fails it (3 min on 2 cores)
+#   make check-helgrind  the concurrency suite under valgrind's helgrind
+#
+# TSan cannot see the synchronization inside an OpenMP runtime it did not
+# instrument: with gcc's libgomp every parallel loop reports false races.
+# LLVM's libomp has Archer (libarcher.so, in Debian's libomp-N-dev), an
+# OpenMP tool that tells TSan about the runtime's barriers and team starts.
+# So check-tsan builds with clang -fopenmp, which links libomp, loads
+# Archer through OMP_TOOL_LIBRARIES, and has TSan ignore the accesses of
+# the uninstrumented runtime itself (ignore_noninstrumented_modules, as
+# Archer asks): the real OpenMP loops are checked, each user thread with
+# its team, not a build without OpenMP.  Only the static library is built:
+# clang's TSan runtime goes into programs, not into a shared library
+# linked with --no-undefined.  libclang-rt-dev has that runtime (clang
+# only recommends it).
+#
+# helgrind cannot follow libgomp's futex barriers either (millions of
+# false reports from teams of 2), and valgrind has no Archer: so
+# check-helgrind runs the concurrency suite with one thread per call
+# (FMNN_TEST_THREADS=1), where no team starts.  It checks what the user's
+# threads share (a model, its contexts' handles, the guard) by
+# happens-before; the OpenMP teams are TSan's to check.
+TSAN_B        := build/tsan
+TSAN_CC       ?= clang
+TSAN_CFLAGS   := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_PACKAGES := clang libomp-dev libclang-rt-dev
+HELGRIND      := valgrind --tool=helgrind --quiet --error-exitcode=1
+
+.PHONY: check-tsan check-helgrind
+
+check-tsan: deps
+	$(call apt_install,$(TSAN_PACKAGES))
+	@archer="$$(dirname "$$(dirname "$$($(TSAN_CC) -print-resource-dir)")")/libarcher.so"; \
+	[ -f "$$archer" ] || { echo "error: $$archer is missing (apt-get install libomp-dev)" >&2; exit 1; }; \
+	TSAN_OPTIONS=halt_on_error=1:ignore_noninstrumented_modules=1 OMP_TOOL_LIBRARIES="$$archer" \
+	  $(MAKE) --no-print-directory B=$(TSAN_B) CC=$(TSAN_CC) OPTFLAGS="$(TSAN_CFLAGS)" \
+	  LDFLAGS=-fsanitize=thread run-check-suites
+
+check-helgrind: deps
+	$(call apt_install,valgrind)
+	@CK_FORK=no FMNN_TEST_THREADS=1 $(MAKE) --no-print-directory run-check-suites \
+	  TEST_BINS=$(B)/tests/check_concurrency SUITE_RUNNER="$(HELGRIND)"

@@ -263,8 +263,8 @@ int main(int argc, char **argv)
     double train_s = now() - t;
     double fwd[256] = { 0 }, bwd[256] = { 0 };
     for (int i = 0; i < fmnn_model_layer_count(m) && i < 256; i++) {
-        fwd[i] = m->profile_forward[i];
-        bwd[i] = m->profile_backward[i];
+        fwd[i] = m->buf.profile_forward[i];
+        bwd[i] = m->buf.profile_backward[i];
     }
     fmnn__model_profile(m, 0);
 

@@ -10,6 +10,7 @@
 #include "fmnn/tensor.h"
 #include "fmnn/layer.h"
 #include "fmnn/model.h"
+#include "fmnn/inference.h"
 #include "fmnn/callbacks.h"
 #include "fmnn/data.h"
 

@@ -72,10 +72,10 @@ int fmnn__model_adapt(fmnn_model *m, int layer_index, const fmnn_tensor *x, int 
     if (m->in_fit)
         return fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
     if (chunk <= 0)
-        chunk = fmnn__inference_chunk(m, INT_MAX);
+        chunk = fmnn__inference_chunk(m, &m->buf, INT_MAX);
     if (chunk > fmnn__model_batch_limit(m))
         chunk = fmnn__model_batch_limit(m);
-    if ((err = fmnn__plan_buffers(m, chunk)))
+    if ((err = fmnn__plan_buffers(m, &m->buf, chunk)))
         return err;
 
     moments s = { .c = (size_t)layer->in.dims[layer->in.rank - 1] };
@@ -89,24 +89,28 @@ int fmnn__model_adapt(fmnn_model *m, int layer_index, const fmnn_tensor *x, int 
         s.sum[k] = 0.0; /* sum and sum2 */
     const size_t x_width = x->size / (size_t)x->dims[0];
     const size_t rows_per_sample = fmnn__shape_size(&layer->in) / s.c;
-    fmnn_pass pass = { .training = 0, .workspace = m->workspace };
+    fmnn_pass pass = { .training = 0 };
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = 0; start < x->dims[0] && !err; start += chunk) {
         pass.batch = x->dims[0] - start < chunk ? x->dims[0] - start : chunk;
-        const float *v = fmnn__plan_forward_until(m, &pass, x->data + (size_t)start * x_width, layer_index);
+        const float *x_at = x->data + (size_t)start * x_width;
+        const float *v = fmnn__plan_forward_until(m, &m->buf, &pass, x_at, layer_index);
         size_t bad = 0;
         if (add_rows(&s, v, (size_t)pass.batch * rows_per_sample, &bad))
             err = fmnn__error(FMNN_ENUMERIC, "%s: what reaches %s (%s) from sample %zu is NaN or Inf", fn,
                               layer->name, layer->ops->type, (size_t)start + bad / rows_per_sample);
     }
     fmnn__restore_fp_mode(fp);
-    if (!err) /* only a complete, finite result replaces the statistics */
+    /* Only a complete, finite result replaces the statistics. */
+    if (!err && !(err = fmnn__model_change_begin(m, fn))) {
         for (size_t k = 0; k < s.c; k++) {
             const double mean = s.sum[k] / s.count;
             const double var = (s.sum2[k] - s.sum[k] * mean) / s.count;
             layer->state[k] = (float)(s.shift[k] + mean);
             layer->state[s.c + k] = var > 0.0 ? (float)var : 0.0f;
         }
+        fmnn__model_change_end(m);
+    }
     fmnn__free(block);
     return err;
 }

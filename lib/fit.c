@@ -523,9 +523,13 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                            "its optimizer at %lld) to 2^62 epochs or steps, more than a model file can hold",
                            fn, (long long)epochs, batches, (long long)m->epochs_trained, (long long)m->steps_trained,
                            (long long)m->step);
-    fit_run run = { .m = m, .o = &o };
-    if ((err = take_resume(&run, &d)))
+    if ((err = fmnn__model_change_begin(m, fn)))
         return err;
+    fit_run run = { .m = m, .o = &o };
+    if ((err = take_resume(&run, &d))) {
+        fmnn__model_change_end(m);
+        return err;
+    }
     fmnn__fit_state *s = &run.state;
     *s = (fmnn__fit_state){ .seed = o.seed, .shuffle = o.shuffle != 0, .batch_size = o.batch_size,
                             .n_train = d.n_train, .n_val = d.n_val, .initial_epoch = o.initial_epoch,
@@ -535,7 +539,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     float *class_w = NULL;
     int *order = NULL;
     const int first_epoch = run.resume ? run.resume->initial_epoch : o.initial_epoch;
-    if ((err = fmnn__plan_buffers(m, o.batch_size < d.n_train ? o.batch_size : d.n_train)) ||
+    if ((err = fmnn__plan_buffers(m, &m->buf, o.batch_size < d.n_train ? o.batch_size : d.n_train)) ||
         (err = fmnn__history_new(&h, m, first_epoch, o.epochs - first_epoch, d.n_val > 0)))
         goto done;
     err = FMNN_ENOMEM;
@@ -568,6 +572,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
         err = fmnn__error(FMNN_ECANCELED, "%s: interrupted in epoch %d of %d (index %d) after batch %d of %d; the "
                           "model holds that step", fn, s->epoch + 1, o.epochs, s->epoch, s->batch, batches);
 done:
+    fmnn__model_change_end(m);
     fmnn__fit_state_free(run.resume);
     fmnn__free(order);
     fmnn__free(class_w);

@@ -52,8 +52,14 @@ static inline int fmnn__mul_ok(size_t a, size_t b, size_t *out)
 
 /* ---- threads (threads.c) ------------------------------------------- */
 
-/* The thread count from fmnn_set_num_threads(), for OpenMP loops. */
+/* The thread count for OpenMP loops and the GEMM's split: the calling
+ * thread's own count while it has one (an inference context's), else the
+ * one of fmnn_set_num_threads(). */
 FMNN_INTERNAL int fmnn__threads(void);
+
+/* Gives the calling thread its own count (0: none, the global one again);
+ * returns the one it replaces, to give back afterwards. */
+FMNN_INTERNAL int fmnn__threads_local(int n);
 
 /*
  * Inside an OpenMP parallel region: the calling thread's share

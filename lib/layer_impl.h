@@ -8,9 +8,13 @@
  * checks and model files store), its shapes, how its weights start, and
  * its passes.  The model owns all memory the layer uses while training:
  * parameters, gradients and non-trainable state are views into the
- * model's collated arrays, activations and scratch are views into buffers
- * the execution plan sizes once (plan.c).  Read lib/layers/dense.c first:
- * it is the simplest layer with weights.
+ * model's collated arrays; activations, scratch and what forward keeps for
+ * backward are in buffers the execution plan sizes once (plan.c) and
+ * hands each call in its fmnn_pass.  Forward takes a const layer: at
+ * inference several threads may run one layer at once (fmnn_inference),
+ * each with its own buffers, so forward writes nothing but its pass's
+ * buffers and `out` (training also moves the non-trainable state).  Read
+ * lib/layers/dense.c first: it is the simplest layer with weights.
  */
 #ifndef FMNN_LAYER_IMPL_H
 #define FMNN_LAYER_IMPL_H
@@ -40,6 +44,8 @@ typedef struct fmnn_pass {
     int batch;          /* samples in this call (<= the planned capacity) */
     int training;       /* 1 in fit: dropout is active */
     float *workspace;   /* scratch shared by all layers, ops->workspace floats */
+    void *saved;        /* this layer's ops->saved bytes: what forward keeps
+                         * for backward (64-byte aligned), or NULL */
     uint64_t seed;      /* differs every training step: dropout masks */
     /* The index in the batch of this call's first sample: nonzero only
      * when the plan runs a step a few images at a time (a pipelined
@@ -106,8 +112,11 @@ struct fmnn_layer_ops {
     /* Bytes the forward pass keeps for the backward pass (may be NULL). */
     size_t (*saved)(const fmnn_layer *layer, int batch);
 
-    /* out = f(in); in and out hold pass->batch samples. */
-    void (*forward)(fmnn_layer *layer, const fmnn_pass *pass,
+    /* out = f(in); in and out hold pass->batch samples.  Writes only out,
+     * pass->workspace and pass->saved, and in training the layer's
+     * non-trainable state (moving statistics): at inference one layer may
+     * run in several threads at once, each pass with its own buffers. */
+    void (*forward)(const fmnn_layer *layer, const fmnn_pass *pass,
                     const float *in, float *out);
 
     /*
@@ -140,10 +149,9 @@ struct fmnn_layer {
     size_t n_state;       /* non-trainable values (moving statistics) */
     int fan_in, fan_out;  /* for glorot_uniform */
 
-    /* Views into the model's collated arrays and buffers. */
+    /* Views into the model's collated arrays. */
     float *kernel, *bias, *state;
     float *kernel_grad, *bias_grad;
-    void *saved;
 };
 
 /* The activation a layer applies to its own output, as built: its

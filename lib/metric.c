@@ -136,7 +136,7 @@ void fmnn__metrics_update(fmnn_model *m, double *sums, int batch, const float *t
     const fmnn_shape *out = &m->layers[m->n_layers - 1]->out;
     const fmnn_metric_batch b = {
         .rows = { .rows = batch * m->output_rows, .width = m->output_width, .fused = m->fusion != FUSE_NONE,
-                  .logits = m->logits, .output = m->probs, .target = targets },
+                  .logits = m->buf.logits, .output = m->buf.probs, .target = targets },
         .loss = m->loss_ops,
         .last_dim = out->dims[out->rank - 1],
     };

@@ -38,23 +38,34 @@ FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
         return FMNN_ENOMEM;
     m->input.rank = rank;
     memcpy(m->input.dims, input_shape, (size_t)rank * sizeof *input_shape);
+    m->buf.training = 1;
+    atomic_init(&m->handles, 1);
+    atomic_init(&m->predicting, 0);
+    atomic_init(&m->changing, 0);
     *out = m;
     return FMNN_OK;
 }
 
 FMNN_API void fmnn_model_free(fmnn_model *m)
 {
-    if (!m)
-        return;
+    if (m)
+        fmnn__model_release(m);
+}
+
+void fmnn__model_release(fmnn_model *m)
+{
+    /* acq_rel: the thread that frees sees everything the others wrote. */
+    if (atomic_fetch_sub_explicit(&m->handles, 1, memory_order_acq_rel) > 1)
+        return; /* an inference context still reads it */
     for (int i = 0; i < m->n_layers; i++)
         fmnn_layer_free(m->layers[i]);
     fmnn__free(m->layers);
     fmnn__free(m->params);
     fmnn__free(m->slots.block);
     fmnn__free(m->steps);
-    fmnn__free(m->profile_forward);
+    fmnn__free(m->buf.profile_forward);
     fmnn__free(m->metric_sums[0]); /* one block holds both */
-    fmnn__plan_free_buffers(m);
+    fmnn__plan_free_buffers(&m->buf);
     fmnn__fit_state_free(m->resume);
     fmnn__free(m);
 }
@@ -267,8 +278,8 @@ int fmnn__model_batch_limit(const fmnn_model *m)
 
 int fmnn__model_profile(fmnn_model *m, int enable)
 {
-    fmnn__free(m->profile_forward);
-    m->profile_forward = m->profile_backward = NULL;
+    fmnn__free(m->buf.profile_forward);
+    m->buf.profile_forward = m->buf.profile_backward = NULL;
     if (!enable)
         return FMNN_OK;
     size_t n = m->n_layers > 0 ? (size_t)m->n_layers : 1;
@@ -277,8 +288,8 @@ int fmnn__model_profile(fmnn_model *m, int enable)
         return FMNN_ENOMEM;
     for (size_t i = 0; i < 2 * n; i++)
         counters[i] = 0.0;
-    m->profile_forward = counters;
-    m->profile_backward = counters + n;
+    m->buf.profile_forward = counters;
+    m->buf.profile_backward = counters + n;
     return FMNN_OK;
 }
 
@@ -404,12 +415,15 @@ FMNN_API int fmnn_model_set_layer_weights(fmnn_model *m, int i, const fmnn_layer
     char msg[200];
     if (w->state && layer->ops->check_state && layer->ops->check_state(layer, w->state, msg, sizeof msg))
         return fmnn__error(FMNN_EINVAL, "%s: %s (%s): %s", fn, layer->name, layer->ops->type, msg);
+    if ((err = fmnn__model_change_begin(m, fn)))
+        return err;
     if (w->kernel)
         memcpy(layer->kernel, w->kernel, layer->n_kernel * sizeof *layer->kernel);
     if (w->bias)
         memcpy(layer->bias, w->bias, layer->n_bias * sizeof *layer->bias);
     if (w->state)
         memcpy(layer->state, w->state, layer->n_state * sizeof *layer->state);
+    fmnn__model_change_end(m);
     return FMNN_OK;
 }
 

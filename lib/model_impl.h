@@ -7,6 +7,8 @@
 #ifndef FMNN_MODEL_IMPL_H
 #define FMNN_MODEL_IMPL_H
 
+#include <stdatomic.h>
+
 #include "layer_impl.h"
 #include "loss_impl.h"
 #include "metric_impl.h"
@@ -82,21 +84,19 @@ struct fmnn_model {
     fmnn_output_fusion fusion;
     fmnn_activation_kind output_activation; /* the one FUSE_ACTIVATION moved into the loss */
 
-    /* Buffers for batches of up to `capacity` samples, sized by fmnn__plan_buffers. */
-    int capacity;
-    float *arena;           /* one block for everything below */
-    float **acts;           /* acts[0] = input batch, acts[i + 1] = layer i's output */
-    float *logits;          /* with a fusion: what the loss works from */
-    float *probs;           /* the model's output as predict returns it */
-    float *delta[2];        /* gradients flowing backward, ping-pong */
-    float *targets;         /* the batch's y */
-    float *weights;         /* the batch's sample weights */
-    float *workspace;
-    unsigned char *saved;   /* per-layer state from forward for backward */
+    /* What fit, evaluate and predict run in (plan.h); sized for training,
+     * and for the largest batch seen.  Each fmnn_inference has its own. */
+    fmnn_buffers buf;
 
-    /* Seconds spent in each layer's forward and backward passes, when
-     * profiling is on (the benchmark turns it on); NULL otherwise. */
-    double *profile_forward, *profile_backward;
+    /* The inference contexts (inference.c).  handles: the caller's handle
+     * plus one per live context, so that the model outlives the last of
+     * them.  predicting: contexts inside a prediction now; changing: calls
+     * inside a change of what they read (fit, train_on_batch,
+     * set_layer_weights, adapt).  Each side enters, then checks the other
+     * and backs out with FMNN_ESTATE: misuse fails, never tears a read. */
+    atomic_int handles;
+    atomic_int predicting;
+    atomic_int changing;
 };
 
 /* Infers and checks every layer's options and shapes from the input on,
@@ -111,6 +111,16 @@ FMNN_INTERNAL int fmnn__model_infer(fmnn_model *m, size_t *n_params, size_t *n_s
 FMNN_INTERNAL int fmnn__model_compile(fmnn_model *m, fmnn_loss loss, const fmnn_optimizer *optimizer,
                                       uint64_t seed, int from_file);
 
+/* Drops one handle of the model (fmnn_model_free, fmnn_inference_free);
+ * the last frees it. */
+FMNN_INTERNAL void fmnn__model_release(fmnn_model *m);
+
+/* Brackets a call that changes what an inference context reads (the
+ * weights, the non-trainable state): FMNN_ESTATE, naming fn, while a
+ * context is predicting with m; nests.  inference.c. */
+FMNN_INTERNAL int fmnn__model_change_begin(fmnn_model *m, const char *fn);
+FMNN_INTERNAL void fmnn__model_change_end(fmnn_model *m);
+
 /* Turns per-layer timing on (allocating its counters) or off.  For the
  * benchmark; the counters accumulate until profiling is turned off. */
 FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);
@@ -121,8 +131,8 @@ FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
 
 /* The loss of a batch the forward pass just ran (train.c): the sum of
  * the per-row losses, each times its sample's weight (weights NULL: 1),
- * without regularization.  With with_grad, the gradient of the batch's
- * mean loss goes to m->delta[0]. */
+ * without regularization, from the model's own buffers (m->buf).  With
+ * with_grad, the gradient of the batch's mean loss goes to m->buf.delta[0]. */
 FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const float *weights,
                                       int with_grad);
 

@@ -158,15 +158,17 @@ static size_t aligned_bytes(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
-void fmnn__plan_free_buffers(fmnn_model *m)
+void fmnn__plan_free_buffers(fmnn_buffers *buf)
 {
-    fmnn__free(m->arena);
-    fmnn__free(m->acts);
-    fmnn__free(m->saved);
-    m->arena = NULL;
-    m->acts = NULL;
-    m->saved = NULL;
-    m->capacity = 0;
+    fmnn__free(buf->arena);
+    fmnn__free(buf->acts);
+    fmnn__free(buf->saved);
+    fmnn__free(buf->saved_block);
+    buf->arena = NULL;
+    buf->acts = buf->pre = NULL;
+    buf->saved = NULL;
+    buf->saved_block = NULL;
+    buf->capacity = 0;
 }
 
 /* How each layer's output buffer is sized at a batch of b. */
@@ -198,19 +200,19 @@ static void size_buffers(const fmnn_model *m, size_t b, layer_buffer *buf)
             buf[i].inner = buf[i - 1].inner;
 }
 
-int fmnn__plan_buffers(fmnn_model *m, int batch)
+int fmnn__plan_buffers(const fmnn_model *m, fmnn_buffers *buf, int batch)
 {
-    if (batch <= m->capacity)
+    if (batch <= buf->capacity)
         return FMNN_OK;
     if (batch > fmnn__model_batch_limit(m))
         return fmnn__error(FMNN_ESHAPE, "a batch of %d samples is too large for this model: "
                            "at most %d fit in one pass", batch, fmnn__model_batch_limit(m));
-    fmnn__plan_free_buffers(m);
+    fmnn__plan_free_buffers(buf);
     const size_t b = (size_t)batch;
-    layer_buffer *buf = fmnn__alloc_array((size_t)m->n_layers, sizeof *buf, "the buffer plan");
-    if (!buf)
+    layer_buffer *lb = fmnn__alloc_array((size_t)m->n_layers, sizeof *lb, "the buffer plan");
+    if (!lb)
         return FMNN_ENOMEM;
-    size_buffers(m, b, buf);
+    size_buffers(m, b, lb);
 
     size_t total = aligned_floats(b * fmnn__shape_size(&m->input));
     size_t max_act = fmnn__shape_size(&m->input), work = 0, saved = 0;
@@ -218,10 +220,10 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     for (int i = 0; i < m->n_layers; i++) {
         const fmnn_layer *layer = m->layers[i];
         size_t size = fmnn__shape_size(&layer->out);
-        total += aligned_floats(buf[i].held * size);
-        if (size > max_act && !buf[i].inner)
+        total += aligned_floats(lb[i].held * size);
+        if (size > max_act && !lb[i].inner)
             max_act = size;
-        size_t w = layer->ops->workspace && !buf[i].skipped ? layer->ops->workspace(layer, (int)buf[i].called) : 0;
+        size_t w = layer->ops->workspace && !lb[i].skipped ? layer->ops->workspace(layer, (int)lb[i].called) : 0;
         if (w > work)
             work = w;
         if (layer->ops->saved)
@@ -230,76 +232,91 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     for (int s = 0; s < m->n_steps; s++) /* the values before a step's own activation */
         if (m->steps[s].post != FMNN_LINEAR)
             total += aligned_floats(b * fmnn__shape_size(&m->steps[s].links[0].layer->out));
-    total += 2 * aligned_floats(b * max_act);          /* delta[0], delta[1] */
-    total += aligned_floats(b * out_size);             /* targets */
-    total += aligned_floats(b);                        /* weights */
+    if (buf->training) {
+        total += 2 * aligned_floats(b * max_act);      /* delta[0], delta[1] */
+        total += aligned_floats(b * out_size);         /* targets */
+        total += aligned_floats(b);                    /* weights */
+    }
     total += aligned_floats(work);
     if (m->fusion == FUSE_ACTIVATION)
         total += aligned_floats(b * out_size);         /* probs */
 
-    m->arena = fmnn__alloc_array(total, sizeof(float), "the training buffers");
-    m->acts = fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list");
-    m->saved = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
-    if (!m->arena || !m->acts || (saved && !m->saved)) {
-        fmnn__free(buf);
-        fmnn__plan_free_buffers(m);
+    /* acts, then pre: one list of n_layers + 1 + n_steps pointers */
+    const size_t lists = (size_t)m->n_layers + 1 + (size_t)m->n_steps;
+    const char *what = buf->training ? "the training buffers" : "the inference buffers";
+    buf->arena = fmnn__alloc_array(total, sizeof(float), what);
+    buf->acts = fmnn__alloc_array(lists, sizeof *buf->acts, "the activation list");
+    buf->saved = fmnn__alloc_array((size_t)m->n_layers, sizeof *buf->saved, "the saved-state list");
+    buf->saved_block = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
+    if (!buf->arena || !buf->acts || !buf->saved || (saved && !buf->saved_block)) {
+        fmnn__free(lb);
+        fmnn__plan_free_buffers(buf);
         return FMNN_ENOMEM;
     }
-    float *p = m->arena;
-    m->acts[0] = p;
+    buf->pre = buf->acts + m->n_layers + 1;
+    float *p = buf->arena;
+    buf->acts[0] = p;
     p += aligned_floats(b * fmnn__shape_size(&m->input));
-    unsigned char *s = m->saved;
+    unsigned char *at = buf->saved_block;
     for (int i = 0; i < m->n_layers; i++) {
-        fmnn_layer *layer = m->layers[i];
-        if (buf[i].skipped) { /* same buffer, new shape */
-            m->acts[i + 1] = m->acts[i];
+        const fmnn_layer *layer = m->layers[i];
+        if (lb[i].skipped) { /* same buffer, new shape */
+            buf->acts[i + 1] = buf->acts[i];
         } else {
-            m->acts[i + 1] = p;
-            p += aligned_floats(buf[i].held * fmnn__shape_size(&layer->out));
+            buf->acts[i + 1] = p;
+            p += aligned_floats(lb[i].held * fmnn__shape_size(&layer->out));
         }
-        layer->saved = NULL;
+        buf->saved[i] = NULL;
         if (layer->ops->saved) {
-            layer->saved = s;
-            s += aligned_bytes(layer->ops->saved(layer, batch));
+            buf->saved[i] = at;
+            at += aligned_bytes(layer->ops->saved(layer, batch));
         }
     }
     for (int s = 0; s < m->n_steps; s++) {
-        fmnn_step *step = &m->steps[s];
-        step->pre = NULL;
+        const fmnn_step *step = &m->steps[s];
+        buf->pre[s] = NULL;
         if (step->post != FMNN_LINEAR) {
-            step->pre = p;
+            buf->pre[s] = p;
             p += aligned_floats(b * fmnn__shape_size(&step->links[0].layer->out));
         }
     }
-    m->delta[0] = p;
-    p += aligned_floats(b * max_act);
-    m->delta[1] = p;
-    p += aligned_floats(b * max_act);
-    m->targets = p;
-    p += aligned_floats(b * out_size);
-    m->weights = p;
-    p += aligned_floats(b);
-    m->workspace = p;
+    buf->delta[0] = buf->delta[1] = buf->targets = buf->weights = NULL;
+    if (buf->training) {
+        buf->delta[0] = p;
+        p += aligned_floats(b * max_act);
+        buf->delta[1] = p;
+        p += aligned_floats(b * max_act);
+        buf->targets = p;
+        p += aligned_floats(b * out_size);
+        buf->weights = p;
+        p += aligned_floats(b);
+    }
+    buf->workspace = p;
     p += aligned_floats(work);
     /* Where the model's answer is: FUSE_ACTIVATION leaves logits in the
      * last layer's output and needs a separate buffer for the activation. */
-    m->logits = m->fusion == FUSE_LAYER ? m->acts[m->n_layers - 1] : m->acts[m->n_layers];
-    m->probs = m->acts[m->n_layers];
+    buf->logits = m->fusion == FUSE_LAYER ? buf->acts[m->n_layers - 1] : buf->acts[m->n_layers];
+    buf->probs = buf->acts[m->n_layers];
     if (m->fusion == FUSE_ACTIVATION)
-        m->probs = p;
-    m->capacity = batch;
-    fmnn__free(buf);
+        buf->probs = p;
+    buf->capacity = batch;
+    fmnn__free(lb);
     return FMNN_OK;
 }
 
 /* ---- running ----------------------------------------------------------- */
 
-/* What one link's layer is told, on top of the batch's pass. */
-static fmnn_pass link_pass(const fmnn_pass *pass, const fmnn_link *link)
+/* What one link's layer is told, on top of the batch's pass: the plan's
+ * part, and where in buf its scratch and saved state are. */
+static fmnn_pass link_pass(const fmnn_buffers *buf, const fmnn_pass *pass, const fmnn_link *link)
 {
     fmnn_pass call = *pass;
-    if (link->layer->frozen && link->layer->ops->frozen_runs_as_inference)
+    /* Read in training only: fmnn_layer_set_trainable may change it while
+     * inference contexts predict. */
+    if (call.training && link->layer->frozen && link->layer->ops->frozen_runs_as_inference)
         call.training = 0;
+    call.workspace = buf->workspace;
+    call.saved = buf->saved[link->layer->index];
     call.activation = link->activation;
     call.defer_bias = link->defer_bias;
     call.deferred_bias = link->bias_of ? link->bias_of->bias : NULL;
@@ -308,43 +325,44 @@ static fmnn_pass link_pass(const fmnn_pass *pass, const fmnn_link *link)
 }
 
 /* One layer's forward or backward call, timed when profiling is on. */
-static void run_forward(fmnn_model *m, const fmnn_link *link, const fmnn_pass *pass, const float *in, float *out)
+static void run_forward(fmnn_buffers *buf, const fmnn_link *link, const fmnn_pass *pass, const float *in,
+                        float *out)
 {
-    fmnn_layer *layer = link->layer;
-    const fmnn_pass call = link_pass(pass, link);
-    double start = m->profile_forward ? fmnn__now() : 0.0;
+    const fmnn_layer *layer = link->layer;
+    const fmnn_pass call = link_pass(buf, pass, link);
+    double start = buf->profile_forward ? fmnn__now() : 0.0;
     layer->ops->forward(layer, &call, in, out);
-    if (m->profile_forward)
-        m->profile_forward[layer->index] += fmnn__now() - start;
+    if (buf->profile_forward)
+        buf->profile_forward[layer->index] += fmnn__now() - start;
 }
 
-static void run_backward(fmnn_model *m, const fmnn_link *link, const fmnn_pass *pass, const float *in,
+static void run_backward(fmnn_buffers *buf, const fmnn_link *link, const fmnn_pass *pass, const float *in,
                          const float *out, float *dout, float *din)
 {
     fmnn_layer *layer = link->layer;
-    const fmnn_pass call = link_pass(pass, link);
-    double start = m->profile_backward ? fmnn__now() : 0.0;
+    const fmnn_pass call = link_pass(buf, pass, link);
+    double start = buf->profile_backward ? fmnn__now() : 0.0;
     layer->ops->backward(layer, &call, in, out, dout, din);
-    if (m->profile_backward)
-        m->profile_backward[layer->index] += fmnn__now() - start;
+    if (buf->profile_backward)
+        buf->profile_backward[layer->index] += fmnn__now() - start;
 }
 
 /* The buffers around link k of a step: its input (the caller's x for the
  * model's first layer), the slice buffer a later link reads, and its output. */
-static const float *link_input(const fmnn_model *m, const fmnn_step *step, int k, const float *input)
+static const float *link_input(const fmnn_buffers *buf, const fmnn_step *step, int k, const float *input)
 {
     int i = step->links[k].layer->index;
-    return i == 0 ? input : m->acts[i];
+    return i == 0 ? input : buf->acts[i];
 }
 
-static float *slice_buffer(const fmnn_model *m, const fmnn_step *step, int k)
+static float *slice_buffer(const fmnn_buffers *buf, const fmnn_step *step, int k)
 {
-    return m->acts[step->links[k].layer->index]; /* k > 0: the previous link's output */
+    return buf->acts[step->links[k].layer->index]; /* k > 0: the previous link's output */
 }
 
-static float *link_output(const fmnn_model *m, const fmnn_step *step, int k)
+static float *link_output(const fmnn_buffers *buf, const fmnn_step *step, int k)
 {
-    return m->acts[step->links[k].layer->index + 1];
+    return buf->acts[step->links[k].layer->index + 1];
 }
 
 /* Images per call of a step at this batch. */
@@ -359,7 +377,7 @@ static int slice_of(const fmnn_step *step, int batch)
  * between links hold one slice; the first and last hold the batch, and
  * each call sees its slice of them.
  */
-static void forward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input)
+static void forward_step(fmnn_buffers *buf, const fmnn_step *step, const fmnn_pass *pass, const float *input)
 {
     const int slice = slice_of(step, pass->batch);
     fmnn_pass part = *pass;
@@ -367,13 +385,13 @@ static void forward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *
         part.batch = pass->batch - part.first < slice ? pass->batch - part.first : slice;
         for (int k = 0; k < step->n_links; k++) {
             const fmnn_layer *layer = step->links[k].layer;
-            const float *in = link_input(m, step, k, input);
-            float *out = link_output(m, step, k);
+            const float *in = link_input(buf, step, k, input);
+            float *out = link_output(buf, step, k);
             if (k == 0)
                 in += (size_t)part.first * fmnn__shape_size(&layer->in);
             if (k == step->n_links - 1)
                 out += (size_t)part.first * fmnn__shape_size(&layer->out);
-            run_forward(m, &step->links[k], &part, in, out);
+            run_forward(buf, &step->links[k], &part, in, out);
         }
     }
 }
@@ -382,7 +400,7 @@ static void forward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *
  * link writes its din into the slice buffer it read its input from (so
  * din == in: it must not read in after writing din, which MaxPooling2D
  * never does), and the link before then gets no `out` (plan.h). */
-static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input,
+static void backward_step(fmnn_buffers *buf, const fmnn_step *step, const fmnn_pass *pass, const float *input,
                           float *dout, float *din)
 {
     const int slice = slice_of(step, pass->batch);
@@ -394,74 +412,81 @@ static void backward_step(fmnn_model *m, const fmnn_step *step, const fmnn_pass 
             const size_t at_in = (size_t)part.first * fmnn__shape_size(&layer->in);
             const size_t at_out = (size_t)part.first * fmnn__shape_size(&layer->out);
             const int first = k == 0, last = k == step->n_links - 1;
-            const float *in = link_input(m, step, k, input) + (first ? at_in : 0);
-            const float *out = last ? link_output(m, step, k) + at_out : NULL;
-            float *dy = last ? dout + at_out : link_output(m, step, k);
-            float *dx = !first ? slice_buffer(m, step, k) : din ? din + at_in : NULL;
-            run_backward(m, &step->links[k], &part, in, out, dy, dx);
+            const float *in = link_input(buf, step, k, input) + (first ? at_in : 0);
+            const float *out = last ? link_output(buf, step, k) + at_out : NULL;
+            float *dy = last ? dout + at_out : link_output(buf, step, k);
+            float *dx = !first ? slice_buffer(buf, step, k) : din ? din + at_in : NULL;
+            run_backward(buf, &step->links[k], &part, in, out, dy, dx);
         }
     }
 }
 
 /* A step with its own activation (plan.h): the link writes pre, and the
  * activation goes from there to the link's output buffer. */
-static void forward_post(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input)
+static void forward_post(fmnn_buffers *buf, int s, const fmnn_step *step, const fmnn_pass *pass,
+                         const float *input)
 {
     const fmnn_layer *layer = step->links[0].layer;
     const size_t n = fmnn__shape_size(&layer->out) * (size_t)pass->batch;
-    float *out = link_output(m, step, 0);
-    run_forward(m, &step->links[0], pass, link_input(m, step, 0, input), step->pre);
-    memcpy(out, step->pre, n * sizeof *out);
+    float *out = link_output(buf, step, 0);
+    run_forward(buf, &step->links[0], pass, link_input(buf, step, 0, input), buf->pre[s]);
+    memcpy(out, buf->pre[s], n * sizeof *out);
     fmnn__activate(step->post, out, n, 1);
 }
 
-static void backward_post(fmnn_model *m, const fmnn_step *step, const fmnn_pass *pass, const float *input,
-                          float *dout, float *din)
+static void backward_post(fmnn_buffers *buf, int s, const fmnn_step *step, const fmnn_pass *pass,
+                          const float *input, float *dout, float *din)
 {
     const fmnn_layer *layer = step->links[0].layer;
-    fmnn__activate_backward_from_input(step->post, step->pre, dout,
+    fmnn__activate_backward_from_input(step->post, buf->pre[s], dout,
                                        fmnn__shape_size(&layer->out) * (size_t)pass->batch);
-    run_backward(m, &step->links[0], pass, link_input(m, step, 0, input), step->pre, dout, din);
+    run_backward(buf, &step->links[0], pass, link_input(buf, step, 0, input), buf->pre[s], dout, din);
 }
 
-void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+/* Steps [0, end) forward. */
+static void forward_steps(const fmnn_model *m, fmnn_buffers *buf, int end, const fmnn_pass *pass,
+                          const float *input)
 {
-    for (int s = 0; s < m->n_steps; s++) {
+    for (int s = 0; s < end; s++) {
         if (m->steps[s].post != FMNN_LINEAR)
-            forward_post(m, &m->steps[s], pass, input);
+            forward_post(buf, s, &m->steps[s], pass, input);
         else
-            forward_step(m, &m->steps[s], pass, input);
+            forward_step(buf, &m->steps[s], pass, input);
     }
+}
+
+void fmnn__plan_forward(const fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass, const float *input)
+{
+    forward_steps(m, buf, m->n_steps, pass, input);
     if (m->fusion == FUSE_ACTIVATION) { /* the last layer left logits */
         size_t rows = (size_t)pass->batch * (size_t)m->output_rows;
-        memcpy(m->probs, m->logits, rows * (size_t)m->output_width * sizeof *m->probs);
-        fmnn__activate(m->output_activation, m->probs, rows, (size_t)m->output_width);
+        memcpy(buf->probs, buf->logits, rows * (size_t)m->output_width * sizeof *buf->probs);
+        fmnn__activate(m->output_activation, buf->probs, rows, (size_t)m->output_width);
     }
 }
 
-const float *fmnn__plan_forward_until(fmnn_model *m, const fmnn_pass *pass, const float *input, int until)
+const float *fmnn__plan_forward_until(const fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass,
+                                      const float *input, int until)
 {
-    for (int s = 0; s < m->n_steps && m->steps[s].links[m->steps[s].n_links - 1].layer->index < until; s++) {
-        if (m->steps[s].post != FMNN_LINEAR)
-            forward_post(m, &m->steps[s], pass, input);
-        else
-            forward_step(m, &m->steps[s], pass, input);
-    }
-    return until == 0 ? input : m->acts[until];
+    int end = 0;
+    while (end < m->n_steps && m->steps[end].links[m->steps[end].n_links - 1].layer->index < until)
+        end++;
+    forward_steps(m, buf, end, pass, input);
+    return until == 0 ? input : buf->acts[until];
 }
 
-void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input)
+void fmnn__plan_backward(fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass, const float *input)
 {
     int d = 0;
     for (int s = m->n_steps - 1; s >= 0; s--) {
         const fmnn_step *step = &m->steps[s];
         if (!step->backward)
             continue;
-        float *din = step->links[0].layer->index > 0 ? m->delta[1 - d] : NULL;
+        float *din = step->links[0].layer->index > 0 ? buf->delta[1 - d] : NULL;
         if (step->post != FMNN_LINEAR)
-            backward_post(m, step, pass, input, m->delta[d], din);
+            backward_post(buf, s, step, pass, input, buf->delta[d], din);
         else
-            backward_step(m, step, pass, input, m->delta[d], din);
+            backward_step(buf, step, pass, input, buf->delta[d], din);
         d = 1 - d;
     }
 }

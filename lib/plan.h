@@ -48,33 +48,70 @@ typedef struct fmnn_step {
      * in `pre`: a Conv2D's or Dense's own GELU or swish, whose derivative
      * needs the value before the activation.  FMNN_LINEAR: none. */
     fmnn_activation_kind post;
-    float *pre;          /* set by fmnn__plan_buffers */
 } fmnn_step;
+
+/*
+ * The memory one run of the plan works in, for batches of up to
+ * `capacity` samples: the input batch, every layer's output, what each
+ * layer's forward keeps for its backward, the values before a step's own
+ * activation, the one shared scratch and, when sized for training, the
+ * gradients and the batch's targets and weights.  Everything a forward
+ * pass writes, other than the moving statistics a training pass moves,
+ * is in here.  The model owns one set (its fit, evaluate and predict);
+ * each fmnn_inference owns another, so threads predicting with one model
+ * through their own contexts share only what forward reads.
+ */
+typedef struct fmnn_buffers {
+    int training;           /* set by the owner: size the backward pass's buffers too */
+    int capacity;           /* 0 until fmnn__plan_buffers sizes it */
+    float *arena;           /* one block for every float buffer below */
+    float **acts;           /* acts[0] = input batch, acts[i + 1] = layer i's output */
+    float **pre;            /* pre[s]: step s's values before its post activation, or NULL */
+    void **saved;           /* saved[i]: layer i's ops->saved bytes, or NULL */
+    unsigned char *saved_block;
+    float *logits;          /* with a fusion: what the loss works from */
+    float *probs;           /* the model's output as predict returns it */
+    float *workspace;
+    float *delta[2];        /* training: gradients flowing backward, ping-pong */
+    float *targets;         /* training: the batch's y */
+    float *weights;         /* training: the batch's sample weights */
+    /* Seconds each layer's forward and backward calls took, added to when
+     * not NULL: the model's own set, while the benchmark profiles it
+     * (fmnn__model_profile); the counters are the model's. */
+    double *profile_forward, *profile_backward;
+} fmnn_buffers;
 
 /* Decides every fusion and writes the steps (compile, after the shapes and
  * the loss are known).  Allocates m->steps; FMNN_ENOMEM. */
 FMNN_INTERNAL int fmnn__plan_build(fmnn_model *m);
 
-/* Sizes every buffer for batches of up to `batch` samples.  Does nothing
- * when the buffers are already large enough. */
-FMNN_INTERNAL int fmnn__plan_buffers(fmnn_model *m, int batch);
+/* Sizes buf for batches of up to `batch` samples of m (compiled).  Does
+ * nothing when it is already large enough; on failure buf holds nothing. */
+FMNN_INTERNAL int fmnn__plan_buffers(const fmnn_model *m, fmnn_buffers *buf, int batch);
 
-/* Frees what fmnn__plan_buffers allocated. */
-FMNN_INTERNAL void fmnn__plan_free_buffers(fmnn_model *m);
+/* Frees what fmnn__plan_buffers allocated (capacity 0 again). */
+FMNN_INTERNAL void fmnn__plan_free_buffers(fmnn_buffers *buf);
 
-/* One pass over a batch of pass->batch samples at input: forward leaves
- * the model's output in m->probs (and m->logits); backward takes the
- * loss's gradient in m->delta[0] and leaves every layer's kernel and bias
- * gradients.  Backward needs the forward pass of the same batch before it. */
-FMNN_INTERNAL void fmnn__plan_forward(fmnn_model *m, const fmnn_pass *pass, const float *input);
+/*
+ * One pass over a batch of pass->batch samples at input, in buf: forward
+ * leaves the model's output in buf->probs (and buf->logits) and reads the
+ * model only, so several threads may run it on one model at once, each
+ * with its own buf; backward takes the loss's gradient in buf->delta[0]
+ * and leaves every layer's kernel and bias gradients.  Backward needs the
+ * forward pass of the same batch before it, in the same buf.  The plan
+ * fills in the pass's workspace and saved.
+ */
+FMNN_INTERNAL void fmnn__plan_forward(const fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass,
+                                      const float *input);
 
 /* The forward pass of the layers before layer `until` only (fmnn_model_adapt
  * runs them to see what reaches that layer); returns that layer's input.
  * For a layer no step shares with the layer before it: not the pool of a
  * Conv2D -> relu -> MaxPooling2D, nor an activation fused into a layer. */
-FMNN_INTERNAL const float *fmnn__plan_forward_until(fmnn_model *m, const fmnn_pass *pass, const float *input,
-                                                    int until);
-FMNN_INTERNAL void fmnn__plan_backward(fmnn_model *m, const fmnn_pass *pass, const float *input);
+FMNN_INTERNAL const float *fmnn__plan_forward_until(const fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass,
+                                                    const float *input, int until);
+FMNN_INTERNAL void fmnn__plan_backward(fmnn_model *m, fmnn_buffers *buf, const fmnn_pass *pass,
+                                       const float *input);
 
 /* The pass settings of a layer run alone, as the plan gives them to a
  * layer nothing is fused with: for tests that drive a layer directly.

@@ -1,4 +1,5 @@
 /* tensor.c - float32 tensors that own or wrap their data. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -93,4 +94,13 @@ FMNN_API float *fmnn_tensor_data(fmnn_tensor *t)
 FMNN_API const float *fmnn_tensor_const_data(const fmnn_tensor *t)
 {
     return t ? t->data : NULL;
+}
+
+void fmnn__dims_format(const int *dims, int rank, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int d = 0; d < rank && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, d ? ", %d" : "%d", dims[d]);
+    if (used < size)
+        snprintf(buf + used, size - used, ")");
 }

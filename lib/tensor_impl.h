@@ -2,7 +2,7 @@
 #ifndef FMNN_TENSOR_IMPL_H
 #define FMNN_TENSOR_IMPL_H
 
-#include "fmnn/tensor.h"
+#include "internal.h"
 
 struct fmnn_tensor {
     int rank;
@@ -11,5 +11,8 @@ struct fmnn_tensor {
     float *data;
     int owns_data;   /* 0 when wrapping a caller's buffer */
 };
+
+/* Formats dims as "(2, 28, 28, 1)" for messages. */
+FMNN_INTERNAL void fmnn__dims_format(const int *dims, int rank, char *buf, size_t size);
 
 #endif

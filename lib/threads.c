@@ -1,10 +1,12 @@
 /*
- * threads.c - one thread count for the whole library.  Our OpenMP loops
- * use it, and so do the GEMMs, which kernels/gemm.c splits over the same
- * threads (OpenBLAS is told to use one thread per call).
+ * threads.c - one thread count for the whole library, which a thread may
+ * override for itself (an inference context's own count).  Our OpenMP
+ * loops use it, and so do the GEMMs, which kernels/gemm.c splits over the
+ * same threads (OpenBLAS is told to use one thread per call).
  */
 #include <cblas.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -16,7 +18,12 @@
 #include <xmmintrin.h>
 #endif
 
-static int thread_count; /* 0 until first asked: then the CPU count */
+/* Atomic: any thread may set it while others compute (they see the new
+ * count from their next parallel loop on). */
+static atomic_int thread_count; /* 0 until first asked: then the CPU count */
+
+/* A count of this thread's own, while an inference context predicts on it. */
+static _Thread_local int local_count;
 
 static int default_threads(void)
 {
@@ -24,34 +31,45 @@ static int default_threads(void)
     return n < 1 ? 1 : (int)n;
 }
 
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Once, before the first count is read or set, so that no GEMM can run
+ * while OpenBLAS changes its setting: OpenBLAS itself stays
+ * single-threaded, since kernels/gemm.c hands each of our threads its own
+ * block of every large GEMM.  Then the default count, unless
+ * fmnn_set_num_threads came first. */
+static void init(void)
+{
+    openblas_set_num_threads(1);
+    int unset = 0;
+    atomic_compare_exchange_strong(&thread_count, &unset, default_threads());
+}
+
 FMNN_API int fmnn_set_num_threads(int n)
 {
     if (n < 1)
         return fmnn__error(FMNN_EINVAL, "fmnn_set_num_threads: n must be >= 1, got %d", n);
-    thread_count = n;
-    /* OpenBLAS itself stays single-threaded: kernels/gemm.c hands each of
-     * our n threads its own block of every large GEMM. */
-    openblas_set_num_threads(1);
+    pthread_once(&init_once, init); /* safe if threads race to be first */
+    atomic_store(&thread_count, n);
     return FMNN_OK;
-}
-
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
-
-static void set_default(void)
-{
-    if (thread_count == 0)
-        fmnn_set_num_threads(default_threads());
 }
 
 FMNN_API int fmnn_get_num_threads(void)
 {
-    pthread_once(&default_once, set_default); /* safe if threads race to be first */
-    return thread_count;
+    pthread_once(&init_once, init);
+    return atomic_load(&thread_count);
 }
 
 int fmnn__threads(void)
 {
-    return fmnn_get_num_threads();
+    return local_count ? local_count : fmnn_get_num_threads();
+}
+
+int fmnn__threads_local(int n)
+{
+    const int before = local_count;
+    local_count = n;
+    return before;
 }
 
 void fmnn__thread_band(int length, int tile, int *first, int *last)

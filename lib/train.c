@@ -29,11 +29,9 @@ int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
     for (int d = 0; same && d < m->input.rank; d++)
         same = x->dims[d + 1] == m->input.dims[d];
     if (!same) {
-        char want[64], got[64] = "(";
+        char want[64], got[64];
         fmnn__shape_format(&m->input, want, sizeof want);
-        for (int d = 0; d < x->rank; d++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), d ? ", %d" : "%d", x->dims[d]);
-        strncat(got, ")", sizeof got - strlen(got) - 1);
+        fmnn__dims_format(x->dims, x->rank, got, sizeof got);
         return fmnn__error(FMNN_ESHAPE, "%s: x has shape %s but the model takes %s", fn, got, want);
     }
     for (size_t i = 0; i < x->size; i++)
@@ -89,15 +87,15 @@ double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const fl
         .rows = batch * m->output_rows,
         .width = m->output_width,
         .fused = m->fusion != FUSE_NONE,
-        .logits = m->logits,
-        .output = m->probs,
+        .logits = m->buf.logits,
+        .output = m->buf.probs,
         .target = targets,
     };
     const float scale = 1.0f / (float)b.rows; /* the gradient of the mean */
     double total = 0.0;
     /* Rows in order: the sum must not depend on the thread count. */
     for (int row = 0; row < b.rows; row++) {
-        float *grad = with_grad ? m->delta[0] + (size_t)row * b.width : NULL;
+        float *grad = with_grad ? m->buf.delta[0] + (size_t)row * b.width : NULL;
         if (!weights) {
             total += ops->row(&b, row, grad, scale);
             continue;
@@ -115,9 +113,9 @@ void fmnn__gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, con
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     for (int k = 0; k < count; k++) {
         const size_t i = order ? (size_t)order[k] : (size_t)k;
-        memcpy(m->acts[0] + (size_t)k * x_width, x->data + i * x_width, x_width * sizeof(float));
-        memcpy(m->targets + (size_t)k * y_width, y->data + i * y_width, y_width * sizeof(float));
-        m->weights[k] = weights ? weights[i] : 1.0f;
+        memcpy(m->buf.acts[0] + (size_t)k * x_width, x->data + i * x_width, x_width * sizeof(float));
+        memcpy(m->buf.targets + (size_t)k * y_width, y->data + i * y_width, y_width * sizeof(float));
+        m->buf.weights[k] = weights ? weights[i] : 1.0f;
     }
 }
 
@@ -132,16 +130,17 @@ static int all_finite(const float *v, size_t n)
 int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, double *sums, double *loss,
                      fmnn_bad_step *bad)
 {
-    fmnn_pass pass = { .training = 1, .workspace = m->workspace, .batch = batch };
+    fmnn_buffers *buf = &m->buf;
+    fmnn_pass pass = { .training = 1, .batch = batch };
     pass.seed = fmnn__mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->steps_trained + 1);
-    const float *weights = weighted ? m->weights : NULL;
+    const float *weights = weighted ? buf->weights : NULL;
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     /* The forward pass moves the moving statistics: keep the last good
      * ones, to restore if this step goes wrong. */
     memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
-    fmnn__plan_forward(m, &pass, m->acts[0]);
+    fmnn__plan_forward(m, buf, &pass, buf->acts[0]);
     const int rows = batch * m->output_rows;
-    double batch_loss = fmnn__model_loss(m, batch, m->targets, weights, 1) / rows + fmnn__regularization_penalty(m);
+    double batch_loss = fmnn__model_loss(m, batch, buf->targets, weights, 1) / rows + fmnn__regularization_penalty(m);
     /* Checked as the float it is reported as; and an update that would
      * overflow a weight or a moving statistic is refused, so the model
      * stays as the last good step left it. */
@@ -149,8 +148,8 @@ int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, doub
     const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
     if (!bad_loss && !bad_state) {
         if (sums)
-            fmnn__metrics_update(m, sums, batch, m->targets);
-        fmnn__plan_backward(m, &pass, m->acts[0]);
+            fmnn__metrics_update(m, sums, batch, buf->targets);
+        fmnn__plan_backward(m, buf, &pass, buf->acts[0]);
         fmnn__regularization_gradient(m);
     }
     const int bad_update = !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
@@ -166,14 +165,17 @@ int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, doub
     return FMNN_OK;
 }
 
-/* Batches for inference: never more than the training buffers hold (or
- * 64 samples when they hold fewer, outside fit), so memory stays bounded
- * whatever batch_size the caller asks for; fewer for huge samples. */
-int fmnn__inference_chunk(const fmnn_model *m, int batch_size)
+/* Batches for inference: never more than buf holds (or 64 samples when
+ * it holds fewer, outside fit), so memory stays bounded whatever
+ * batch_size the caller asks for; fewer for huge samples. */
+int fmnn__inference_chunk(const fmnn_model *m, const fmnn_buffers *buf, int batch_size)
 {
     /* Inside fit (its validation, a callback's evaluate or predict) the
-     * buffers fit sized are kept: no reallocation under the training loop. */
-    int limit = m->in_fit || m->capacity > 64 ? m->capacity : 64;
+     * buffers fit sized are kept: no reallocation under the training
+     * loop.  (in_fit is read for the model's own buffers only: a context's
+     * thread must not read what another thread's fit writes.) */
+    const int keep = buf == &m->buf && m->in_fit;
+    int limit = keep || buf->capacity > 64 ? buf->capacity : 64;
     if (limit > fmnn__model_batch_limit(m))
         limit = fmnn__model_batch_limit(m);
     return batch_size < limit ? batch_size : limit;
@@ -182,18 +184,18 @@ int fmnn__inference_chunk(const fmnn_model *m, int batch_size)
 int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights, int first,
                   int count, int batch_size, float *loss_out, float *metrics_out)
 {
-    int chunk = fmnn__inference_chunk(m, batch_size);
-    int err = fmnn__plan_buffers(m, chunk);
+    int chunk = fmnn__inference_chunk(m, &m->buf, batch_size);
+    int err = fmnn__plan_buffers(m, &m->buf, chunk);
     if (err)
         return err;
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
-    fmnn_pass pass = { .training = 0, .workspace = m->workspace };
+    fmnn_pass pass = { .training = 0 };
     double total = 0.0, *sums = m->metric_sums[1];
     fmnn__metrics_reset(m, sums);
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = first; start < first + count; start += chunk) {
         pass.batch = first + count - start < chunk ? first + count - start : chunk;
-        fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
+        fmnn__plan_forward(m, &m->buf, &pass, x->data + (size_t)start * x_width);
         const float *targets = y->data + (size_t)start * y_width, *w = weights ? weights + start : NULL;
         total += fmnn__model_loss(m, pass.batch, targets, w, 0);
         fmnn__metrics_update(m, sums, pass.batch, targets);
@@ -255,31 +257,40 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *m, const fmnn_tensor *x, const fmnn
     return FMNN_OK;
 }
 
-/* Runs x through the model in inference mode, chunk samples at a time,
- * into a new tensor. */
-static int predict(fmnn_model *m, const fmnn_tensor *x, int chunk, fmnn_tensor **out, const char *fn)
+int fmnn__output_dims(const fmnn_model *m, int n, int dims[FMNN_MAX_RANK], int *rank, const char *fn)
 {
-    int err = fmnn__plan_buffers(m, chunk);
-    if (err)
-        return err;
     const fmnn_shape *shape = &m->layers[m->n_layers - 1]->out;
     if (shape->rank + 1 > FMNN_MAX_RANK)
         return fmnn__error(FMNN_ESHAPE, "%s: the output has rank %d, too many for a tensor", fn, shape->rank);
-    int dims[FMNN_MAX_RANK] = { x->dims[0] };
+    dims[0] = n;
     memcpy(dims + 1, shape->dims, (size_t)shape->rank * sizeof(int));
-    fmnn_tensor *result;
-    if ((err = fmnn_tensor_new(&result, shape->rank + 1, dims)))
+    *rank = shape->rank + 1;
+    return FMNN_OK;
+}
+
+int fmnn__predict(const fmnn_model *m, fmnn_buffers *buf, const fmnn_tensor *x, int chunk, fmnn_tensor *into,
+                  fmnn_tensor **out, const char *fn)
+{
+    int err = fmnn__plan_buffers(m, buf, chunk);
+    if (err)
         return err;
-    const size_t x_width = x->size / (size_t)x->dims[0], out_width = fmnn__shape_size(shape);
-    fmnn_pass pass = { .training = 0, .workspace = m->workspace };
+    if (!into) {
+        int dims[FMNN_MAX_RANK], rank = 0;
+        if ((err = fmnn__output_dims(m, x->dims[0], dims, &rank, fn)) || (err = fmnn_tensor_new(&into, rank, dims)))
+            return err;
+    }
+    const size_t x_width = x->size / (size_t)x->dims[0];
+    const size_t out_width = fmnn__shape_size(&m->layers[m->n_layers - 1]->out);
+    fmnn_pass pass = { .training = 0 };
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     for (int start = 0; start < x->dims[0]; start += chunk) {
         pass.batch = x->dims[0] - start < chunk ? x->dims[0] - start : chunk;
-        fmnn__plan_forward(m, &pass, x->data + (size_t)start * x_width);
-        memcpy(result->data + (size_t)start * out_width, m->probs, (size_t)pass.batch * out_width * sizeof(float));
+        fmnn__plan_forward(m, buf, &pass, x->data + (size_t)start * x_width);
+        memcpy(into->data + (size_t)start * out_width, buf->probs, (size_t)pass.batch * out_width * sizeof(float));
     }
     fmnn__restore_fp_mode(fp);
-    *out = result;
+    if (out)
+        *out = into;
     return FMNN_OK;
 }
 
@@ -294,7 +305,8 @@ FMNN_API int fmnn_model_predict(fmnn_model *m, const fmnn_tensor *x, int batch_s
         return err;
     if (batch_size < 0)
         return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    return predict(m, x, fmnn__inference_chunk(m, batch_size ? batch_size : 32), out, fn);
+    return fmnn__predict(m, &m->buf, x, fmnn__inference_chunk(m, &m->buf, batch_size ? batch_size : 32), NULL, out,
+                         fn);
 }
 
 /* ---- Keras's *_on_batch ------------------------------------------------- */
@@ -323,13 +335,16 @@ FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, cons
     const int n = x->dims[0];
     if (m->step >= FMNN__MAX_STEPS - 1 || m->steps_trained >= FMNN__MAX_STEPS - 1)
         return fmnn__error(FMNN_EINVAL, "%s: the model is at step 2^62, as far as a model file can hold", fn);
-    if ((err = fmnn__plan_buffers(m, n > m->capacity ? n : m->capacity)))
+    if ((err = fmnn__plan_buffers(m, &m->buf, n > m->buf.capacity ? n : m->buf.capacity)) ||
+        (err = fmnn__model_change_begin(m, fn)))
         return err;
     fmnn__gather(m, x, y, sample_weight ? sample_weight->data : NULL, NULL, n);
     double *sums = m->metric_sums[1], loss;
     fmnn__metrics_reset(m, sums);
     fmnn_bad_step bad;
-    if ((err = fmnn__train_step(m, n, seed, sample_weight != NULL, sums, &loss, &bad)))
+    err = fmnn__train_step(m, n, seed, sample_weight != NULL, sums, &loss, &bad);
+    fmnn__model_change_end(m);
+    if (err)
         return fmnn__error(err, "%s: the %s became %s; the weights are those before this batch", fn, bad.what,
                            bad.value);
     if (values) {
@@ -363,7 +378,7 @@ FMNN_API int fmnn_model_predict_on_batch(fmnn_model *m, const fmnn_tensor *x, fm
     int err = fmnn__check_x(m, x, fn);
     if (!err)
         err = one_batch(m, x, fn);
-    return err ? err : predict(m, x, x->dims[0], out, fn);
+    return err ? err : fmnn__predict(m, &m->buf, x, x->dims[0], NULL, out, fn);
 }
 
 FMNN_API int fmnn_model_trained(const fmnn_model *m, int64_t *epochs, int64_t *steps)

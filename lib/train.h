@@ -15,10 +15,26 @@ FMNN_INTERNAL int fmnn__check_x(const fmnn_model *m, const fmnn_tensor *x, const
 FMNN_INTERNAL int fmnn__check_y(const fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const char *fn);
 FMNN_INTERNAL int fmnn__check_weights(const fmnn_tensor *x, const fmnn_tensor *w, const char *what, const char *fn);
 
-/* The samples one inference pass takes at a time: batch_size, but never
- * more than the larger of what the training buffers hold and 64 (inside
- * fit, than they hold), so memory stays bounded. */
-FMNN_INTERNAL int fmnn__inference_chunk(const fmnn_model *m, int batch_size);
+/* The samples one inference pass in buf takes at a time: batch_size, but
+ * never more than the larger of what buf holds and 64 (inside fit, for
+ * the model's own buffers, than they hold), so memory stays bounded. */
+FMNN_INTERNAL int fmnn__inference_chunk(const fmnn_model *m, const fmnn_buffers *buf, int batch_size);
+
+/* The shape of the model's output for n samples, (n, output shape...),
+ * as a tensor's rank and dims; FMNN_ESHAPE, naming fn, when a tensor
+ * cannot hold it. */
+FMNN_INTERNAL int fmnn__output_dims(const fmnn_model *m, int n, int dims[FMNN_MAX_RANK], int *rank,
+                                    const char *fn);
+
+/*
+ * predict, for the model's own buffers and for an inference context's
+ * alike: runs x (checked) through m in inference mode, chunk samples at a
+ * time, in buf, which it sizes for chunk.  The output goes into `into`
+ * (of the output's shape, checked by the caller) or, when into is NULL,
+ * into a new tensor; *out (may be NULL) receives the tensor.
+ */
+FMNN_INTERNAL int fmnn__predict(const fmnn_model *m, fmnn_buffers *buf, const fmnn_tensor *x, int chunk,
+                                fmnn_tensor *into, fmnn_tensor **out, const char *fn);
 
 /* Copies samples order[0..count) (order NULL: 0..count) of x, y and
  * weights (NULL: all 1) into the batch buffers. */

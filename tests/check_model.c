@@ -186,7 +186,7 @@ static int held_infer(fmnn_layer *layer)
     return FMNN_OK;
 }
 
-static void held_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void held_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     memcpy(out, in, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *out);
 }
@@ -387,14 +387,14 @@ START_TEST(test_dropout_inverted)
     ck_assert_int_eq(layer->out.dims[0], width);
     ck_assert_uint_eq(layer->n_kernel + layer->n_bias, 0);
     size_t saved = layer->ops->saved ? layer->ops->saved(layer, batch) : 0;
-    layer->saved = saved ? malloc(saved) : NULL;
+    void *mask = saved ? malloc(saved) : NULL;
     float *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out), *out2 = malloc(n * sizeof *out2);
     float *dout = malloc(n * sizeof *dout), *din = malloc(n * sizeof *din);
     ck_assert(in && out && out2 && dout && din);
     for (size_t i = 0; i < n; i++)
         in[i] = 1.0f;
 
-    fmnn_pass pass = { .batch = batch, .training = 1, .workspace = NULL, .seed = 12345 };
+    fmnn_pass pass = { .batch = batch, .training = 1, .workspace = NULL, .seed = 12345, .saved = mask };
     layer->ops->forward(layer, &pass, in, out);
     const float scale = 1.0f / (1.0f - rate);
     size_t kept = 0;
@@ -433,7 +433,7 @@ START_TEST(test_dropout_inverted)
     free(out2);
     free(dout);
     free(din);
-    free(layer->saved);
+    free(mask);
     fmnn_layer_free(layer);
 }
 END_TEST

@@ -311,7 +311,7 @@ int gc_layer_init(gc_layer *g, fmnn_layer *layer, int rank, const int *dims, int
     layer->kernel_grad = g->kernel_grad;
     layer->bias_grad = g->bias_grad;
     layer->state = g->state;
-    layer->saved = g->saved;
+    g->pass.saved = g->saved;
     if (layer->ops->init) { /* its own initial values: moving statistics */
         fmnn_rng rng;
         fmnn__rng_seed(&rng, 1);
@@ -482,12 +482,11 @@ int gc_model_init(gc_model *g, fmnn_model *model, int batch, const float *x, con
     g->weights = NULL;
     if (!model || !model->compiled || batch < 1)
         return FMNN_ESTATE;
-    int err = fmnn__plan_buffers(model, batch);
+    int err = fmnn__plan_buffers(model, &model->buf, batch);
     if (err)
         return err;
     g->pass.batch = batch;
     g->pass.training = training;
-    g->pass.workspace = model->workspace;
     g->pass.seed = seed;
     return FMNN_OK;
 }
@@ -497,15 +496,14 @@ int gc_model_init(gc_model *g, fmnn_model *model, int batch, const float *x, con
 static double gc_model_run(gc_model *g, int with_grad)
 {
     fmnn_model *m = g->model;
-    g->pass.workspace = m->workspace; /* in case a library call re-planned the buffers */
     const fmnn_pass *pass = &g->pass;
-    memcpy(m->acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
-    fmnn__plan_forward(m, pass, m->acts[0]);
+    memcpy(m->buf.acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
+    fmnn__plan_forward(m, &m->buf, pass, m->buf.acts[0]);
     double objective = fmnn__model_loss(m, pass->batch, g->y, g->weights, with_grad) /
                        ((double)pass->batch * m->output_rows) + fmnn__regularization_penalty(m);
     if (!with_grad)
         return objective;
-    fmnn__plan_backward(m, pass, m->acts[0]);
+    fmnn__plan_backward(m, &m->buf, pass, m->buf.acts[0]);
     fmnn__regularization_gradient(m);
     return objective;
 }

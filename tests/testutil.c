@@ -72,6 +72,11 @@ int testutil_alloc_injected(void)
     return atomic_load(&injected);
 }
 
+long testutil_alloc_counted(void)
+{
+    return atomic_load(&counted);
+}
+
 long testutil_alloc_live(void)
 {
     return atomic_load(&live);

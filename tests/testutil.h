@@ -41,6 +41,7 @@ void testutil_expect_error(int got, int want, const char *needle, const char *ca
 void testutil_alloc_install(long fail_at);
 void testutil_alloc_arm(int armed);
 int testutil_alloc_injected(void); /* the failure happened */
+long testutil_alloc_counted(void); /* allocations while armed */
 long testutil_alloc_live(void);
 void testutil_alloc_remove(void);
 

@@ -49,9 +49,11 @@ FMNN_API const char *fmnn_last_error(void);
 FMNN_API void fmnn_clear_error(void);
 
 /**
- * Sets how many threads libfmnn and OpenBLAS use (n >= 1).  Results are
- * bit-identical for the same seed and the same thread count.
- * Returns FMNN_EINVAL when n < 1.  Not thread-safe: call it before work.
+ * Sets how many threads each libfmnn call uses (n >= 1), in an OpenMP
+ * team of the calling thread's own; OpenBLAS stays on one.  Results are
+ * bit-identical for the same seed and the same thread count.  Returns
+ * FMNN_EINVAL when n < 1.  Thread-safe, but a call already running may
+ * switch to the new count midway: set it before work.
  */
 FMNN_API int fmnn_set_num_threads(int n);
 

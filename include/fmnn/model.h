@@ -9,8 +9,10 @@
  *     fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42);
  *     fmnn_model_fit(m, x, y, &options, &history);
  *
- * A model is not thread-safe: use one model from one thread at a time
- * (it uses fmnn_get_num_threads() threads internally).
+ * A model is used from one thread at a time (it uses
+ * fmnn_get_num_threads() threads internally); different models may be
+ * used from different threads at once.  To predict with one model from
+ * many threads, give each an inference context (fmnn/inference.h).
  */
 #ifndef FMNN_MODEL_H
 #define FMNN_MODEL_H
@@ -208,7 +210,8 @@ FMNN_API int fmnn_model_learning_rate(const fmnn_model *model, float *out);
  */
 FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape);
 
-/** Frees the model and every layer in it.  NULL is a no-op. */
+/** Frees the model and every layer in it.  NULL is a no-op.  A model with
+ * inference contexts lives on until the last of them is freed. */
 FMNN_API void fmnn_model_free(fmnn_model *model);
 
 /**

@@ -16,7 +16,7 @@ static size_t row_width(const fmnn_layer *layer)
     return (size_t)layer->in.dims[layer->in.rank - 1];
 }
 
-static void activation_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void activation_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;
     if (out != in)

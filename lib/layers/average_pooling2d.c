@@ -23,7 +23,7 @@ static void window_of(const average_pooling2d *p, int y, int x, int *ya, int *yb
     *xb = x0 + p->pool.w > w ? w : x0 + p->pool.w;
 }
 
-static void avgpool_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void avgpool_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const average_pooling2d *p = (const average_pooling2d *)layer;
     const int w = layer->in.dims[1], ch = layer->in.dims[2];

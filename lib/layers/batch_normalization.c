@@ -85,10 +85,10 @@ static size_t bn_saved_bytes(const fmnn_layer *layer, int batch)
     return (size_t)channels(layer) * (2 * sizeof(double) + 2 * sizeof(float));
 }
 
-static bn_saved saved_of(const fmnn_layer *layer)
+static bn_saved saved_of(const fmnn_layer *layer, const fmnn_pass *pass)
 {
     const size_t c = (size_t)channels(layer);
-    double *d = layer->saved; /* 64-byte aligned, doubles first */
+    double *d = pass->saved; /* 64-byte aligned, doubles first */
     float *f = (float *)(d + 2 * c);
     return (bn_saved){ d, d + c, f, f + c };
 }
@@ -134,12 +134,12 @@ static void batch_moments(const batch_normalization *bn, const float *x, size_t 
     }
 }
 
-static void bn_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void bn_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const batch_normalization *bn = (const batch_normalization *)layer;
     const size_t c = (size_t)channels(layer);
     const size_t rows = fmnn__shape_size(&layer->in) / c * (size_t)pass->batch;
-    const bn_saved s = saved_of(layer);
+    const bn_saved s = saved_of(layer, pass);
     if (pass->training) {
         batch_moments(bn, in, rows, &s);
     } else {
@@ -183,7 +183,7 @@ static void bn_backward(fmnn_layer *layer, const fmnn_pass *pass, const float *i
     const batch_normalization *bn = (const batch_normalization *)layer;
     const size_t c = (size_t)channels(layer);
     const size_t rows = fmnn__shape_size(&layer->in) / c * (size_t)pass->batch;
-    const bn_saved s = saved_of(layer);
+    const bn_saved s = saved_of(layer, pass);
     /* Through the fused activation first: a ReLU's mask in the sums' pass
      * below, any other kind here. */
     const int relu = pass->activation == FMNN_RELU;

@@ -170,9 +170,9 @@ static void col2im(const conv2d *c, const float *dcol, int images, float *din)
     }
 }
 
-static void conv2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void conv2d_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
-    conv2d *c = (conv2d *)layer;
+    const conv2d *c = (const conv2d *)layer;
     const size_t in_image = fmnn__shape_size(&layer->in);
     const size_t out_image = fmnn__shape_size(&layer->out);
     const int width = (int)col_width(c);

@@ -33,9 +33,9 @@ static int dense_rows(const fmnn_layer *layer, int batch)
     return (int)(fmnn__shape_size(&layer->in) / (size_t)layer->in.dims[layer->in.rank - 1]) * batch;
 }
 
-static void dense_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void dense_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
-    dense *d = (dense *)layer;
+    const dense *d = (const dense *)layer;
     int rows = dense_rows(layer, pass->batch);
     int in_features = layer->fan_in;
     fmnn__gemm(0, 0, rows, d->units, in_features, 1.0f, in, in_features,

@@ -34,16 +34,16 @@ static inline int keep(uint64_t seed, size_t i, float rate)
     return (float)(bits >> 40) * (1.0f / 16777216.0f) >= rate;
 }
 
-static void dropout_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void dropout_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
-    dropout *d = (dropout *)layer;
+    const dropout *d = (const dropout *)layer;
     size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;
     if (!pass->training || d->rate == 0.0f) {
         if (out != in)
             memcpy(out, in, n * sizeof *out);
         return;
     }
-    unsigned char *mask = layer->saved;
+    unsigned char *mask = pass->saved;
     float scale = 1.0f / (1.0f - d->rate);
     /* Each dropout layer of the model draws its own mask. */
     uint64_t seed = pass->seed ^ fmnn__mix64((uint64_t)layer->index + 1);
@@ -72,7 +72,7 @@ static void dropout_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
         memcpy(din, dout, n * sizeof *din);
         return;
     }
-    const unsigned char *mask = layer->saved;
+    const unsigned char *mask = pass->saved;
     float scale = 1.0f / (1.0f - d->rate);
 #pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
     {

@@ -13,7 +13,7 @@ static int flatten_infer(fmnn_layer *layer)
     return FMNN_OK;
 }
 
-static void flatten_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void flatten_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     memcpy(out, in, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *out);
 }

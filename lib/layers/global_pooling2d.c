@@ -26,7 +26,7 @@ static void image_size(const fmnn_layer *layer, size_t *pixels, size_t *ch)
     *pixels = (size_t)layer->in.dims[0] * (size_t)layer->in.dims[1];
 }
 
-static void average_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void average_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     size_t pixels, ch;
     image_size(layer, &pixels, &ch);
@@ -64,7 +64,7 @@ static void average_backward(fmnn_layer *layer, const fmnn_pass *pass, const flo
     }
 }
 
-static void max_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void max_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     size_t pixels, ch;
     image_size(layer, &pixels, &ch);

@@ -18,7 +18,7 @@ static int leaky_relu_infer(fmnn_layer *layer)
     return FMNN_OK;
 }
 
-static void leaky_relu_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void leaky_relu_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const float slope = ((const leaky_relu *)layer)->negative_slope;
     const size_t n = fmnn__shape_size(&layer->in) * (size_t)pass->batch;

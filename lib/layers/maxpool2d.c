@@ -46,13 +46,13 @@ static void pool_pixel(const float *image, int w, int ch, int ya, int yb, int xa
         }
 }
 
-static void maxpool2d_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void maxpool2d_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
-    maxpool2d *p = (maxpool2d *)layer;
+    const maxpool2d *p = (const maxpool2d *)layer;
     const int h = layer->in.dims[0], w = layer->in.dims[1], ch = layer->in.dims[2];
     const int oh = layer->out.dims[0], ow = layer->out.dims[1];
     const size_t in_image = fmnn__shape_size(&layer->in);
-    int32_t *argmax = (int32_t *)layer->saved + (size_t)pass->first * fmnn__shape_size(&layer->out);
+    int32_t *argmax = (int32_t *)pass->saved + (size_t)pass->first * fmnn__shape_size(&layer->out);
     const float *bias = pass->deferred_bias;
 #pragma omp parallel num_threads(fmnn__threads())
     {
@@ -142,7 +142,7 @@ static void maxpool2d_backward(fmnn_layer *layer, const fmnn_pass *pass, const f
                                      (size_t)layer->out.dims[2], pass->first > 0);
     if (!din)
         return;
-    const int32_t *argmax = (const int32_t *)layer->saved + (size_t)pass->first * out_image;
+    const int32_t *argmax = (const int32_t *)pass->saved + (size_t)pass->first * out_image;
     const int oh = layer->out.dims[0];
 #pragma omp parallel num_threads(fmnn__threads())
     {

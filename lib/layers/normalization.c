@@ -101,7 +101,7 @@ static const float *divisors(const fmnn_layer *layer, const fmnn_pass *pass)
     return pass->workspace;
 }
 
-static void normalization_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void normalization_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const int invert = ((const normalization *)layer)->invert;
     const size_t c = (size_t)channels(layer);

@@ -76,7 +76,7 @@ static inline float adjusted(float x, float mean, float f)
     return (x - mean) * f + mean;
 }
 
-static void contrast_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void contrast_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const random_contrast *r = (const random_contrast *)layer;
     const size_t per_image = fmnn__shape_size(&layer->in), n = per_image * (size_t)pass->batch;

@@ -57,7 +57,7 @@ static void flip(const fmnn_layer *layer, const fmnn_pass *pass, const float *in
     }
 }
 
-static void flip_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void flip_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     if (pass->training)
         flip(layer, pass, in, out);

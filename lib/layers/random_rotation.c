@@ -40,7 +40,7 @@ static fmnn_affine rotation_of(const fmnn_layer *layer, const fmnn_pass *pass, i
     return (fmnn_affine){ c, -s, cx - cx * c - cy * -s, s, c, cy - cx * s - cy * c };
 }
 
-static void rotation_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void rotation_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     fmnn__affine_forward(layer, &((const random_rotation *)layer)->fill, rotation_of, pass, in, out);
 }

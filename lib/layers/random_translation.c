@@ -39,7 +39,7 @@ static fmnn_affine translation_of(const fmnn_layer *layer, const fmnn_pass *pass
     return (fmnn_affine){ 1.0f, 0.0f, -dx, 0.0f, 1.0f, -dy };
 }
 
-static void translation_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void translation_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     fmnn__affine_forward(layer, &((const random_translation *)layer)->fill, translation_of, pass, in, out);
 }

@@ -45,7 +45,7 @@ static fmnn_affine zoom_of(const fmnn_layer *layer, const fmnn_pass *pass, int i
                           0.0f, zy, ((float)im.h - 1.0f) / 2.0f * (1.0f - zy) };
 }
 
-static void zoom_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void zoom_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     fmnn__affine_forward(layer, &((const random_zoom *)layer)->fill, zoom_of, pass, in, out);
 }

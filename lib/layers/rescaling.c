@@ -19,7 +19,7 @@ static int rescaling_infer(fmnn_layer *layer)
     return FMNN_OK;
 }
 
-static void rescaling_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void rescaling_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     const rescaling *r = (const rescaling *)layer;
     const float scale = r->scale, offset = r->offset;

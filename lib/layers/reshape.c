@@ -58,7 +58,7 @@ static int reshape_infer(fmnn_layer *layer)
 }
 
 /* As the first layer (no input buffer to share) it copies. */
-static void reshape_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void reshape_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     memcpy(out, in, fmnn__shape_size(&layer->in) * (size_t)pass->batch * sizeof *out);
 }

@@ -49,7 +49,7 @@ static void copy_rows(const zero_padding2d *z, float *padded, float *image, int 
     }
 }
 
-static void zero_padding_forward(fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
+static void zero_padding_forward(const fmnn_layer *layer, const fmnn_pass *pass, const float *in, float *out)
 {
     copy_rows((const zero_padding2d *)layer, out, (float *)in, pass->batch, 1);
 }
