@@ -295,6 +295,8 @@ static int train_epoch(fit_run *run, const fit_data *d, const int *order, int ba
     } else { /* resumed: where the epoch's running values stood */
         p->loss = (float)(s->loss_sum / (double)s->seen);
         fmnn__metrics_results(m, m->metric_sums[0], run->metrics);
+        const int at = fmnn__metric_accuracy_index(m);
+        p->accuracy = at >= 0 ? run->metrics[at] : NAN;
     }
     for (int first = s->batch * batch_size; first < d->n_train; first += batch_size) {
         const int batch = d->n_train - first < batch_size ? d->n_train - first : batch_size;
@@ -356,6 +358,28 @@ static void end_epoch(fit_run *run)
     fmnn__metrics_reset(run->m, run->m->metric_sums[0]);
 }
 
+/* What the progress said at the end of the history's last epoch, for a
+ * fit resumed from a backup made there: its TRAIN_END, should no epoch
+ * be left, sees what it would have seen. */
+static void last_epoch_progress(fit_run *run, const fmnn_history *h, fmnn_progress *p)
+{
+    const int e = h->epochs - 1;
+    p->epoch = h->initial_epoch + e;
+    p->batch = p->batches;
+    p->loss = h->loss[e];
+    p->learning_rate = h->learning_rate[e];
+    if (h->has_validation)
+        p->val_loss = h->val_loss[e];
+    for (int k = 0; k < h->n_metrics; k++) {
+        run->metrics[k] = h->metrics[k][e];
+        if (h->has_validation)
+            run->val_metrics[k] = h->val_metrics[k][e];
+    }
+    const int at = fmnn__metric_accuracy_index(run->m);
+    p->accuracy = at >= 0 ? run->metrics[at] : NAN;
+    p->val_accuracy = at >= 0 && h->has_validation ? run->val_metrics[at] : NAN;
+}
+
 static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_size, fmnn_history *h)
 {
     fmnn_model *m = run->m;
@@ -369,8 +393,9 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
     int err = notify(run, &p);
     if (!err && run->resume)
         err = fmnn__fit_state_give_callbacks(run->resume, m, o->callbacks, o->n_callbacks);
+    if (!err && run->resume && s->batch == 0 && h->epochs > 0)
+        last_epoch_progress(run, h, &p);
     if (!err && s->stopped) { /* the backup was made after a callback stopped training */
-        p.epoch = s->epoch - 1;
         run->stopped_by = s->stopped_by;
         err = FMNN_STOP_TRAINING;
     }
@@ -483,9 +508,12 @@ static int take_resume(fit_run *run, const fit_data *d)
     }
     const fmnn__fit_state now = { .seed = o->seed, .shuffle = o->shuffle != 0, .batch_size = o->batch_size,
                                   .n_train = d->n_train, .n_val = d->n_val };
-    int err = fmnn__fit_state_check_resume(saved, &now, o->epochs, "fmnn_model_fit");
+    int err = fmnn__fit_state_matches(saved, m)
+                  ? fmnn__fit_state_check_resume(saved, &now, o->epochs, "fmnn_model_fit")
+                  : fmnn__error(FMNN_EINVAL, "fmnn_model_fit: cannot resume the fit saved in %s: the model's "
+                                "metrics are no longer that fit's", saved->source);
     if (err) {
-        fmnn__fit_state_free(saved);
+        m->resume = saved; /* still there for a fit that matches */
         return err;
     }
     run->resume = saved;
@@ -573,7 +601,12 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                           "model holds that step", fn, s->epoch + 1, o.epochs, s->epoch, s->batch, batches);
 done:
     fmnn__model_change_end(m);
-    fmnn__fit_state_free(run.resume);
+    if (run.begun_training) {
+        fmnn__fit_state_free(run.resume);
+    } else { /* a fit that could not start leaves the saved one for the next */
+        fmnn__fit_state_free(m->resume);
+        m->resume = run.resume;
+    }
     fmnn__free(order);
     fmnn__free(class_w);
     /* The epochs that finished are kept after an error too: that is work

@@ -163,8 +163,11 @@ static int read_position(fmnn__reader *r, fmnn__fit_state *s)
         return r->err;
     if (s->batch_size < 1 || s->n_train < 1)
         return fmnn__corrupt(r, "the fit record has batch size %d and %d training samples", s->batch_size, s->n_train);
-    if (s->epoch < s->initial_epoch)
-        return fmnn__corrupt(r, "the fit record is at epoch %d, before its first epoch %d", s->epoch, s->initial_epoch);
+    if (s->epoch < s->initial_epoch || (s->stopped && s->epoch == s->initial_epoch))
+        return fmnn__corrupt(r, "the fit record is at epoch %d, %s its first epoch %d", s->epoch,
+                             s->stopped ? "stopped at or before" : "before", s->initial_epoch);
+    if (!s->stopped && s->stopped_by[0])
+        return fmnn__corrupt(r, "the fit record names a callback that stopped it, but it did not stop");
     /* Every batch but an epoch's last is full; after the last one the
      * epoch has still to end (a save at its BATCH_END). */
     const int64_t batches = ((int64_t)s->n_train + s->batch_size - 1) / s->batch_size;
@@ -266,6 +269,7 @@ int fmnn__fit_state_read(fmnn__reader *r, const fmnn_model *m, fmnn__fit_state *
     fmnn__fit_state *s = fmnn__alloc_zeroed(sizeof *s, "a backup's fit state");
     if (!s)
         return FMNN_ENOMEM;
+    snprintf(s->source, sizeof s->source, "%s", r->path);
     int err = read_position(r, s);
     if (!err)
         err = read_sums(r, m, s);
@@ -292,6 +296,11 @@ int fmnn__fit_state_read(fmnn__reader *r, const fmnn_model *m, fmnn__fit_state *
 
 /* ---- continuing ------------------------------------------------------------ */
 
+int fmnn__fit_state_matches(const fmnn__fit_state *s, const fmnn_model *m)
+{
+    return s->n_sums == m->n_metric_sums && s->history && s->history->n_metrics == m->n_metrics;
+}
+
 int fmnn__fit_state_check_resume(const fmnn__fit_state *saved, const fmnn__fit_state *now, int epochs, const char *fn)
 {
     const char *what = saved->seed != now->seed             ? "seed"
@@ -302,14 +311,14 @@ int fmnn__fit_state_check_resume(const fmnn__fit_state *saved, const fmnn__fit_s
                                                               : NULL;
     if (what)
         return fmnn__error(FMNN_EINVAL,
-                           "%s: cannot resume: the saved fit had another %s (seed %llu, shuffle %d, batch_size %d, "
-                           "%d training and %d validation samples; this fit: %llu, %d, %d, %d, %d)",
-                           fn, what, (unsigned long long)saved->seed, saved->shuffle, saved->batch_size,
+                           "%s: cannot resume the fit saved in %s: it had another %s (seed %llu, shuffle %d, "
+                           "batch_size %d, %d training and %d validation samples; this fit: %llu, %d, %d, %d, %d)",
+                           fn, saved->source, what, (unsigned long long)saved->seed, saved->shuffle, saved->batch_size,
                            saved->n_train, saved->n_val, (unsigned long long)now->seed, now->shuffle,
                            now->batch_size, now->n_train, now->n_val);
     if (saved->epoch > epochs || (saved->epoch == epochs && saved->batch > 0))
-        return fmnn__error(FMNN_EINVAL, "%s: cannot resume: the saved fit is at epoch %d, past this fit's epochs (%d)",
-                           fn, saved->epoch, epochs);
+        return fmnn__error(FMNN_EINVAL, "%s: cannot resume the fit saved in %s: it is at epoch %d, past this fit's "
+                           "epochs (%d)", fn, saved->source, saved->epoch, epochs);
     return FMNN_OK;
 }
 
@@ -349,14 +358,24 @@ int fmnn__fit_state_give_callbacks(const fmnn__fit_state *saved, const fmnn_mode
             continue;
         if (next >= saved->n_states || strcmp(saved->states[next].name, cb->name) != 0)
             return fmnn__error(FMNN_EINVAL,
-                               "fmnn_model_fit: cannot resume: the backup has no state for callback %d (%s); resume "
-                               "with the callbacks it was made with, in the same order", i, cb->name);
+                               "fmnn_model_fit: cannot resume the fit saved in %s: the backup has no state for "
+                               "callback %d (%s); resume with the callbacks it was made with, in the same order",
+                               saved->source, i, cb->name);
+        next++;
+    }
+    if (next != saved->n_states)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: cannot resume the fit saved in %s: the backup holds the "
+                           "state of %s, which no callback of this fit takes", saved->source,
+                           saved->states[next].name);
+    /* All are there: only now does any callback take its own. */
+    next = 0;
+    for (int i = 0; i < n_callbacks; i++) {
+        fmnn_callback *cb = callbacks[i];
+        if (!cb->set_state)
+            continue;
         const int err = cb->set_state(cb, m, &saved->states[next++]);
         if (err)
             return err;
     }
-    if (next != saved->n_states)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_fit: cannot resume: the backup holds the state of %s, which no "
-                           "callback of this fit takes", saved->states[next].name);
     return FMNN_OK;
 }

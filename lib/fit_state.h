@@ -50,6 +50,7 @@ typedef struct fmnn__fit_state {
     fmnn__callback_state *states;
     int n_states;
     int resumed;            /* live: this fit continues a saved one (not in files) */
+    char source[4096];      /* pending: the file it was read from, for messages */
 } fmnn__fit_state;
 
 /* Writes the record of s (docs/FORMAT.md, "the fit record"). */
@@ -75,6 +76,10 @@ FMNN_INTERNAL void fmnn__fit_state_continue(fmnn__fit_state *s, const fmnn__fit_
  * the callbacks the backup was made with. */
 FMNN_INTERNAL int fmnn__fit_state_give_callbacks(const fmnn__fit_state *saved, const fmnn_model *m,
                                                  fmnn_callback *const *callbacks, int n_callbacks);
+
+/* Whether a pending state still fits m: its metric sums and history are
+ * those of m's metrics. */
+FMNN_INTERNAL int fmnn__fit_state_matches(const fmnn__fit_state *s, const fmnn_model *m);
 
 /* Frees a pending state; NULL is a no-op. */
 FMNN_INTERNAL void fmnn__fit_state_free(fmnn__fit_state *s);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "metric_impl.h"
-#include "model_impl.h"
+#include "fit_state.h"
 
 /* A model that never chose: accuracy with a cross-entropy loss (what the
  * library always reported), nothing for regression. */
@@ -97,6 +97,9 @@ FMNN_API int fmnn_model_set_metrics(fmnn_model *m, int count, const fmnn_metric 
         int err = resolve(m, count, chosen, fn);
         if (err)
             return err;
+        /* A saved fit's running sums were of the metrics before. */
+        fmnn__fit_state_free(m->resume);
+        m->resume = NULL;
     } else {
         memcpy(m->metrics, chosen, (size_t)count * sizeof *chosen);
         m->n_metrics = count;

@@ -121,8 +121,9 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
                                "fmnn_model_save: optimizer state %zu is NaN or Inf, so %s is not written", at, path);
 
     /* The live state of a fit running now, else one loaded and not yet resumed. */
+    const fmnn__fit_state *fit = m->live ? m->live : m->resume;
     saving what = { m, (flags & FMNN_SAVE_OPTIMIZER) != 0,
-                    (flags & FMNN_SAVE_FIT_STATE) ? (m->live ? m->live : m->resume) : NULL };
+                    (flags & FMNN_SAVE_FIT_STATE) && fit && (m->live || fmnn__fit_state_matches(fit, m)) ? fit : NULL };
     const uint32_t file_flags = (what.with_optimizer ? FMNN__FILE_OPTIMIZER : 0u) | (what.fit ? FMNN__FILE_FIT : 0u);
     return fmnn__file_save(path, file_flags, put_payload, &what);
 }

@@ -129,6 +129,46 @@ static int save_and_interrupt(const fmnn_progress *p, void *data)
     return err;
 }
 
+/* What callbacks are told at each epoch's end and at TRAIN_END, to
+ * compare a resumed fit's with an uninterrupted one's. */
+typedef struct told {
+    int seen[8];                  /* EPOCH_END of epoch e was seen */
+    float values[8][6];           /* epoch, batch, loss, accuracy, val_loss, val_accuracy */
+    float end[6];                 /* at TRAIN_END */
+} told;
+
+static void keep_told(float *v, const fmnn_progress *p)
+{
+    const float values[6] = { (float)p->epoch, (float)p->batch, p->loss, p->accuracy, p->val_loss, p->val_accuracy };
+    memcpy(v, values, sizeof values);
+}
+
+static int record_told(const fmnn_progress *p, void *data)
+{
+    told *t = data;
+    if (p->event == FMNN_EVENT_EPOCH_END && p->epoch < 8) {
+        t->seen[p->epoch] = 1;
+        keep_told(t->values[p->epoch], p);
+    } else if (p->event == FMNN_EVENT_TRAIN_END) {
+        keep_told(t->end, p);
+    }
+    return 0;
+}
+
+/* The resumed fit was told what the uninterrupted one was, at every
+ * epoch end it saw and at TRAIN_END. */
+static void assert_same_told(const told *whole, const told *resumed, int point)
+{
+    for (int e = 0; e < 8; e++)
+        if (resumed->seen[e])
+            ck_assert_msg(!memcmp(whole->values[e], resumed->values[e], sizeof whole->values[e]),
+                          "point %d: EPOCH_END %d was told other values", point, e);
+    ck_assert_msg(!memcmp(whole->end, resumed->end, sizeof whole->end), "point %d: TRAIN_END was told %g %g %g %g, "
+                  "not %g %g %g %g", point, (double)resumed->end[0], (double)resumed->end[1],
+                  (double)resumed->end[2], (double)resumed->end[3], (double)whole->end[0], (double)whole->end[1],
+                  (double)whole->end[2], (double)whole->end[3]);
+}
+
 /* Interrupts a fit of the Dropout classifier after global step `step`,
  * saving its state to path; the message must contain needle. */
 static void interrupted_fit(const char *path, int step, const fmnn_tensor *x, const fmnn_tensor *y, const char *needle)
@@ -154,6 +194,10 @@ START_TEST(test_resume_at_every_batch)
     make_data(_i == 2, &x, &y);
     fmnn_model *whole = builders[_i]();
     fmnn_fit_options fo = options();
+    told told_whole;
+    memset(&told_whole, 0, sizeof told_whole);
+    fo.callback = record_told;
+    fo.user_data = &told_whole;
     fmnn_history *expected = NULL;
     EXPECT_OK(fmnn_model_fit(whole, x, y, &fo, &expected));
     char want[256], got[256], path[256];
@@ -185,8 +229,13 @@ START_TEST(test_resume_at_every_batch)
         EXPECT_OK(fmnn_model_load(&resumed, path));
         fmnn_fit_options go_on = options();
         go_on.resume = 1;
+        told told_resumed;
+        memset(&told_resumed, 0, sizeof told_resumed);
+        go_on.callback = record_told;
+        go_on.user_data = &told_resumed;
         fmnn_history *h = NULL;
         EXPECT_OK(fmnn_model_fit(resumed, x, y, &go_on, &h));
+        assert_same_told(&told_whole, &told_resumed, point);
         save_all(resumed, "resumed.fmnn", got, sizeof got);
         ck_assert_msg(same_file(want, got), "model %d resumed at point %d differs from the fit never stopped", _i,
                       point);
@@ -222,6 +271,21 @@ START_TEST(test_fit_state_in_files)
     EXPECT_OK(fmnn_model_save(m, plain, FMNN_SAVE_OPTIMIZER));
     fmnn_model *no_state = NULL;
     EXPECT_OK(fmnn_model_load(&no_state, plain));
+
+    /* Other metrics than the saved fit's: its sums no longer fit, and it
+     * is neither resumed nor saved again. */
+    fmnn_model *other = NULL;
+    EXPECT_OK(fmnn_model_load(&other, path));
+    const fmnn_metric two[] = { { .kind = FMNN_METRIC_ACCURACY }, { .kind = FMNN_METRIC_AUC } };
+    EXPECT_OK(fmnn_model_set_metrics(other, 2, two));
+    fmnn_fit_options go_on = options();
+    go_on.resume = 1;
+    fmnn_history *hist = NULL;
+    EXPECT_OK(fmnn_model_fit(other, x, y, &go_on, &hist)); /* a fresh fit: nothing is left to resume */
+    ck_assert_int_eq(hist->initial_epoch, 0);
+    ck_assert_int_eq(hist->epochs, 4);
+    fmnn_history_free(hist);
+    fmnn_model_free(other);
     EXPECT_OK(fmnn_model_save(no_state, again, FMNN_SAVE_FIT_STATE));
     ck_assert_msg(same_file(plain, again), "a file without a fit state gained one");
 

@@ -32,8 +32,15 @@
 
 volatile sig_atomic_t backup_signal;
 
+/* The first signal asks to stop at the next step; a second one, to stop
+ * now (the default action, only async-signal-safe calls). */
 static void on_signal(int signo)
 {
+    if (backup_signal) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+        return;
+    }
     backup_signal = signo;
 }
 
@@ -42,6 +49,7 @@ int backup_catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* the program's writes go on */
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
         perror("error: sigaction");
@@ -65,13 +73,33 @@ int backup_interrupted(const study_backup *b, const char *program)
 
 /* ==== files ============================================================ */
 
-/* A name the library's atomic saves (PATH.tmp-PID-N) or the reports'
- * (PATH.tmp) leave behind when the process is killed mid-write. */
+/* The files the programs write, whose temporary copies a kill may leave. */
+static const char *const WRITTEN[] = {
+    "results.csv", "history.csv", "val_accuracy.svg", "val_loss.svg", "predictions.svg",
+    "confusion_matrix.svg", "classification_report.txt", "report.html", "study.txt",
+};
+
+/* Digits, a dash, digits, and nothing else. */
+static int is_pid_and_count(const char *s)
+{
+    const size_t a = strspn(s, "0123456789");
+    return a > 0 && s[a] == '-' && strspn(s + a + 1, "0123456789") > 0 &&
+           s[a + 1 + strspn(s + a + 1, "0123456789")] == '\0';
+}
+
+/* A name the library's atomic saves of a model (NAME.fmnn.tmp-PID-N) or
+ * the reports' writes (NAME.tmp, NAME one of WRITTEN) leave behind when
+ * the process is killed mid-write; nothing else is touched. */
 static int is_temporary(const char *name)
 {
+    const char *tmp = strstr(name, ".fmnn.tmp-");
+    if (tmp && tmp > name && is_pid_and_count(tmp + strlen(".fmnn.tmp-")))
+        return 1;
     const size_t n = strlen(name);
-    const char *tmp = strstr(name, ".tmp-");
-    return (n > 4 && strcmp(name + n - 4, ".tmp") == 0) || (tmp && strspn(tmp + 5, "0123456789-") == strlen(tmp + 5));
+    for (size_t i = 0; i < sizeof WRITTEN / sizeof WRITTEN[0]; i++)
+        if (n == strlen(WRITTEN[i]) + 4 && !strncmp(name, WRITTEN[i], n - 4) && !strcmp(name + n - 4, ".tmp"))
+            return 1;
+    return 0;
 }
 
 /* Removes the temporary files in dir; with depth > 0, in its folders too.
@@ -208,7 +236,9 @@ int backup_open(study_backup *b, const char *out_dir, const char *options, int r
             fprintf(stderr, "error: cannot read %s: %s\n", b->state, strerror(errno));
             return -1;
         }
-        /* No state yet: a backup folder can still hold the first model's training. */
+        /* No state: whatever is left in the folder is from a run killed
+         * while it deleted its backup (the state goes last), or older. */
+        clean_dir(b->dir, 1, 1);
         if (program_make_dirs(b->dir) != 0)
             return -1;
         return write_state(b);
@@ -286,7 +316,22 @@ int backup_record(study_backup *b, const char *key, const fmnn_history *h, float
 
 int backup_finish(study_backup *b)
 {
-    clean_dir(b->dir, 1, 1);
+    /* The training folders first, the state last: a kill in between
+     * leaves a state that says every model is done. */
+    DIR *d = opendir(b->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", b->dir, e->d_name);
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            clean_dir(path, 0, 1);
+            rmdir(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    clean_dir(b->dir, 0, 1);
     if (rmdir(b->dir) != 0 && errno != ENOENT) {
         fprintf(stderr, "error: cannot delete the backup %s: %s\n", b->dir, strerror(errno));
         return -1;

@@ -182,8 +182,11 @@ FMNN_API int fmnn_model_checkpoint(fmnn_callback **out, const char *path, const 
     if (strlen(path) >= MAX_PATH)
         return fmnn__error(FMNN_EINVAL, "%s: path is longer than %d characters", fn, MAX_PATH - 1);
     const fmnn_checkpoint_options o = options ? *options : (fmnn_checkpoint_options)FMNN_CHECKPOINT_INIT;
-    if (o.save_flags & ~(unsigned)(FMNN_SAVE_OPTIMIZER | FMNN_SAVE_FIT_STATE))
-        return fmnn__error(FMNN_EINVAL, "%s: unknown save_flags 0x%x", fn, o.save_flags);
+    /* Not FMNN_SAVE_FIT_STATE: it saves before the callbacks after it have
+     * seen the epoch's end; BackupAndRestore is for that. */
+    if (o.save_flags & ~(unsigned)FMNN_SAVE_OPTIMIZER)
+        return fmnn__error(FMNN_EINVAL, "%s: save_flags must be 0 or FMNN_SAVE_OPTIMIZER, got 0x%x (a fit's state is "
+                           "BackupAndRestore's to save)", fn, o.save_flags);
     char file[MAX_PATH], msg[200];
     if (expand(path, NULL, file, sizeof file, msg, sizeof msg))
         return fmnn__error(FMNN_EINVAL, "%s: %s", fn, msg);
