@@ -237,9 +237,11 @@ int fmnn__plan_buffers(fmnn_model *m, int batch)
     if (m->fusion == FUSE_ACTIVATION)
         total += aligned_floats(b * out_size);         /* probs */
 
+    /* Each only after the one before it, so that the message names the
+     * allocation that failed first. */
     m->arena = fmnn__alloc_array(total, sizeof(float), "the training buffers");
-    m->acts = fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list");
-    m->saved = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
+    m->acts = m->arena ? fmnn__alloc_array((size_t)m->n_layers + 1, sizeof *m->acts, "the activation list") : NULL;
+    m->saved = saved && m->acts ? fmnn__alloc(saved, "the layers' saved state") : NULL;
     if (!m->arena || !m->acts || (saved && !m->saved)) {
         fmnn__free(buf);
         fmnn__plan_free_buffers(m);
