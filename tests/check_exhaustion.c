@@ -4,8 +4,9 @@
  * A full disk: fmnn_model_save onto a small tmpfs that cannot hold the
  * new file (nothing of it, or only part) returns FMNN_EIO naming the file
  * and saying no space is left, leaves the file it would have replaced
- * byte for byte, and no temporary file nor its blocks; so does a
- * ModelCheckpoint inside fit, and the examples' report writer.
+ * byte for byte, and no temporary file nor its blocks; so does one that
+ * cannot create its temporary file (no inode left), a ModelCheckpoint
+ * inside fit, and the examples' report writer.
  *
  * Out of memory: fit, evaluate and predict under an address-space limit
  * (RLIMIT_AS), lowered a page at a time, return FMNN_OK or FMNN_ENOMEM
@@ -309,18 +310,19 @@ static const char *stray_file(const char *dir, const char *const *keep)
 
 /* ---- a full disk ------------------------------------------------------------ */
 
-#define DISK_SIZE "64k"
+#define SMALL_DISK "size=64k,mode=0700"
 
 static long page_size(void)
 {
     return sysconf(_SC_PAGESIZE);
 }
 
-/* Mounts a DISK_SIZE tmpfs on a new directory of workdir, in a mount
- * namespace of the child's own, so that nothing outlives the child, and
- * names the file `name` there in path.  SKIPPED (with the reason told)
- * when this machine will not let us. */
-static int mount_small_disk(char *dir, size_t size, const char *name, char *path, size_t path_size)
+/* Mounts a tmpfs with these options on a new directory of workdir, in a
+ * mount namespace of the child's own, so that nothing outlives the
+ * child, and names the file `name` there in path.  SKIPPED (with the
+ * reason told) when this machine will not let us. */
+static int mount_small_disk(const char *options, char *dir, size_t size, const char *name, char *path,
+                            size_t path_size)
 {
     if (geteuid() != 0)
         return skip("mounting a tmpfs needs root");
@@ -330,7 +332,7 @@ static int mount_small_disk(char *dir, size_t size, const char *name, char *path
         return skip("cannot make the mounts private: %s", strerror(errno));
     snprintf(dir, size, "%s/disk-%ld", workdir, (long)getpid());
     REQUIRE(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
-    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=" DISK_SIZE ",mode=0700") != 0)
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) != 0)
         return skip("cannot mount a tmpfs: %s", strerror(errno));
     snprintf(path, path_size, "%s/%s", dir, name);
     return PASSED;
@@ -444,7 +446,7 @@ static long save_sweep(const char *dir, const char *path, const fmnn_model *old,
 static int save_on_full_disk(void)
 {
     char dir[512], path[600];
-    int st = mount_small_disk(dir, sizeof dir, "model.fmnn", path, sizeof path);
+    int st = mount_small_disk(SMALL_DISK, dir, sizeof dir, "model.fmnn", path, sizeof path);
     if (st != PASSED)
         return st;
     fmnn_tensor *x, *y;
@@ -468,13 +470,39 @@ static int save_on_full_disk(void)
     return PASSED;
 }
 
+/* A disk with room but no inode left for the temporary file: the save
+ * fails before it writes anything, as the others do. */
+static int save_without_inodes(void)
+{
+    char dir[512], path[600];
+    /* Two inodes: the directory's and the old file's. */
+    int st = mount_small_disk(SMALL_DISK ",nr_inodes=2", dir, sizeof dir, "model.fmnn", path, sizeof path);
+    if (st != PASSED)
+        return st;
+    fmnn_model *old = wide_model(1), *new = wide_model(2);
+    REQUIRE_OK(fmnn_model_save(old, path, FMNN_SAVE_OPTIMIZER));
+    size_t old_size;
+    unsigned char *old_bytes = saved_bytes(old, FMNN_SAVE_OPTIMIZER, &old_size);
+    const long pages = free_pages(dir);
+    REQUIRE(pages > 8, "only %ld pages free", pages);
+    fmnn_clear_error();
+    st = fmnn_model_save(new, path, FMNN_SAVE_OPTIMIZER);
+    expect_full_disk_failure(st, dir, path, old_bytes, old_size, FMNN_SAVE_OPTIMIZER, pages, "fmnn_model_save");
+    REQUIRE(strstr(fmnn_last_error(), "temporary file"), "the message does not say what failed: %s",
+            fmnn_last_error());
+    free(old_bytes);
+    fmnn_model_free(old);
+    fmnn_model_free(new);
+    return PASSED;
+}
+
 /* A ModelCheckpoint that cannot write its file stops fit with FMNN_EIO
  * (its message, naming the file), leaves the last checkpoint whole, and
  * the model trains on once there is room. */
 static int checkpoint_on_full_disk(void)
 {
     char dir[512], path[600];
-    int st = mount_small_disk(dir, sizeof dir, "model.fmnn", path, sizeof path);
+    int st = mount_small_disk(SMALL_DISK, dir, sizeof dir, "model.fmnn", path, sizeof path);
     if (st != PASSED)
         return st;
     fmnn_tensor *x, *y;
@@ -550,7 +578,7 @@ static char *write_history_capturing(const char *path, const report_run *run, in
 static int report_on_full_disk(void)
 {
     char dir[512], path[600];
-    int st = mount_small_disk(dir, sizeof dir, "history.csv", path, sizeof path);
+    int st = mount_small_disk(SMALL_DISK, dir, sizeof dir, "history.csv", path, sizeof path);
     if (st != PASSED)
         return st;
     enum { EPOCHS = 600 }; /* about 24 KiB of CSV */
@@ -602,6 +630,12 @@ static int report_on_full_disk(void)
 START_TEST(test_save_on_full_disk)
 {
     in_child("fmnn_model_save on a full disk", save_on_full_disk);
+}
+END_TEST
+
+START_TEST(test_save_without_inodes)
+{
+    in_child("fmnn_model_save without an inode", save_without_inodes);
 }
 END_TEST
 
@@ -1132,6 +1166,7 @@ static Suite *exhaustion_suite(void)
     TCase *disk = tcase_create("full disk");
     tcase_set_timeout(disk, 300);
     tcase_add_test(disk, test_save_on_full_disk);
+    tcase_add_test(disk, test_save_without_inodes);
     tcase_add_test(disk, test_checkpoint_on_full_disk);
     tcase_add_test(disk, test_report_on_full_disk);
     suite_add_tcase(s, disk);
