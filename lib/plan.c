@@ -241,13 +241,15 @@ int fmnn__plan_buffers(const fmnn_model *m, fmnn_buffers *buf, int batch)
     if (m->fusion == FUSE_ACTIVATION)
         total += aligned_floats(b * out_size);         /* probs */
 
-    /* acts, then pre: one list of n_layers + 1 + n_steps pointers */
+    /* acts, then pre: one list of n_layers + 1 + n_steps pointers.  Each
+     * only after the one before it, so that the message names the
+     * allocation that failed first. */
     const size_t lists = (size_t)m->n_layers + 1 + (size_t)m->n_steps;
     const char *what = buf->training ? "the training buffers" : "the inference buffers";
     buf->arena = fmnn__alloc_array(total, sizeof(float), what);
-    buf->acts = fmnn__alloc_array(lists, sizeof *buf->acts, "the activation list");
-    buf->saved = fmnn__alloc_array((size_t)m->n_layers, sizeof *buf->saved, "the saved-state list");
-    buf->saved_block = saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
+    buf->acts = buf->arena ? fmnn__alloc_array(lists, sizeof *buf->acts, "the activation list") : NULL;
+    buf->saved = buf->acts ? fmnn__alloc_array((size_t)m->n_layers, sizeof *buf->saved, "the saved-state list") : NULL;
+    buf->saved_block = saved && buf->saved ? fmnn__alloc(saved, "the layers' saved state") : NULL;
     if (!buf->arena || !buf->acts || !buf->saved || (saved && !buf->saved_block)) {
         fmnn__free(lb);
         fmnn__plan_free_buffers(buf);
