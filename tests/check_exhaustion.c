@@ -67,6 +67,16 @@
 #if UNDER_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -728,8 +738,8 @@ static int under_valgrind(void)
 /* Why the address-space limit cannot be used here, or NULL. */
 static const char *no_rlimit_as(void)
 {
-    if (UNDER_ASAN)
-        return "AddressSanitizer's shadow memory cannot live under RLIMIT_AS";
+    if (UNDER_ASAN || UNDER_TSAN)
+        return "a sanitizer's shadow memory cannot live under RLIMIT_AS";
     if (under_valgrind())
         return "valgrind cannot run a program under RLIMIT_AS";
     return NULL;
