@@ -457,6 +457,10 @@ static const char *incompatible(const fmnn_model *m, const fmnn_model *t)
         int same = a->ops == b->ops && a->frozen == b->frozen && a->out.rank == b->out.rank;
         for (int d = 0; same && d < a->out.rank; d++)
             same = a->out.dims[d] == b->out.dims[d];
+        /* Every option too (each a 4-byte value in its field table). */
+        const fmnn_fields *options = &a->ops->config;
+        for (int f = 0; same && f < options->count; f++)
+            same = !memcmp((const char *)a + options->fields[f].offset, (const char *)b + options->fields[f].offset, 4);
         if (!same)
             return "its layers differ";
     }

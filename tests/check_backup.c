@@ -485,6 +485,17 @@ START_TEST(test_backup_refusals)
     EXPECT_ERROR(fmnn_model_fit(other, x, y, &fo, NULL), FMNN_EINVAL, "is not a backup of this model's fit");
     fmnn_model_free(other);
 
+    /* The same shapes and counts, another dropout rate. */
+    fmnn_model *other_rate = new_model(1, (int[]){ 5 });
+    add(other_rate, fmnn_dense(16, &(fmnn_dense_options){ .activation = FMNN_RELU }));
+    add(other_rate, fmnn_dropout(0.5f));
+    add(other_rate, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX }));
+    fmnn_optimizer adam = fmnn_adam();
+    adam.learning_rate = 0.01f;
+    EXPECT_OK(fmnn_model_compile(other_rate, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &adam, 9));
+    EXPECT_ERROR(fmnn_model_fit(other_rate, x, y, &fo, NULL), FMNN_EINVAL, "its layers differ");
+    fmnn_model_free(other_rate);
+
     fmnn_model *same_model = dropout_classifier();
     EXPECT_ERROR(fmnn_model_fit(same_model, x, y, &fo, NULL), FMNN_EINVAL,
                  "holds the state of EarlyStopping, which no callback of this fit takes");
