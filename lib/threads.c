@@ -4,9 +4,12 @@
  * loops use it, and so do the GEMMs, which kernels/gemm.c splits over the
  * same threads (OpenBLAS is told to use one thread per call).
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -25,10 +28,38 @@ static atomic_int thread_count; /* 0 until first asked: then the CPU count */
 /* A count of this thread's own, while an inference context predicts on it. */
 static _Thread_local int local_count;
 
+/* The count an environment variable asks for: a whole number from 1 to
+ * 4096 at its start (OMP_NUM_THREADS may list one per nesting level: the
+ * first is ours); 0 when it is unset or says something else. */
+static int env_count(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return 0;
+    char *end;
+    const long n = strtol(v, &end, 10);
+    return end != v && (*end == '\0' || *end == ',') && n >= 1 && n <= 4096 ? (int)n : 0;
+}
+
+/* Without fmnn_set_num_threads: FMNN_NUM_THREADS, else OMP_NUM_THREADS,
+ * as every OpenMP program honours it, else the CPUs this process may run
+ * on (taskset, cgroups and MPI's binding shrink that set), else the
+ * online CPUs. */
 static int default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (int)n;
+    int n = env_count("FMNN_NUM_THREADS");
+    if (!n)
+        n = env_count("OMP_NUM_THREADS");
+#ifdef __linux__
+    cpu_set_t cpus;
+    if (!n && sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+        n = CPU_COUNT(&cpus);
+#endif
+    if (!n) {
+        const long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online < 1 ? 1 : online > 4096 ? 4096 : (int)online;
+    }
+    return n;
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fmnn.h"
 #include "testutil.h"
@@ -950,12 +951,54 @@ START_TEST(test_version)
 }
 END_TEST
 
+/* ---- the default thread count -------------------------------------------- */
+
+/* What fmnn_get_num_threads says in a new process of this program run
+ * with the environment assignments env ("" for none) and, if not NULL,
+ * under the command wrap (taskset -c 0); -1 when it cannot be run. */
+static int default_threads_with(const char *env, const char *wrap)
+{
+    char self[PATH_MAX], cmd[PATH_MAX + 256];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    snprintf(cmd, sizeof cmd, "env -u FMNN_NUM_THREADS -u OMP_NUM_THREADS %s %s '%s' --default-threads 2>/dev/null",
+             env, wrap ? wrap : "", self);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int count = -1;
+    if (fscanf(p, "%d", &count) != 1)
+        count = -1;
+    return pclose(p) == 0 ? count : -1;
+}
+
+/* Without fmnn_set_num_threads: FMNN_NUM_THREADS, else OMP_NUM_THREADS
+ * (its first value), else the CPUs the process may run on; a value that
+ * is not a count from 1 to 4096 is passed over. */
+START_TEST(test_default_thread_count)
+{
+    const int cpus = default_threads_with("", NULL);
+    ck_assert_int_ge(cpus, 1);
+    ck_assert_int_eq(default_threads_with("FMNN_NUM_THREADS=3 OMP_NUM_THREADS=5", NULL), 3);
+    ck_assert_int_eq(default_threads_with("OMP_NUM_THREADS=5", NULL), 5);
+    ck_assert_int_eq(default_threads_with("OMP_NUM_THREADS=4,2", NULL), 4);
+    ck_assert_int_eq(default_threads_with("FMNN_NUM_THREADS=zero OMP_NUM_THREADS=6", NULL), 6);
+    ck_assert_int_eq(default_threads_with("FMNN_NUM_THREADS=0", NULL), cpus);
+    ck_assert_int_eq(default_threads_with("OMP_NUM_THREADS=5000", NULL), cpus);
+    if (system("taskset -c 0 true >/dev/null 2>&1") == 0)
+        ck_assert_int_eq(default_threads_with("", "taskset -c 0"), 1);
+    else
+        fprintf(stderr, "check_model: no taskset: the affinity case is not checked\n");
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("building");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_base_param_count);
+    tcase_add_test(tc, test_default_thread_count);
     tcase_add_test(tc, test_base_shapes_names_types);
     tcase_add_test(tc, test_layer_names_per_type);
     tcase_add_test(tc, test_base_summary);
@@ -992,8 +1035,12 @@ static Suite *model_suite(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--default-threads")) { /* for test_default_thread_count */
+        printf("%d\n", fmnn_get_num_threads());
+        return 0;
+    }
     fmnn_set_num_threads(2);
     SRunner *sr = srunner_create(model_suite());
     srunner_run_all(sr, CK_NORMAL);
