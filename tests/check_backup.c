@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "fmnn.h"
 #include "testdata.h"
 #include "testutil.h"
@@ -309,6 +311,67 @@ START_TEST(test_fit_state_in_files)
 }
 END_TEST
 
+/* Writes bytes as path, the header's payload size and checksum made
+ * right for them, so that the loader looks at what the payload says. */
+static void write_with_header(const char *path, unsigned char *bytes, size_t n)
+{
+    const uint64_t payload = n - 32;
+    for (int i = 0; i < 8; i++)
+        bytes[16 + i] = (unsigned char)(payload >> (8 * i));
+    const uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), bytes + 32, (uInt)payload);
+    for (int i = 0; i < 4; i++)
+        bytes[24 + i] = (unsigned char)(crc >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A fit record cut short anywhere, or with any of its last 300 bytes
+ * changed (the checksum made right), loads as a model or is refused with
+ * FMNN_EFORMAT naming the file: never anything else.  The cuts and the
+ * impossible counts are refused. */
+START_TEST(test_bad_fit_records)
+{
+    scratch_dir();
+    fmnn_tensor *x, *y;
+    make_data(0, &x, &y);
+    char path[256], bad[256];
+    scratch_path(path, sizeof path, "state.fmnn");
+    scratch_path(bad, sizeof bad, "bad.fmnn");
+    interrupted_fit(path, 12, x, y, "interrupted");
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    fmnn_model *m = NULL;
+    for (size_t cut = 1; cut <= 300; cut++) {
+        memcpy(b, good, n);
+        write_with_header(bad, b, n - cut);
+        EXPECT_ERROR(fmnn_model_load(&m, bad), FMNN_EFORMAT, bad);
+        ck_assert_ptr_null(m);
+    }
+    int refused = 0;
+    for (size_t at = n - 300; at < n; at++) {
+        memcpy(b, good, n);
+        b[at] ^= 0x41;
+        write_with_header(bad, b, n);
+        fmnn_clear_error();
+        const int st = fmnn_model_load(&m, bad);
+        ck_assert_msg(st == FMNN_OK || (st == FMNN_EFORMAT && strstr(fmnn_last_error(), bad)),
+                      "byte %zu changed: status %d: %s", at, st, fmnn_last_error());
+        refused += st != FMNN_OK;
+        fmnn_model_free(m);
+        m = NULL;
+    }
+    ck_assert_int_gt(refused, 0);
+    free(b);
+    free(good);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+    scratch_remove();
+}
+END_TEST
+
 /* A resume must be the same fit: another batch size, seed, shuffle or
  * sample count, or fewer epochs than the state has reached, is refused. */
 START_TEST(test_resume_refuses_another_fit)
@@ -514,6 +577,9 @@ START_TEST(test_backup_refusals)
     none.save_at_epoch_end = 0;
     EXPECT_ERROR(fmnn_backup_and_restore(&b, backup, &none), FMNN_EINVAL, "only when fit is interrupted");
     EXPECT_ERROR(fmnn_backup_and_restore(&b, "", NULL), FMNN_EINVAL, "backup_dir");
+    EXPECT_ERROR(fmnn_backup_and_restore(&b, backup, &(fmnn_backup_options){ 1, -1, 1 }), FMNN_EINVAL,
+                 "save_every_steps must be >= 0");
+    EXPECT_ERROR(fmnn_backup_and_restore(NULL, backup, NULL), FMNN_EINVAL, "out is NULL");
     ck_assert_ptr_null(b);
     fmnn_tensor_free(x);
     fmnn_tensor_free(y);
@@ -631,6 +697,7 @@ static Suite *backup_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_resume_at_every_batch, 0, 3);
     tcase_add_test(tc, test_fit_state_in_files);
+    tcase_add_test(tc, test_bad_fit_records);
     tcase_add_test(tc, test_resume_refuses_another_fit);
     tcase_add_test(tc, test_backup_and_restore_with_callbacks);
     tcase_add_test(tc, test_backup_refusals);

@@ -103,31 +103,31 @@ static int is_temporary(const char *name)
 }
 
 /* Removes the temporary files in dir; with depth > 0, in its folders too.
- * remove_all: every file, then the folders themselves. */
+ * remove_all: every file, then the folders themselves.  Folders go
+ * before files, so that the state file outlives the training backups. */
 static void clean_dir(const char *dir, int depth, int remove_all)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            if (depth > 0)
+    for (int folders = 1; folders >= 0; folders--) {
+        DIR *d = opendir(dir);
+        if (!d)
+            return;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char path[4200];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || lstat(path, &st) != 0 ||
+                !S_ISDIR(st.st_mode) != !folders)
+                continue;
+            if (folders && depth > 0)
                 clean_dir(path, depth - 1, remove_all);
-            if (remove_all)
+            if (folders && remove_all)
                 rmdir(path);
-        } else if (remove_all || is_temporary(e->d_name)) {
-            unlink(path);
+            if (!folders && (remove_all || is_temporary(e->d_name)))
+                unlink(path);
         }
+        closedir(d);
     }
-    closedir(d);
 }
 
 /* Writes the state file whole, under a temporary name, then renames it. */
@@ -318,20 +318,7 @@ int backup_finish(study_backup *b)
 {
     /* The training folders first, the state last: a kill in between
      * leaves a state that says every model is done. */
-    DIR *d = opendir(b->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[4200];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", b->dir, e->d_name);
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            clean_dir(path, 0, 1);
-            rmdir(path);
-        }
-    }
-    if (d)
-        closedir(d);
-    clean_dir(b->dir, 0, 1);
+    clean_dir(b->dir, 1, 1);
     if (rmdir(b->dir) != 0 && errno != ENOENT) {
         fprintf(stderr, "error: cannot delete the backup %s: %s\n", b->dir, strerror(errno));
         return -1;
