@@ -12,6 +12,8 @@
 #   make check-fresh     make check and make experiments on a fresh Debian root
 #   make check-tsan      every test suite under ThreadSanitizer (clang, libomp)
 #   make check-helgrind  the concurrency suite under valgrind's helgrind
+#   make mpi             build/libfmnn_mpi.{a,so}, its example and tests
+#                        (part of make and make check where MPI is installed)
 #
 # Every output goes to build/.
 
@@ -46,8 +48,10 @@ DATASET_DIR  := /usr/share/datasets/fashion-mnist
 # (gcc's: clang links with the newest gcc's libraries.)
 GCC_MAJOR    := $(shell { $(CC) --version | grep -q 'Free Software Foundation' && \
                           $(CC) -dumpversion || gcc -dumpversion; } 2>/dev/null | cut -d. -f1)
+# - libopenmpi-dev and openmpi-bin, for libfmnn_mpi and its tests.
 APT_PACKAGES := libopenblas-dev check zlib1g-dev pkg-config dataset-fashion-mnist \
-                $(if $(GCC_MAJOR),libgfortran-$(GCC_MAJOR)-dev) cmake groff-base man-db
+                $(if $(GCC_MAJOR),libgfortran-$(GCC_MAJOR)-dev) cmake groff-base man-db \
+                libopenmpi-dev openmpi-bin
 
 WARNINGS := -Wall -Wextra -Wpedantic
 ifeq ($(WERROR),1)
@@ -67,7 +71,8 @@ LIBS_PRIVATE := -fopenmp -lm
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-LIB_SRCS := $(sort $(wildcard lib/*.c lib/*/*.c))
+# lib/mpi/ is libfmnn_mpi's: libfmnn itself has no MPI in it.
+LIB_SRCS := $(sort $(filter-out lib/mpi/%,$(wildcard lib/*.c lib/*/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 HEADERS  := include/fmnn.h $(wildcard include/fmnn/*.h)
 
@@ -77,7 +82,8 @@ SHARED_LIB := $(B)/libfmnn.so.$(VERSION)
 
 # Example programs: every examples/*.c with a main(); shared helpers
 # (examples/*/ folders) are linked into the programs that use them.
-EXAMPLE_SRCS := $(wildcard examples/*.c)
+# (examples/*_mpi.c are libfmnn_mpi's, built with it.)
+EXAMPLE_SRCS := $(filter-out %_mpi.c,$(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
 EXAMPLE_LIB_SRCS := $(wildcard examples/support/*.c)
 EXAMPLE_LIB_OBJS := $(EXAMPLE_LIB_SRCS:%.c=$(B)/obj/%.o)
@@ -94,7 +100,11 @@ BENCH_SRCS := $(wildcard bench/*.c)
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: lib examples bench
+# libfmnn_mpi is built whenever MPI's development files and mpirun are
+# there (make deps installs them); MPI=0 leaves it out, MPI=1 insists.
+MPI ?= $(shell pkg-config --exists mpi-c 2>/dev/null && command -v mpirun >/dev/null 2>&1 && echo 1 || echo 0)
+
+all: lib examples bench $(if $(filter 1,$(MPI)),mpi)
 
 lib: need-deps $(STATIC_LIB) $(B)/libfmnn.so
 
@@ -151,6 +161,61 @@ $(B)/libfmnn.so: $(B)/$(SONAME)
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES_PRIVATE@|$(DEP_PCS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g'
+
+# ---- libfmnn_mpi -----------------------------------------------------
+# (lib/mpi/, include/fmnn/mpi.h; docs/distributed.md)
+
+MPI_CFLAGS    = $(shell pkg-config --cflags mpi-c 2>/dev/null)
+MPI_LIBS      = $(shell pkg-config --libs mpi-c 2>/dev/null)
+MPI_SRCS     := $(wildcard lib/mpi/*.c)
+MPI_OBJS     := $(MPI_SRCS:%.c=$(B)/obj/%.o)
+MPI_STATIC   := $(B)/libfmnn_mpi.a
+MPI_SONAME   := libfmnn_mpi.so.$(SOVERSION)
+MPI_SHARED   := $(B)/libfmnn_mpi.so.$(VERSION)
+MPI_EXAMPLE_SRCS := $(wildcard examples/*_mpi.c)
+MPI_EXAMPLE_BINS := $(MPI_EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+MPI_TEST_BINS    := $(B)/tests/mpi/check_mpi
+
+.PHONY: mpi need-mpi
+mpi: need-mpi lib $(MPI_STATIC) $(B)/libfmnn_mpi.so $(MPI_EXAMPLE_BINS) $(MPI_TEST_BINS)
+
+need-mpi:
+	@pkg-config --exists mpi-c 2>/dev/null && command -v mpirun >/dev/null 2>&1 || { \
+	  echo "error: MPI is missing; run 'make deps' (or apt-get install libopenmpi-dev openmpi-bin)" >&2; exit 1; }
+
+$(B)/obj/lib/mpi/%.o: lib/mpi/%.c $(HEADERS) | need-mpi
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -fPIC -fvisibility=hidden -DFMNN_BUILDING -Iinclude $(MPI_CFLAGS) \
+	  $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(MPI_STATIC): $(MPI_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(MPI_SHARED): $(MPI_OBJS) $(B)/libfmnn.so
+	$(CC) -shared -Wl,-soname,$(MPI_SONAME) -Wl,--no-undefined -o $@ $(MPI_OBJS) \
+	  -L$(B) -lfmnn $(MPI_LIBS) $(LDFLAGS)
+
+$(B)/$(MPI_SONAME): $(MPI_SHARED)
+	ln -sf $(notdir $<) $@
+
+$(B)/libfmnn_mpi.so: $(B)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $@
+
+MPI_APP_LIBS = $(MPI_STATIC) $(APP_LIBS) $(MPI_LIBS)
+
+$(B)/obj/examples/%_mpi.o: examples/%_mpi.c $(HEADERS) $(wildcard examples/*.c examples/support/*.h) | need-mpi
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+
+$(B)/examples/%_mpi: $(B)/obj/examples/%_mpi.o $(EXAMPLE_LIB_OBJS) $(MPI_STATIC) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(EXAMPLE_LIB_OBJS) $(MPI_APP_LIBS)
+
+$(B)/tests/mpi/%: tests/mpi/%.c $(HEADERS) $(wildcard lib/*.h tests/*.h) $(TEST_SUPPORT_OBJS) $(MPI_STATIC) \
+                  $(STATIC_LIB) | need-mpi
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(MPI_CFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(MPI_APP_LIBS) $(CHECK_LIBS)
 
 # ---- examples -------------------------------------------------------
 
@@ -211,6 +276,8 @@ run-tests: all $(TEST_BINS)
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
 	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
 	echo "== study-kill"; sh tests/study-kill.sh $(B) base,l2_dropout 1500 500 || failed=1; \
+	if [ "$(MPI)" = 1 ]; then echo "== mpi"; sh tests/mpi/run.sh $(B) || failed=1; \
+	else echo "== mpi: skipped: MPI is not installed (make deps installs libopenmpi-dev and openmpi-bin)"; fi; \
 	if [ $$failed -ne 0 ]; then echo "FAILED"; exit 1; fi; echo "All test suites passed."
 
 # The study killed at 5 random moments and stopped by SIGINT: the five

@@ -13,5 +13,6 @@
 #include "fmnn/inference.h"
 #include "fmnn/callbacks.h"
 #include "fmnn/data.h"
+#include "fmnn/collective.h"
 
 #endif /* FMNN_H */

@@ -8,6 +8,7 @@
 #ifndef FMNN_CALLBACK_IMPL_H
 #define FMNN_CALLBACK_IMPL_H
 
+#include "distributed.h"
 #include "fit_state.h"
 
 struct fmnn_callback {

@@ -32,6 +32,17 @@ FMNN_API void fmnn_clear_error(void)
     last_error[0] = '\0';
 }
 
+FMNN_API int fmnn_set_error(int status, const char *format, ...)
+{
+    char message[sizeof last_error]; /* format's arguments may be last_error itself */
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(message, sizeof message, format, ap);
+    va_end(ap);
+    snprintf(last_error, sizeof last_error, "%s", message);
+    return status;
+}
+
 int fmnn__error(int status, const char *fmt, ...)
 {
     va_list ap;

@@ -13,12 +13,19 @@
  * returning FMNN_STOP_TRAINING: as Keras checks model.stop_training, the
  * others still see the event, a stop at a batch still ends its epoch
  * (validation, history, EPOCH_END), and fit succeeds.
+ *
+ * With a collective (distributed.h), each process trains on its share
+ * of every batch, and agrees with the others on everything that could
+ * differ: the setup's outcome, each callback's answer, the interrupt
+ * flag.  So every process runs the same events and stops at the same
+ * place, and a failure on one fails them all.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "callback_impl.h"
+#include "distributed.h"
 #include "fit_state.h"
 #include "progress.h"
 #include "tensor_impl.h"
@@ -174,7 +181,7 @@ static int run_callback(fit_run *run, const char *name, fmnn_callback_fn fn, voi
                         int *status)
 {
     fmnn_clear_error();
-    const int answer = fn(p, data);
+    const int answer = fmnn__agree(run->m, fn(p, data)); /* every process acts on every answer */
     if (answer < 0 && !*status)
         *status = callback_failed(name, answer, p);
     if (answer > 0 && !run->stopped_by)
@@ -192,7 +199,7 @@ static int after_callbacks(fit_run *run, const fmnn_progress *p, int status)
         if (!cb->after)
             continue;
         fmnn_clear_error();
-        const int err = cb->after(cb, p, status);
+        const int err = fmnn__agree(run->m, cb->after(cb, p, status));
         if (err < 0)
             return callback_failed(cb->name, err, p);
     }
@@ -252,8 +259,11 @@ static int notify_and_back_up(fit_run *run, fmnn_progress *p)
  * to save where the fit is, then FMNN_FIT_INTERRUPTED. */
 static int check_interrupt(fit_run *run, fmnn_progress *p)
 {
-    if (!run->o->interrupt || !*run->o->interrupt)
-        return FMNN_OK;
+    /* A signal reaches the processes at different moments: the first
+     * that sees it stops them all. */
+    const int up = fmnn__agree(run->m, run->o->interrupt && *run->o->interrupt);
+    if (up <= 0)
+        return up;
     p->event = FMNN_EVENT_INTERRUPTED;
     const int err = notify(run, p);
     if (err < 0)
@@ -300,10 +310,13 @@ static int train_epoch(fit_run *run, const fit_data *d, const int *order, int ba
     }
     for (int first = s->batch * batch_size; first < d->n_train; first += batch_size) {
         const int batch = d->n_train - first < batch_size ? d->n_train - first : batch_size;
-        fmnn__gather(m, d->x, d->y, d->weights, order + first, batch);
+        const fmnn__slice slice = fmnn__slice_of(m, batch); /* this process's share */
+        fmnn__gather(m, d->x, d->y, d->weights, order, first + slice.first, slice.count);
         double batch_loss;
         fmnn_bad_step bad;
-        int err = fmnn__train_step(m, batch, run->o->seed, d->weights != NULL, m->metric_sums[0], &batch_loss, &bad);
+        int err = fmnn__train_step(m, slice, run->o->seed, d->weights != NULL, m->metric_sums[0], &batch_loss, &bad);
+        if (err && err != FMNN_ENUMERIC)
+            return err; /* the collective's */
         if (err) {
             p->event = FMNN_EVENT_NONFINITE;
             p->loss = (float)batch_loss;
@@ -392,7 +405,7 @@ static int run_epochs(fit_run *run, const fit_data *d, int *order, int batch_siz
                         .learning_rate = learning_rate(m), .accuracy = NAN, .val_accuracy = NAN };
     int err = notify(run, &p);
     if (!err && run->resume)
-        err = fmnn__fit_state_give_callbacks(run->resume, m, o->callbacks, o->n_callbacks);
+        err = fmnn__agree(m, fmnn__fit_state_give_callbacks(run->resume, m, o->callbacks, o->n_callbacks));
     if (!err && run->resume && s->batch == 0 && h->epochs > 0)
         last_epoch_progress(run, h, &p);
     if (!err && s->stopped) { /* the backup was made after a callback stopped training */
@@ -520,43 +533,62 @@ static int take_resume(fit_run *run, const fit_data *d)
     return FMNN_OK;
 }
 
+/* With a collective: checks that every process runs this fit, where this
+ * one is (a resumed fit included), then starts all from rank 0's model. */
+static int begin_together(const fit_run *run, const fit_data *d, const char *fn)
+{
+    const fmnn_fit_options *o = run->o;
+    const fmnn__fit_state *s = &run->state;
+    static const char *const names[] = { "seed", "shuffle", "batch_size", "epochs", "initial_epoch",
+                                         "the training sample count", "the validation sample count",
+                                         "the callback count", "class_weight's count", "sample_weight's presence",
+                                         "the resumed fit", "the epoch to start in", "the batch to start at" };
+    const int64_t fit[] = { (int64_t)o->seed, o->shuffle != 0, o->batch_size, o->epochs, o->initial_epoch,
+                            d->n_train, d->n_val, o->n_callbacks + (o->callback != NULL), o->n_class_weight,
+                            o->sample_weight != NULL, run->resume != NULL, s->epoch, s->batch };
+    return fmnn__group_begin_fit(run->m, fit, names, (int)(sizeof fit / sizeof *fit), fn);
+}
+
 FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
                             const fmnn_fit_options *options, fmnn_history **history)
 {
     static const char fn[] = "fmnn_model_fit";
     if (history)
         *history = NULL;
+    /* With a collective, every way out before training is agreed on, so
+     * that a process that cannot start stops the others too. */
     int err = fmnn__check_x(m, x, fn);
     if (!err)
         err = fmnn__check_y(m, x, y, fn);
     if (err)
-        return err;
+        return fmnn__agree(m, err);
     if (!options)
-        return fmnn__error(FMNN_EINVAL, "%s: options is NULL (start from FMNN_FIT_OPTIONS_INIT)", fn);
+        return fmnn__agree(m, fmnn__error(FMNN_EINVAL, "%s: options is NULL (start from FMNN_FIT_OPTIONS_INIT)", fn));
     if (m->in_fit)
-        return fmnn__error(FMNN_ESTATE, "%s: fit is already running on this model (called from a callback?)", fn);
+        return fmnn__agree(m, fmnn__error(FMNN_ESTATE, "%s: fit is already running on this model (called from a "
+                                          "callback?)", fn));
     fmnn_fit_options o = *options;
     if (o.batch_size == 0) /* Keras's default, as in evaluate and predict */
         o.batch_size = 32;
     fit_data d;
     if ((err = check_fit_options(m, x, &o, fn)) || (err = split_data(&d, x, y, &o, fn)))
-        return err;
+        return fmnn__agree(m, err);
     const int batches = d.n_train / o.batch_size + (d.n_train % o.batch_size != 0);
     const int64_t epochs = o.epochs - o.initial_epoch;
     if ((uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->step) ||
         (uint64_t)epochs * (uint64_t)batches >= (uint64_t)(FMNN__MAX_STEPS - m->steps_trained) ||
         (uint64_t)epochs >= (uint64_t)(FMNN__MAX_STEPS - m->epochs_trained))
-        return fmnn__error(FMNN_EINVAL,
+        return fmnn__agree(m, fmnn__error(FMNN_EINVAL,
                            "%s: %lld epochs of %d batches would take the model (at epoch %lld and step %lld, "
                            "its optimizer at %lld) to 2^62 epochs or steps, more than a model file can hold",
                            fn, (long long)epochs, batches, (long long)m->epochs_trained, (long long)m->steps_trained,
-                           (long long)m->step);
+                           (long long)m->step));
     if ((err = fmnn__model_change_begin(m, fn)))
-        return err;
+        return fmnn__agree(m, err);
     fit_run run = { .m = m, .o = &o };
     if ((err = take_resume(&run, &d))) {
         fmnn__model_change_end(m);
-        return err;
+        return fmnn__agree(m, err);
     }
     fmnn__fit_state *s = &run.state;
     *s = (fmnn__fit_state){ .seed = o.seed, .shuffle = o.shuffle != 0, .batch_size = o.batch_size,
@@ -568,14 +600,15 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     int *order = NULL;
     const int first_epoch = run.resume ? run.resume->initial_epoch : o.initial_epoch;
     if ((err = fmnn__plan_buffers(m, &m->buf, o.batch_size < d.n_train ? o.batch_size : d.n_train)) ||
+        (err = fmnn__group_reserve(m, 1 + m->n_metric_sums)) ||
         (err = fmnn__history_new(&h, m, first_epoch, o.epochs - first_epoch, d.n_val > 0)))
-        goto done;
+        goto prepared;
     err = FMNN_ENOMEM;
     if (!(order = fmnn__alloc_array((size_t)d.n_train, sizeof *order, "the shuffle order")))
-        goto done;
+        goto prepared;
     if (o.n_class_weight > 0) {
         if (!(class_w = fmnn__alloc_array((size_t)x->dims[0], sizeof *class_w, "the class weights")))
-            goto done;
+            goto prepared;
         class_weights(y, &o, class_w);
         d.weights = class_w; /* in training only */
         d.val_weights = NULL;
@@ -583,8 +616,14 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     if (run.resume)
         fmnn__fit_state_continue(s, run.resume, h);
     s->history = h;
+    err = FMNN_OK;
+prepared:
+    if ((err = fmnn__agree(m, err)) || (err = begin_together(&run, &d, fn)))
+        goto done;
 
-    fmnn__progress_init(&run.bar, o.verbose, o.progress_stream ? o.progress_stream : stdout);
+    /* Progress is shown by one process. */
+    fmnn__progress_init(&run.bar, fmnn__writes_files(m) ? o.verbose : 0,
+                        o.progress_stream ? o.progress_stream : stdout);
     run.begun_training = 1;
     m->in_fit = 1;
     m->live = s;

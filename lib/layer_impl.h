@@ -53,6 +53,10 @@ typedef struct fmnn_pass {
      * saved state by it, and adds to its gradients rather than
      * overwriting them. */
     int first;
+    /* The index in the global batch of this process's first sample, when
+     * processes share each batch (distributed.h), else 0: what dropout
+     * and augmentation draw from is the sample's global index. */
+    int shard;
 
     /* Set by the execution plan for each call; a layer reads only what
      * its ops flags below ask for. */

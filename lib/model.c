@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "distributed.h"
 #include "fit_state.h"
 
 FMNN_API int fmnn_model_new(fmnn_model **out, int rank, const int *input_shape)
@@ -67,6 +68,7 @@ void fmnn__model_release(fmnn_model *m)
     fmnn__free(m->metric_sums[0]); /* one block holds both */
     fmnn__plan_free_buffers(&m->buf);
     fmnn__fit_state_free(m->resume);
+    fmnn__group_free(m->group);
     fmnn__free(m);
 }
 

@@ -67,6 +67,8 @@ struct fmnn_model {
     /* Where a fit is (fit_state.h): live while fit runs, pending when a
      * model file held one, until the next fit resumes or drops it. */
     struct fmnn__fit_state *live, *resume;
+    /* The processes it trains with (distributed.h), or NULL: alone. */
+    struct fmnn__group *group;
 
     /* The metrics (metric.c): chosen by the caller (metrics_chosen) or the
      * loss's default; their sums for fit's epoch [0] and an evaluation [1]. */
@@ -129,12 +131,14 @@ FMNN_INTERNAL int fmnn__model_profile(fmnn_model *model, int enable);
  * values (layers index a batch with int); at least 1. */
 FMNN_INTERNAL int fmnn__model_batch_limit(const fmnn_model *m);
 
-/* The loss of a batch the forward pass just ran (train.c): the sum of
- * the per-row losses, each times its sample's weight (weights NULL: 1),
- * without regularization, from the model's own buffers (m->buf).  With
- * with_grad, the gradient of the batch's mean loss goes to m->buf.delta[0]. */
-FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const float *weights,
-                                      int with_grad);
+/* The loss of a batch of `batch` samples the forward pass just ran
+ * (train.c): the sum of the per-row losses, each times its sample's
+ * weight (weights NULL: 1), without regularization, from the model's own
+ * buffers (m->buf).  With with_grad, the gradient of the mean loss over
+ * `total` samples (the global batch, of which this is a slice) goes to
+ * m->buf.delta[0]. */
+FMNN_INTERNAL double fmnn__model_loss(fmnn_model *m, int batch, int total, const float *targets,
+                                      const float *weights, int with_grad);
 
 /* The metrics (metric.c).  prepare checks the chosen (or default) ones
  * against the loss and allocates their sums, at compile and load; the

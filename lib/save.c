@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "distributed.h"
 #include "fit_state.h"
 #include "save.h"
 
@@ -91,10 +92,10 @@ static size_t first_nonfinite(const float *f, size_t n)
     return n;
 }
 
-FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned flags)
+static int save_here(const fmnn_model *m, const char *path, unsigned flags)
 {
-    if (!m || !path)
-        return fmnn__error(FMNN_EINVAL, "fmnn_model_save: model or path is NULL");
+    if (!path)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_save: path is NULL");
     if (!m->compiled)
         return fmnn__error(FMNN_ESTATE, "fmnn_model_save: compile the model before saving it to %s", path);
     if (flags & ~(unsigned)(FMNN_SAVE_OPTIMIZER | FMNN_SAVE_FIT_STATE))
@@ -126,6 +127,14 @@ FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned fla
                     (flags & FMNN_SAVE_FIT_STATE) && fit && (m->live || fmnn__fit_state_matches(fit, m)) ? fit : NULL };
     const uint32_t file_flags = (what.with_optimizer ? FMNN__FILE_OPTIMIZER : 0u) | (what.fit ? FMNN__FILE_FIT : 0u);
     return fmnn__file_save(path, file_flags, put_payload, &what);
+}
+
+FMNN_API int fmnn_model_save(const fmnn_model *m, const char *path, unsigned flags)
+{
+    if (!m)
+        return fmnn__error(FMNN_EINVAL, "fmnn_model_save: model is NULL");
+    /* With a collective, rank 0 writes and the others wait for its status. */
+    return fmnn__agree(m, fmnn__writes_files(m) ? save_here(m, path, flags) : FMNN_OK);
 }
 
 /* ---- reading ------------------------------------------------------------ */

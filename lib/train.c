@@ -80,7 +80,8 @@ int fmnn__check_weights(const fmnn_tensor *x, const fmnn_tensor *w, const char *
 
 /* ---- one batch ------------------------------------------------------- */
 
-double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const float *weights, int with_grad)
+double fmnn__model_loss(fmnn_model *m, int batch, int total, const float *targets, const float *weights,
+                        int with_grad)
 {
     const struct fmnn_loss_ops *ops = m->loss_ops;
     const fmnn_loss_rows b = {
@@ -91,28 +92,28 @@ double fmnn__model_loss(fmnn_model *m, int batch, const float *targets, const fl
         .output = m->buf.probs,
         .target = targets,
     };
-    const float scale = 1.0f / (float)b.rows; /* the gradient of the mean */
-    double total = 0.0;
+    const float scale = 1.0f / (float)(total * m->output_rows); /* the gradient of the mean */
+    double sum = 0.0;
     /* Rows in order: the sum must not depend on the thread count. */
     for (int row = 0; row < b.rows; row++) {
         float *grad = with_grad ? m->buf.delta[0] + (size_t)row * b.width : NULL;
         if (!weights) {
-            total += ops->row(&b, row, grad, scale);
+            sum += ops->row(&b, row, grad, scale);
             continue;
         }
         /* Keras's sum_over_batch_size: sum(w * loss) / rows. */
         const float w = weights[row / m->output_rows];
-        total += (double)w * ops->row(&b, row, grad, scale * w);
+        sum += (double)w * ops->row(&b, row, grad, scale * w);
     }
-    return total;
+    return sum;
 }
 
 void fmnn__gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights, const int *order,
-                  int count)
+                  int first, int count)
 {
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     for (int k = 0; k < count; k++) {
-        const size_t i = order ? (size_t)order[k] : (size_t)k;
+        const size_t i = order ? (size_t)order[first + k] : (size_t)(first + k);
         memcpy(m->buf.acts[0] + (size_t)k * x_width, x->data + i * x_width, x_width * sizeof(float));
         memcpy(m->buf.targets + (size_t)k * y_width, y->data + i * y_width, y_width * sizeof(float));
         m->buf.weights[k] = weights ? weights[i] : 1.0f;
@@ -127,36 +128,78 @@ static int all_finite(const float *v, size_t n)
     return 1;
 }
 
-int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, double *sums, double *loss,
+/* With a collective: the batch's loss and metrics, and its moving
+ * statistics (each process's weighted by its share of the batch: their
+ * mean over the batch's samples), summed over the processes.  sums
+ * (n_sums doubles) holds this process's on entry, the total on return. */
+static int sum_forward(fmnn_model *m, fmnn__slice slice, double *sums, size_t n_sums)
+{
+    int err = fmnn__sum(m, sums, n_sums, FMNN_COLLECTIVE_FLOAT64, "the loss and metrics");
+    if (!err && m->n_state > 0) {
+        const float share = (float)slice.count / (float)slice.total;
+        for (size_t i = 0; i < m->n_state; i++)
+            m->state[i] = slice.count > 0 ? m->state[i] * share : 0.0f;
+        err = fmnn__sum(m, m->state, m->n_state, FMNN_COLLECTIVE_FLOAT32, "the moving statistics");
+    }
+    return err;
+}
+
+int fmnn__train_step(fmnn_model *m, fmnn__slice slice, uint64_t seed, int weighted, double *sums, double *loss,
                      fmnn_bad_step *bad)
 {
     fmnn_buffers *buf = &m->buf;
-    fmnn_pass pass = { .training = 1, .batch = batch };
+    fmnn_pass pass = { .training = 1, .batch = slice.count, .shard = slice.first };
     pass.seed = fmnn__mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m->steps_trained + 1);
     const float *weights = weighted ? buf->weights : NULL;
+    fmnn__group *group = m->group;
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
     /* The forward pass moves the moving statistics: keep the last good
      * ones, to restore if this step goes wrong. */
     memcpy(m->state_before, m->state, m->n_state * sizeof *m->state);
-    fmnn__plan_forward(m, buf, &pass, buf->acts[0]);
-    const int rows = batch * m->output_rows;
-    double batch_loss = fmnn__model_loss(m, batch, buf->targets, weights, 1) / rows + fmnn__regularization_penalty(m);
+    double loss_sum = 0.0;
+    if (slice.count > 0) {
+        fmnn__plan_forward(m, buf, &pass, buf->acts[0]);
+        loss_sum = fmnn__model_loss(m, slice.count, slice.total, buf->targets, weights, 1);
+    }
+    int err = FMNN_OK;
+    if (group) { /* [0] the loss, then the metrics' sums: this batch's only */
+        double *step = group->sums;
+        memset(step, 0, (1 + m->n_metric_sums) * sizeof *step);
+        step[0] = loss_sum;
+        if (sums && slice.count > 0)
+            fmnn__metrics_update(m, step + 1, slice.count, buf->targets);
+        err = sum_forward(m, slice, step, 1 + m->n_metric_sums);
+        loss_sum = step[0];
+    }
+    const int rows = slice.total * m->output_rows;
+    double batch_loss = loss_sum / rows + fmnn__regularization_penalty(m);
     /* Checked as the float it is reported as; and an update that would
      * overflow a weight or a moving statistic is refused, so the model
-     * stays as the last good step left it. */
-    const int bad_loss = !isfinite((float)batch_loss);
-    const int bad_state = !bad_loss && !all_finite(m->state, m->n_state);
-    if (!bad_loss && !bad_state) {
-        if (sums)
-            fmnn__metrics_update(m, sums, batch, buf->targets);
-        fmnn__plan_backward(m, buf, &pass, buf->acts[0]);
-        fmnn__regularization_gradient(m);
+     * stays as the last good step left it.  (With a collective, every
+     * process sees the same sums, so all refuse the same steps.) */
+    const int bad_loss = !err && !isfinite((float)batch_loss);
+    const int bad_state = !err && !bad_loss && !all_finite(m->state, m->n_state);
+    if (!err && !bad_loss && !bad_state) {
+        if (sums && group)
+            for (size_t i = 0; i < m->n_metric_sums; i++)
+                sums[i] += group->sums[1 + i];
+        else if (sums)
+            fmnn__metrics_update(m, sums, slice.count, buf->targets);
+        if (slice.count > 0)
+            fmnn__plan_backward(m, buf, &pass, buf->acts[0]);
+        else
+            memset(m->grads, 0, m->n_params * sizeof *m->grads);
+        err = fmnn__sum(m, m->grads, m->n_params, FMNN_COLLECTIVE_FLOAT32, "the gradients");
+        if (!err)
+            fmnn__regularization_gradient(m);
     }
-    const int bad_update = !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
+    const int bad_update = !err && !bad_loss && !bad_state && fmnn__optimizer_step(m) != FMNN_OK;
     fmnn__restore_fp_mode(fp);
     *loss = batch_loss;
-    if (bad_loss || bad_state || bad_update) {
+    if (err || bad_loss || bad_state || bad_update) {
         memcpy(m->state, m->state_before, m->n_state * sizeof *m->state);
+        if (err)
+            return err;
         bad->what = bad_loss ? "loss" : bad_state ? "moving statistics" : "update";
         bad->value = bad_loss && isnan(batch_loss) ? "NaN" : bad_loss ? "Inf" : "NaN or Inf";
         return FMNN_ENUMERIC;
@@ -186,19 +229,35 @@ int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, con
 {
     int chunk = fmnn__inference_chunk(m, &m->buf, batch_size);
     int err = fmnn__plan_buffers(m, &m->buf, chunk);
-    if (err)
+    if (!err)
+        err = fmnn__group_reserve(m, 1 + m->n_metric_sums);
+    if ((err = fmnn__agree(m, err)))
         return err;
     size_t x_width = x->size / (size_t)x->dims[0], y_width = y->size / (size_t)y->dims[0];
     fmnn_pass pass = { .training = 0 };
     double total = 0.0, *sums = m->metric_sums[1];
     fmnn__metrics_reset(m, sums);
+    /* This process's share of the samples (all of them when alone). */
+    const fmnn__slice share = fmnn__slice_of(m, count);
+    const int end = first + share.first + share.count;
     const unsigned fp = fmnn__flush_denormals(); /* see internal.h */
-    for (int start = first; start < first + count; start += chunk) {
-        pass.batch = first + count - start < chunk ? first + count - start : chunk;
+    for (int start = first + share.first; start < end; start += chunk) {
+        pass.batch = end - start < chunk ? end - start : chunk;
         fmnn__plan_forward(m, &m->buf, &pass, x->data + (size_t)start * x_width);
         const float *targets = y->data + (size_t)start * y_width, *w = weights ? weights + start : NULL;
-        total += fmnn__model_loss(m, pass.batch, targets, w, 0);
+        total += fmnn__model_loss(m, pass.batch, pass.batch, targets, w, 0);
         fmnn__metrics_update(m, sums, pass.batch, targets);
+    }
+    if (m->group) { /* the shares' sums added up */
+        double *all = m->group->sums;
+        all[0] = total;
+        memcpy(all + 1, sums, m->n_metric_sums * sizeof *sums);
+        if ((err = fmnn__sum(m, all, 1 + m->n_metric_sums, FMNN_COLLECTIVE_FLOAT64, "the loss and metrics"))) {
+            fmnn__restore_fp_mode(fp);
+            return err;
+        }
+        total = all[0];
+        memcpy(sums, all + 1, m->n_metric_sums * sizeof *sums);
     }
     const double rows = (double)count * m->output_rows;
     const double penalty = fmnn__regularization_penalty(m);
@@ -229,12 +288,12 @@ FMNN_API int fmnn_model_evaluate_metrics(fmnn_model *m, const fmnn_tensor *x, co
 {
     static const char fn[] = "fmnn_model_evaluate_metrics";
     int err = check_labelled(m, x, y, sample_weight, fn);
-    if (err)
+    if (!err && !values)
+        err = fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
+    if (!err && batch_size < 0)
+        err = fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
+    if ((err = fmnn__agree(m, err)))
         return err;
-    if (!values)
-        return fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
-    if (batch_size < 0)
-        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
     return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0],
                          batch_size ? batch_size : 32, &values[0], values + 1);
 }
@@ -244,10 +303,10 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *m, const fmnn_tensor *x, const fmnn
 {
     static const char fn[] = "fmnn_model_evaluate";
     int err = check_labelled(m, x, y, NULL, fn);
-    if (err)
+    if (!err && batch_size < 0)
+        err = fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
+    if ((err = fmnn__agree(m, err)))
         return err;
-    if (batch_size < 0)
-        return fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
     float metrics[FMNN_MAX_METRICS];
     if ((err = fmnn__measure(m, x, y, NULL, 0, x->dims[0], batch_size ? batch_size : 32, loss_out, metrics)))
         return err;
@@ -328,25 +387,34 @@ FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, cons
     int err = check_labelled(m, x, y, sample_weight, fn);
     if (!err)
         err = one_batch(m, x, fn);
-    if (err)
+    if (!err && m->in_fit)
+        err = fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
+    if (!err && (m->step >= FMNN__MAX_STEPS - 1 || m->steps_trained >= FMNN__MAX_STEPS - 1))
+        err = fmnn__error(FMNN_EINVAL, "%s: the model is at step 2^62, as far as a model file can hold", fn);
+    const int n = err ? 0 : x->dims[0];
+    if (!err && !(err = fmnn__plan_buffers(m, &m->buf, n > m->buf.capacity ? n : m->buf.capacity)))
+        err = fmnn__group_reserve(m, 1 + m->n_metric_sums);
+    if (!err)
+        err = fmnn__model_change_begin(m, fn);
+    const int changing = !err;
+    if ((err = fmnn__agree(m, err))) {
+        if (changing)
+            fmnn__model_change_end(m);
         return err;
-    if (m->in_fit)
-        return fmnn__error(FMNN_ESTATE, "%s: not from inside fit (a callback)", fn);
-    const int n = x->dims[0];
-    if (m->step >= FMNN__MAX_STEPS - 1 || m->steps_trained >= FMNN__MAX_STEPS - 1)
-        return fmnn__error(FMNN_EINVAL, "%s: the model is at step 2^62, as far as a model file can hold", fn);
-    if ((err = fmnn__plan_buffers(m, &m->buf, n > m->buf.capacity ? n : m->buf.capacity)) ||
-        (err = fmnn__model_change_begin(m, fn)))
-        return err;
-    fmnn__gather(m, x, y, sample_weight ? sample_weight->data : NULL, NULL, n);
+    }
+    /* With a collective, x is the global batch: this process runs its share. */
+    const fmnn__slice slice = fmnn__slice_of(m, n);
+    fmnn__gather(m, x, y, sample_weight ? sample_weight->data : NULL, NULL, slice.first, slice.count);
     double *sums = m->metric_sums[1], loss;
     fmnn__metrics_reset(m, sums);
     fmnn_bad_step bad;
-    err = fmnn__train_step(m, n, seed, sample_weight != NULL, sums, &loss, &bad);
+    err = fmnn__train_step(m, slice, seed, sample_weight != NULL, sums, &loss, &bad);
     fmnn__model_change_end(m);
-    if (err)
+    if (err == FMNN_ENUMERIC)
         return fmnn__error(err, "%s: the %s became %s; the weights are those before this batch", fn, bad.what,
                            bad.value);
+    if (err)
+        return err;
     if (values) {
         values[0] = (float)loss;
         fmnn__metrics_results(m, sums, values + 1);
@@ -361,10 +429,10 @@ FMNN_API int fmnn_model_test_on_batch(fmnn_model *m, const fmnn_tensor *x, const
     int err = check_labelled(m, x, y, sample_weight, fn);
     if (!err)
         err = one_batch(m, x, fn);
-    if (err)
+    if (!err && !values)
+        err = fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
+    if ((err = fmnn__agree(m, err)))
         return err;
-    if (!values)
-        return fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
     return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0], x->dims[0], &values[0],
                          values + 1);
 }

@@ -6,6 +6,7 @@
 #ifndef FMNN_TRAIN_H
 #define FMNN_TRAIN_H
 
+#include "distributed.h"
 #include "model_impl.h"
 
 /* Checks x against the model's input (and that the model is compiled),
@@ -36,10 +37,10 @@ FMNN_INTERNAL int fmnn__output_dims(const fmnn_model *m, int n, int dims[FMNN_MA
 FMNN_INTERNAL int fmnn__predict(const fmnn_model *m, fmnn_buffers *buf, const fmnn_tensor *x, int chunk,
                                 fmnn_tensor *into, fmnn_tensor **out, const char *fn);
 
-/* Copies samples order[0..count) (order NULL: 0..count) of x, y and
- * weights (NULL: all 1) into the batch buffers. */
+/* Copies samples order[first..first + count) (order NULL: first..first +
+ * count) of x, y and weights (NULL: all 1) into the batch buffers. */
 FMNN_INTERNAL void fmnn__gather(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights,
-                                const int *order, int count);
+                                const int *order, int first, int count);
 
 /* What went wrong in a refused step, for messages: "loss became NaN". */
 typedef struct fmnn_bad_step {
@@ -48,22 +49,26 @@ typedef struct fmnn_bad_step {
 } fmnn_bad_step;
 
 /*
- * One training step on the `batch` samples gathered into the batch
- * buffers (with their weights when weighted): forward, loss, metrics into
- * sums (may be NULL), backward, regularization and the optimizer's
- * update; the step count then advances.  Dropout and augmentation are
- * seeded from seed and the model's step count.  *loss receives the
- * batch's mean loss with the penalty.  A loss, moving statistic or
- * update that would not be finite is refused: the model keeps its last
- * good state, *bad says what, and the result is FMNN_ENUMERIC.
+ * One training step on a batch, of which this process gathered the
+ * samples of `slice` into the batch buffers (with their weights when
+ * weighted): forward, loss, metrics added to sums (may be NULL), backward,
+ * regularization and the optimizer's update; the step count then
+ * advances.  With a collective, the loss, metrics, moving statistics and
+ * gradients are summed over the processes first, so that every process
+ * takes the same step.  Dropout and augmentation are seeded from seed and
+ * the model's step count.  *loss receives the batch's mean loss with the
+ * penalty.  A loss, moving statistic or update that would not be finite
+ * is refused: the model keeps its last good state, *bad says what, and
+ * the result is FMNN_ENUMERIC.  Another failure is the collective's.
  */
-FMNN_INTERNAL int fmnn__train_step(fmnn_model *m, int batch, uint64_t seed, int weighted, double *sums,
+FMNN_INTERNAL int fmnn__train_step(fmnn_model *m, fmnn__slice slice, uint64_t seed, int weighted, double *sums,
                                    double *loss, fmnn_bad_step *bad);
 
 /* The mean loss (with the penalty) and the metrics over samples
  * [first, first + count) of x and y in inference mode, weighted by
  * weights[first..] when not NULL.  metrics (may be NULL) receives the
- * model's n_metrics values. */
+ * model's n_metrics values.  With a collective, each process measures a
+ * share of the samples and the sums are added up: collective, agreed. */
 FMNN_INTERNAL int fmnn__measure(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y, const float *weights,
                                 int first, int count, int batch_size, float *loss, float *metrics);
 

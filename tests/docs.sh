@@ -47,22 +47,33 @@ perl tests/docs_tool.pl extract "$tmp" $docs > "$tmp/manifest" ||
 std="-std=c11 -Wall -Wextra -Wpedantic -Werror -Wno-unused-function"
 check_cflags=$(pkg-config --cflags check 2>/dev/null || true)
 check_libs=$(pkg-config --libs check 2>/dev/null || echo -lcheck)
-n=0
+n=0 mpi_skipped=0
 while read -r kind unit where; do
     n=$((n + 1))
     src=$tmp/$unit
     # $cc, $libs and the flags may be several words.
+    # A block that includes fmnn/mpi.h is libfmnn_mpi's: built with MPI's
+    # flags and build/libfmnn_mpi.a, or skipped where MPI is missing.
+    mpi_flags= mpi_link=
+    if grep -q 'fmnn/mpi\.h' "$src"; then
+        if ! pkg-config --exists mpi-c 2>/dev/null || [ ! -f build/libfmnn_mpi.a ]; then
+            mpi_skipped=$((mpi_skipped + 1))
+            continue
+        fi
+        mpi_flags=$(pkg-config --cflags-only-I mpi-c | sed 's/-I/-isystem /g')
+        mpi_link="build/libfmnn_mpi.a $(pkg-config --libs mpi-c)"
+    fi
     # shellcheck disable=SC2086
     case $kind in
     program)
-        quiet $cc $std -Iinclude -o "${src%.c}" "$src" build/libfmnn.a $libs ||
+        quiet $cc $std -Iinclude $mpi_flags -o "${src%.c}" "$src" $mpi_link build/libfmnn.a $libs ||
             fail "the program at $where does not build" ;;
     fragment)
         quiet $cc $std -Wno-unused-variable -Wno-unused-but-set-variable \
-            -Wno-unused-label -Iinclude -c -o "${src%.c}.o" "$src" ||
+            -Wno-unused-label -Iinclude $mpi_flags -c -o "${src%.c}.o" "$src" ||
             fail "the fragment at $where does not compile" ;;
     decls)
-        quiet $cc $std -Iinclude -c -o "${src%.c}.o" "$src" ||
+        quiet $cc $std -Iinclude $mpi_flags -c -o "${src%.c}.o" "$src" ||
             fail "the declarations at $where do not compile (statements? start the block with /* fragment */)" ;;
     recipe|recipe-run)
         rflags="$std -fopenmp -DFMNN_BUILDING -Iinclude -Ilib -Itests $check_cflags"
@@ -84,6 +95,7 @@ done < "$tmp/manifest"
 [ "$n" -gt 0 ] || fail "found no C code block in $docs"
 kinds=$(awk '{ print $1 }' "$tmp/manifest" | sort | uniq -c | awk '{ printf " %s %s", $1, $2 }')
 echo "docs: $n C units compiled from the docs:$kinds"
+[ "$mpi_skipped" -eq 0 ] || echo "docs: $mpi_skipped of them skipped: they need MPI (make mpi)"
 
 # ---- 3. links ------------------------------------------------------------
 # shellcheck disable=SC2086

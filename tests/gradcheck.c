@@ -499,7 +499,7 @@ static double gc_model_run(gc_model *g, int with_grad)
     const fmnn_pass *pass = &g->pass;
     memcpy(m->buf.acts[0], g->x, fmnn__shape_size(&m->input) * (size_t)pass->batch * sizeof(float));
     fmnn__plan_forward(m, &m->buf, pass, m->buf.acts[0]);
-    double objective = fmnn__model_loss(m, pass->batch, g->y, g->weights, with_grad) /
+    double objective = fmnn__model_loss(m, pass->batch, pass->batch, g->y, g->weights, with_grad) /
                        ((double)pass->batch * m->output_rows) + fmnn__regularization_penalty(m);
     if (!with_grad)
         return objective;

@@ -49,6 +49,17 @@ FMNN_API const char *fmnn_last_error(void);
 FMNN_API void fmnn_clear_error(void);
 
 /**
+ * Records a message for fmnn_last_error(), printf-style, and returns
+ * status: for code that plugs into libfmnn (a callback, a collective)
+ * to say what failed in the words libfmnn's own errors use.
+ */
+FMNN_API int fmnn_set_error(int status, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/**
  * Sets how many threads each libfmnn call uses (n >= 1), in an OpenMP
  * team of the calling thread's own; OpenBLAS stays on one.  Results are
  * bit-identical for the same seed and the same thread count.  Returns

@@ -51,9 +51,26 @@ static int make_dirs(const char *dir)
 static int save(backup *b, const fmnn_model *m)
 {
     b->steps = 0;
-    if (make_dirs(b->dir) != 0)
-        return fmnn__error(FMNN_EIO, "BackupAndRestore: cannot create %s: %s", b->dir, strerror(errno));
-    return fmnn_model_save(m, b->file, FMNN_SAVE_FIT_STATE);
+    int err = FMNN_OK;
+    if (fmnn__writes_files(m) && make_dirs(b->dir) != 0)
+        err = fmnn__error(FMNN_EIO, "BackupAndRestore: cannot create %s: %s", b->dir, strerror(errno));
+    if ((err = fmnn__agree(m, err)))
+        return err;
+    return fmnn_model_save(m, b->file, FMNN_SAVE_FIT_STATE); /* by rank 0 alone, with a collective */
+}
+
+/* Keras deletes the backup when training finishes, not after an error or
+ * an interruption: those are what it is for. */
+static int delete_backup(backup *b, const fmnn_model *m)
+{
+    int err = FMNN_OK;
+    if (fmnn__writes_files(m)) {
+        if (unlink(b->file) != 0 && errno != ENOENT)
+            err = fmnn__error(FMNN_EIO, "BackupAndRestore: cannot delete %s: %s", b->file, strerror(errno));
+        else
+            rmdir(b->dir); /* when empty: the folder may hold more than the backup */
+    }
+    return fmnn__agree(m, err);
 }
 
 static int backup_restore(fmnn_callback *cb, fmnn_model *m)
@@ -85,13 +102,8 @@ static int backup_after(fmnn_callback *cb, const fmnn_progress *p, int status)
     case FMNN_EVENT_INTERRUPTED:
         return save(b, p->model);
     case FMNN_EVENT_TRAIN_END:
-        /* Keras deletes the backup when training finishes, not after an
-         * error or an interruption: those are what it is for. */
-        if (o->delete_backup && (status == FMNN_OK || status == FMNN_STOP_TRAINING)) {
-            if (unlink(b->file) != 0 && errno != ENOENT)
-                return fmnn__error(FMNN_EIO, "BackupAndRestore: cannot delete %s: %s", b->file, strerror(errno));
-            rmdir(b->dir); /* when empty: the folder may hold more than the backup */
-        }
+        if (o->delete_backup && (status == FMNN_OK || status == FMNN_STOP_TRAINING))
+            return delete_backup(b, p->model);
         return FMNN_OK;
     default:
         return FMNN_OK;

@@ -117,6 +117,8 @@ static int csv_close(csv_logger *log)
 static int csv_logger_event(const fmnn_progress *p, void *data)
 {
     csv_logger *log = data;
+    if (!fmnn__writes_files(p->model))
+        return 0; /* one process writes the log */
     switch (p->event) {
     case FMNN_EVENT_TRAIN_BEGIN:
         csv_close(log);

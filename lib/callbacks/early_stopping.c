@@ -70,7 +70,7 @@ static int early_stopping_event(const fmnn_progress *p, void *data)
             return 0;
         }
         if (es->wait >= o->patience && p->epoch > 0) {
-            if (o->verbose)
+            if (o->verbose && fmnn__writes_files(m))
                 fprintf(o->verbose, "Epoch %d: early stopping\n", p->epoch + 1);
             return FMNN_STOP_TRAINING;
         }
@@ -78,7 +78,7 @@ static int early_stopping_event(const fmnn_progress *p, void *data)
     }
     case FMNN_EVENT_TRAIN_END:
         if (o->restore_best_weights && es->best_epoch >= 0 && es->n_weights == m->n_params + m->n_state) {
-            if (o->verbose)
+            if (o->verbose && fmnn__writes_files(m))
                 fprintf(o->verbose, "Restoring model weights from the end of the best epoch: %d.\n",
                         es->best_epoch + 1);
             memcpy(m->params, es->best_weights, m->n_params * sizeof(float));

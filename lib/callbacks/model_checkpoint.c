@@ -134,12 +134,12 @@ static int checkpoint_event(const fmnn_progress *p, void *data)
     if (o->save_best_only) {
         const float current = fmnn__monitor_value(&ck->monitor, p);
         if (!fmnn__monitor_improves(&ck->monitor, current, ck->monitor.has_best, ck->monitor.best)) {
-            if (o->verbose)
+            if (o->verbose && fmnn__writes_files(p->model))
                 fprintf(o->verbose, "Epoch %d: %s did not improve from %.5f\n", p->epoch + 1, ck->monitor.key,
                         (double)ck->monitor.best);
             return 0;
         }
-        if (o->verbose && ck->monitor.has_best)
+        if (o->verbose && ck->monitor.has_best && fmnn__writes_files(p->model))
             fprintf(o->verbose, "Epoch %d: %s improved from %.5f to %.5f, saving the model\n", p->epoch + 1,
                     ck->monitor.key, (double)ck->monitor.best, (double)current);
         ck->monitor.best = current;
@@ -148,7 +148,7 @@ static int checkpoint_event(const fmnn_progress *p, void *data)
     if (expand(ck->path, p, ck->file, sizeof ck->file, msg, sizeof msg))
         return fmnn__error(FMNN_EINVAL, "ModelCheckpoint: %s", msg);
     int err = fmnn_model_save(p->model, ck->file, o->save_flags);
-    if (!err && o->verbose)
+    if (!err && o->verbose && fmnn__writes_files(p->model))
         fprintf(o->verbose, "Epoch %d: saving the model to %s\n", p->epoch + 1, ck->file);
     return err;
 }

@@ -55,7 +55,7 @@ static int reduce_lr_event(const fmnn_progress *p, void *data)
     int err = fmnn_model_set_learning_rate(m, (float)new_lr);
     if (err)
         return err;
-    if (o->verbose)
+    if (o->verbose && fmnn__writes_files(m))
         fprintf(o->verbose, "\nEpoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", p->epoch + 1,
                 (double)(float)new_lr);
     r->cooldown_counter = o->cooldown;

@@ -18,15 +18,15 @@
 #include "layer_impl.h"
 
 /* Uniform in [0, 1), 24 random bits: draw `draw` (0, 1, ...) of image
- * `image` of this call (pass->first is added: the image's index in the
- * batch), for a layer whose seed option is `seed`. */
+ * `image` of this call (pass->shard and pass->first are added: the
+ * image's index in the global batch), for a layer whose seed option is `seed`. */
 static inline float fmnn__image_uniform(const fmnn_layer *layer, const fmnn_pass *pass, int seed, int image,
                                         unsigned draw)
 {
     uint64_t key = pass->seed ^ fmnn__mix64((uint64_t)layer->index + 1);
     if (seed != 0) /* Keras's seed=None draws as some seed does: 0 changes nothing */
         key ^= fmnn__mix64(((uint64_t)(uint32_t)seed << 8) ^ 0x5eedULL);
-    const uint64_t sample = (uint64_t)(pass->first + image) * 4 + draw; /* up to 4 draws per image */
+    const uint64_t sample = (uint64_t)(pass->shard + pass->first + image) * 4 + draw; /* up to 4 draws per image */
     uint64_t bits = fmnn__mix64(key + 0x9e3779b97f4a7c15ULL * (sample + 1));
     return (float)(bits >> 40) * (1.0f / 16777216.0f);
 }

@@ -5,7 +5,8 @@
  *
  * The mask of value i comes from a hash of (step seed, i) rather than a
  * sequential generator, so threads can draw it in any order and still get
- * the same mask.
+ * the same mask; i counts from the global batch's start, so processes
+ * sharing a batch draw the mask one process would.
  */
 #include <string.h>
 
@@ -47,12 +48,13 @@ static void dropout_forward(const fmnn_layer *layer, const fmnn_pass *pass, cons
     float scale = 1.0f / (1.0f - d->rate);
     /* Each dropout layer of the model draws its own mask. */
     uint64_t seed = pass->seed ^ fmnn__mix64((uint64_t)layer->index + 1);
+    const size_t at = fmnn__shape_size(&layer->in) * (size_t)pass->shard; /* this slice's place in the batch */
 #pragma omp parallel num_threads(fmnn__threads()) if (n > 32768)
     {
         const unsigned fp = fmnn__flush_denormals();
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            mask[i] = (unsigned char)keep(seed, i, d->rate);
+            mask[i] = (unsigned char)keep(seed, at + i, d->rate);
             out[i] = mask[i] ? in[i] * scale : 0.0f;
         }
         fmnn__restore_fp_mode(fp);

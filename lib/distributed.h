@@ -1,0 +1,59 @@
+/*
+ * distributed.h - what fit, evaluate and save do when the model has a
+ * collective (fmnn/collective.h): each process's share of a batch, sums
+ * over the processes, copying rank 0's model to the others, and agreeing
+ * on every outcome, so that a failure on one process fails all of them
+ * rather than leaving the others waiting.  distributed.c.  Private.
+ *
+ * The rule that keeps processes from waiting on each other forever: a
+ * collective call (a sum, fmnn__agree, a collective save) is reached by
+ * every process, at the same place, whatever happened on it before.
+ * Code that may fail on one process only therefore ends in fmnn__agree.
+ * Without a collective every function here is the one-process identity.
+ */
+#ifndef FMNN_DISTRIBUTED_H
+#define FMNN_DISTRIBUTED_H
+
+#include "model_impl.h"
+
+/* The model's collective, with the scratch its agreements and sums use. */
+typedef struct fmnn__group {
+    fmnn_collective c;
+    double *sums;           /* a step's loss and metric sums */
+    size_t n_sums;          /* what sums holds */
+} fmnn__group;
+
+/* The samples [first, first + count) of a batch of `total` that this
+ * process runs: all of them without a collective. */
+typedef struct fmnn__slice {
+    int first, count, total;
+} fmnn__slice;
+
+FMNN_INTERNAL fmnn__slice fmnn__slice_of(const fmnn_model *m, int total);
+
+/* 1 when this process writes files and prints: rank 0, or no collective. */
+FMNN_INTERNAL int fmnn__writes_files(const fmnn_model *m);
+
+/* status combined over the processes (fmnn_collective_agree); status as
+ * it is without a collective. */
+FMNN_INTERNAL int fmnn__agree(const fmnn_model *m, int status);
+
+/* Sums count values at data over the processes, in place; what names
+ * them in a message ("the gradients").  FMNN_OK without a collective. */
+FMNN_INTERNAL int fmnn__sum(const fmnn_model *m, void *data, size_t count, fmnn_collective_type type,
+                            const char *what);
+
+/* Room in the group's sums for n doubles (outside the training loop). */
+FMNN_INTERNAL int fmnn__group_reserve(fmnn_model *m, size_t n);
+
+/* As fit begins: checks that every process runs the same fit of the same
+ * model (the values in `fit`, n of them, named by names[]), then copies
+ * rank 0's weights, moving statistics, optimizer state and counts to the
+ * others.  Agreed: every process gets the same status. */
+FMNN_INTERNAL int fmnn__group_begin_fit(fmnn_model *m, const int64_t *fit, const char *const *names, int n,
+                                        const char *fn);
+
+/* Frees the model's group (fmnn_model_free). */
+FMNN_INTERNAL void fmnn__group_free(fmnn__group *g);
+
+#endif /* FMNN_DISTRIBUTED_H */
