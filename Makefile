@@ -177,7 +177,8 @@ MPI_EXAMPLE_BINS := $(MPI_EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
 MPI_TEST_BINS    := $(B)/tests/mpi/check_mpi
 
 .PHONY: mpi need-mpi
-mpi: need-mpi lib $(MPI_STATIC) $(B)/libfmnn_mpi.so $(MPI_EXAMPLE_BINS) $(MPI_TEST_BINS)
+mpi: need-mpi lib $(MPI_STATIC) $(B)/libfmnn_mpi.so $(MPI_EXAMPLE_BINS) $(MPI_TEST_BINS) \
+     $(B)/bench/fmnn_mpi_bench
 
 need-mpi:
 	@pkg-config --exists mpi-c 2>/dev/null && command -v mpirun >/dev/null 2>&1 || { \
@@ -298,6 +299,17 @@ bench: $(B)/bench/fmnn_bench
 $(B)/bench/fmnn_bench: bench/bench.c $(EXAMPLE_LIB_OBJS) $(STATIC_LIB) $(HEADERS) lib/model_impl.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) -Ilib -o $@ $< $(EXAMPLE_LIB_OBJS) $(APP_LIBS)
+
+# The Base model's training throughput on several processes (docs/distributed.md).
+$(B)/bench/fmnn_mpi_bench: bench/mpi_bench.c $(EXAMPLE_LIB_OBJS) $(MPI_STATIC) $(STATIC_LIB) $(HEADERS) | need-mpi
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $(MPI_CFLAGS) -o $@ $< $(EXAMPLE_LIB_OBJS) $(MPI_APP_LIBS)
+
+# Two ranks in two network namespaces, the link between them shaped to
+# 10 and 1 Gb/s (root; bench/mpi-cluster.sh).
+.PHONY: bench-mpi-cluster
+bench-mpi-cluster: $(B)/bench/fmnn_mpi_bench
+	sh bench/mpi-cluster.sh $(B)
 
 # Prints the same figures as shared/bench/torch_ref.py, for a side-by-side run.
 bench-run: bench
