@@ -109,8 +109,10 @@ int fmnn__group_reserve(fmnn_model *m, size_t n)
 
 /* ---- a fit's start: one model everywhere ------------------------------------------ */
 
-static int broadcast(const fmnn_model *m, void *data, size_t bytes, const char *what)
+int fmnn__broadcast(const fmnn_model *m, void *data, size_t bytes, const char *what)
 {
+    if (!m->group)
+        return FMNN_OK;
     const fmnn_collective *c = &m->group->c;
     const int err = bytes ? c->broadcast(c->context, data, bytes, 0) : FMNN_OK;
     if (err)
@@ -119,47 +121,118 @@ static int broadcast(const fmnn_model *m, void *data, size_t bytes, const char *
     return FMNN_OK;
 }
 
-#define MAX_FIT_VALUES 32
+uint64_t fmnn__digest(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
 
-int fmnn__group_begin_fit(fmnn_model *m, const int64_t *fit, const char *const *names, int n, const char *fn)
+static uint64_t digest_int(uint64_t h, int64_t v)
+{
+    return fmnn__digest(h, &v, sizeof v);
+}
+
+static uint64_t digest_string(uint64_t h, const char *s)
+{
+    return fmnn__digest(h, s, strlen(s) + 1);
+}
+
+/* The network as built: each layer's type, shapes, options, activation,
+ * regularizer and whether it is frozen.  (Not the initializers: rank 0's
+ * weights replace everyone's.) */
+static int64_t layers_digest(const fmnn_model *m)
+{
+    uint64_t h = FMNN__DIGEST_START;
+    for (int i = 0; i < m->n_layers; i++) {
+        const fmnn_layer *layer = m->layers[i];
+        h = digest_int(h, fmnn__layer_code(layer->ops));
+        h = digest_int(h, layer->frozen);
+        h = digest_int(h, layer->activation);
+        h = fmnn__digest(h, &layer->regularizer.l1, sizeof(float));
+        h = fmnn__digest(h, &layer->regularizer.l2, sizeof(float));
+        const fmnn_shape *shapes[2] = { &layer->in, &layer->out };
+        for (int k = 0; k < 2; k++)
+            h = fmnn__digest(digest_int(h, shapes[k]->rank), shapes[k]->dims, (size_t)shapes[k]->rank * sizeof(int));
+        const fmnn_fields *options = &layer->ops->config;
+        for (int f = 0; f < options->count; f++)
+            h = fmnn__digest(h, (const char *)layer + options->fields[f].offset, 4);
+    }
+    return (int64_t)h;
+}
+
+static int64_t metrics_digest(const fmnn_model *m)
+{
+    uint64_t h = digest_int(FMNN__DIGEST_START, (int64_t)m->n_metric_sums);
+    for (int k = 0; k < m->n_metrics; k++)
+        h = digest_string(h, m->metric_names[k]);
+    return (int64_t)h;
+}
+
+#define MAX_SAME 40
+
+int fmnn__group_check(fmnn_model *m, const fmnn__same *values, int n, const char *fn)
 {
     if (!m->group)
         return FMNN_OK;
-    /* What rank 0 runs, then what this process runs: they must match. */
-    const char *const model_names[] = { "the parameter count", "the non-trainable value count",
-                                        "the optimizer's state arrays", "the layer count" };
-    enum { N_MODEL = 4 };
-    int64_t mine[N_MODEL + MAX_FIT_VALUES], theirs[N_MODEL + MAX_FIT_VALUES];
-    mine[0] = (int64_t)m->n_params;
-    mine[1] = (int64_t)m->n_state;
-    mine[2] = m->slots.count;
-    mine[3] = m->n_layers;
-    memcpy(mine + N_MODEL, fit, (size_t)n * sizeof *fit);
-    memcpy(theirs, mine, sizeof mine);
-    const size_t count = (size_t)(N_MODEL + n);
-    int err = broadcast(m, theirs, count * sizeof *theirs, "the fit's settings");
-    for (size_t i = 0; !err && i < count; i++)
-        if (mine[i] != theirs[i])
-            err = fmnn__error(FMNN_EINVAL, "%s: rank %d runs another fit than rank 0: %s is %lld here, %lld on "
-                              "rank 0 (every process must fit the same model the same way)", fn, m->group->c.rank,
-                              i < N_MODEL ? model_names[i] : names[i - N_MODEL], (long long)mine[i],
-                              (long long)theirs[i]);
-    if ((err = fmnn__agree(m, err)))
-        return err;
-    /* Then rank 0's model, as Horovod's broadcast_parameters: the same
-     * start everywhere, whatever each process was initialized with. */
+    const fmnn__same model[] = {
+        { "the layer count", m->n_layers, 0 },
+        { "the layers and their options", layers_digest(m), 1 },
+        { "the parameter count", (int64_t)m->n_params, 0 },
+        { "the non-trainable value count", (int64_t)m->n_state, 0 },
+        { "the loss", m->loss, 0 },
+        { "the metrics", metrics_digest(m), 1 },
+        { "the optimizer's kind", m->optimizer.kind, 0 },
+        { "the optimizer's state arrays", m->slots.count, 0 },
+    };
+    enum { N_MODEL = sizeof model / sizeof *model };
+    if (n > MAX_SAME - (int)N_MODEL)
+        return fmnn__agree(m, fmnn__error(FMNN_EINVAL, "%s: too many values to compare", fn));
+    /* What this process runs, then what rank 0 runs: they must match. */
+    const fmnn__same *which[MAX_SAME];
+    int64_t mine[MAX_SAME], theirs[MAX_SAME];
+    const int count = (int)N_MODEL + n;
+    for (int i = 0; i < count; i++) {
+        which[i] = i < (int)N_MODEL ? &model[i] : &values[i - N_MODEL];
+        mine[i] = which[i]->value;
+    }
+    memcpy(theirs, mine, (size_t)count * sizeof *mine);
+    int err = fmnn__broadcast(m, theirs, (size_t)count * sizeof *theirs, "the values to compare");
+    for (int i = 0; !err && i < count; i++) {
+        if (mine[i] == theirs[i])
+            continue;
+        char detail[96] = "differ from rank 0's";
+        if (!which[i]->is_digest)
+            snprintf(detail, sizeof detail, "is %lld here, %lld on rank 0", (long long)mine[i], (long long)theirs[i]);
+        err = fmnn__error(FMNN_EINVAL, "%s: rank %d does not run what rank 0 runs: %s %s (every process must run "
+                          "the same model the same way)", fn, m->group->c.rank, which[i]->name, detail);
+    }
+    return fmnn__agree(m, err);
+}
+
+int fmnn__group_share_model(fmnn_model *m)
+{
+    if (!m->group)
+        return FMNN_OK;
     int64_t counts[3] = { m->step, m->epochs_trained, m->steps_trained };
-    err = broadcast(m, m->params, m->n_params * sizeof *m->params, "the weights");
+    int err = fmnn__broadcast(m, m->params, m->n_params * sizeof *m->params, "the weights");
     if (!err)
-        err = broadcast(m, m->state, m->n_state * sizeof *m->state, "the moving statistics");
+        err = fmnn__broadcast(m, m->state, m->n_state * sizeof *m->state, "the moving statistics");
     for (int s = 0; !err && s < m->slots.count; s++)
-        err = broadcast(m, m->slots.arrays[s], m->n_params * sizeof(float), "the optimizer's state");
-    if (!err && !(err = broadcast(m, counts, sizeof counts, "the step counts"))) {
+        err = fmnn__broadcast(m, m->slots.arrays[s], m->n_params * sizeof(float), "the optimizer's state");
+    /* Its settings too: a rate that a callback or the program changed on
+     * rank 0 alone.  (The kinds were compared: the ops stay right.) */
+    if (!err)
+        err = fmnn__broadcast(m, &m->optimizer, sizeof m->optimizer, "the optimizer's settings");
+    if (!err && !(err = fmnn__broadcast(m, counts, sizeof counts, "the step counts"))) {
         m->step = counts[0];
         m->epochs_trained = counts[1];
         m->steps_trained = counts[2];
     }
-    return fmnn__agree(m, err);
+    if ((err = fmnn__agree(m, err)) == FMNN_OK)
+        m->group->shared = 1;
+    return err;
 }
 
 /* ---- setting it ----------------------------------------------------------------- */

@@ -21,6 +21,7 @@ typedef struct fmnn__group {
     fmnn_collective c;
     double *sums;           /* a step's loss and metric sums */
     size_t n_sums;          /* what sums holds */
+    int shared;             /* rank 0's model was copied to the others since the collective was set */
 } fmnn__group;
 
 /* The samples [first, first + count) of a batch of `total` that this
@@ -43,15 +44,37 @@ FMNN_INTERNAL int fmnn__agree(const fmnn_model *m, int status);
 FMNN_INTERNAL int fmnn__sum(const fmnn_model *m, void *data, size_t count, fmnn_collective_type type,
                             const char *what);
 
+/* Copies rank 0's bytes at data to the other processes; what names
+ * them in a message.  FMNN_OK without a collective. */
+FMNN_INTERNAL int fmnn__broadcast(const fmnn_model *m, void *data, size_t bytes, const char *what);
+
 /* Room in the group's sums for n doubles (outside the training loop). */
 FMNN_INTERNAL int fmnn__group_reserve(fmnn_model *m, size_t n);
 
-/* As fit begins: checks that every process runs the same fit of the same
- * model (the values in `fit`, n of them, named by names[]), then copies
- * rank 0's weights, moving statistics, optimizer state and counts to the
- * others.  Agreed: every process gets the same status. */
-FMNN_INTERNAL int fmnn__group_begin_fit(fmnn_model *m, const int64_t *fit, const char *const *names, int n,
-                                        const char *fn);
+/* A value every process must have as rank 0 has it: a count, an option,
+ * or a digest of several (fmnn__digest), of which a message says only
+ * that it differs. */
+typedef struct fmnn__same {
+    const char *name;       /* "batch_size", "the layers and their options" */
+    int64_t value;
+    int is_digest;
+} fmnn__same;
+
+/* FNV-1a over n bytes, continuing from h (start with FMNN__DIGEST_START). */
+#define FMNN__DIGEST_START 0xcbf29ce484222325ULL
+FMNN_INTERNAL uint64_t fmnn__digest(uint64_t h, const void *data, size_t n);
+
+/* Checks that every process calls fn on the same model (its layers, their
+ * options and weight counts, loss, metrics, optimizer kind) with the same
+ * values[0..n); a process that differs fails all, with a message naming
+ * the first value that differs.  Agreed; FMNN_OK without a collective. */
+FMNN_INTERNAL int fmnn__group_check(fmnn_model *m, const fmnn__same *values, int n, const char *fn);
+
+/* Copies rank 0's weights, moving statistics, optimizer (settings, state
+ * and step) and training counts to the others, as Horovod's
+ * broadcast_parameters: the same start everywhere, whatever each process
+ * was initialized with.  After fmnn__group_check.  Agreed. */
+FMNN_INTERNAL int fmnn__group_share_model(fmnn_model *m);
 
 /* Frees the model's group (fmnn_model_free). */
 FMNN_INTERNAL void fmnn__group_free(fmnn__group *g);

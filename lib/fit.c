@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "callback_impl.h"
 #include "distributed.h"
@@ -533,20 +534,52 @@ static int take_resume(fit_run *run, const fit_data *d)
     return FMNN_OK;
 }
 
-/* With a collective: checks that every process runs this fit, where this
- * one is (a resumed fit included), then starts all from rank 0's model. */
-static int begin_together(const fit_run *run, const fit_data *d, const char *fn)
+/* The callbacks, in order: their kinds, and whether the backups are there. */
+static int64_t callbacks_digest(const fmnn_fit_options *o)
+{
+    uint64_t h = FMNN__DIGEST_START;
+    for (int i = 0; i < o->n_callbacks; i++) {
+        const fmnn_callback *cb = o->callbacks[i];
+        const unsigned char hooks[2] = { cb->after != NULL, cb->restore != NULL };
+        h = fmnn__digest(fmnn__digest(h, cb->name, strlen(cb->name) + 1), hooks, sizeof hooks);
+    }
+    const unsigned char plain = o->callback != NULL;
+    return (int64_t)fmnn__digest(h, &plain, 1);
+}
+
+/* With a collective: checks that every process runs this fit, before any
+ * callback restores a backup (which every process does together). */
+static int check_together(const fit_run *run, const fit_data *d, const char *fn)
 {
     const fmnn_fit_options *o = run->o;
-    const fmnn__fit_state *s = &run->state;
-    static const char *const names[] = { "seed", "shuffle", "batch_size", "epochs", "initial_epoch",
-                                         "the training sample count", "the validation sample count",
-                                         "the callback count", "class_weight's count", "sample_weight's presence",
-                                         "the resumed fit", "the epoch to start in", "the batch to start at" };
-    const int64_t fit[] = { (int64_t)o->seed, o->shuffle != 0, o->batch_size, o->epochs, o->initial_epoch,
-                            d->n_train, d->n_val, o->n_callbacks + (o->callback != NULL), o->n_class_weight,
-                            o->sample_weight != NULL, run->resume != NULL, s->epoch, s->batch };
-    return fmnn__group_begin_fit(run->m, fit, names, (int)(sizeof fit / sizeof *fit), fn);
+    const fmnn__same fit[] = {
+        { "seed", (int64_t)o->seed, 0 },
+        { "shuffle", o->shuffle != 0, 0 },
+        { "batch_size", o->batch_size, 0 },
+        { "epochs", o->epochs, 0 },
+        { "initial_epoch", o->initial_epoch, 0 },
+        { "resume", o->resume != 0, 0 },
+        { "the training sample count", d->n_train, 0 },
+        { "the validation sample count", d->n_val, 0 },
+        { "the callback count", o->n_callbacks + (o->callback != NULL), 0 },
+        { "the callbacks", callbacks_digest(o), 1 },
+        { "class_weight's count", o->n_class_weight, 0 },
+        { "sample_weight's presence", o->sample_weight != NULL, 0 },
+    };
+    return fmnn__group_check(run->m, fit, (int)(sizeof fit / sizeof *fit), fn);
+}
+
+/* Then, with everything allocated: that every process is at the same
+ * place (a resumed fit included), and rank 0's model everywhere. */
+static int begin_together(const fit_run *run, const char *fn)
+{
+    const fmnn__same where[] = {
+        { "the resumed fit", run->resume != NULL, 0 },
+        { "the epoch to start in", run->state.epoch, 0 },
+        { "the batch to start at", run->state.batch, 0 },
+    };
+    int err = fmnn__group_check(run->m, where, (int)(sizeof where / sizeof *where), fn);
+    return err ? err : fmnn__group_share_model(run->m);
 }
 
 FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
@@ -585,10 +618,14 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
                            (long long)m->step));
     if ((err = fmnn__model_change_begin(m, fn)))
         return fmnn__agree(m, err);
+    /* Every process is here, or has returned through one fmnn__agree that
+     * this one meets; from here on, all take the same way. */
     fit_run run = { .m = m, .o = &o };
-    if ((err = take_resume(&run, &d))) {
+    if (!(err = fmnn__agree(m, FMNN_OK)) && !(err = check_together(&run, &d, fn)))
+        err = fmnn__agree(m, take_resume(&run, &d));
+    if (err) {
         fmnn__model_change_end(m);
-        return fmnn__agree(m, err);
+        return err;
     }
     fmnn__fit_state *s = &run.state;
     *s = (fmnn__fit_state){ .seed = o.seed, .shuffle = o.shuffle != 0, .batch_size = o.batch_size,
@@ -618,7 +655,7 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     s->history = h;
     err = FMNN_OK;
 prepared:
-    if ((err = fmnn__agree(m, err)) || (err = begin_together(&run, &d, fn)))
+    if ((err = fmnn__agree(m, err)) || (err = begin_together(&run, fn)))
         goto done;
 
     /* Progress is shown by one process. */

@@ -419,6 +419,32 @@ static int read_values(fmnn__reader *r, fmnn_model *m, uint32_t version, uint32_
     return fmnn__check_loaded(r, m, with_optimizer);
 }
 
+/* The model in a payload that fmnn__file_load read from path. */
+static int model_of_payload(const unsigned char *data, size_t size, uint32_t version, uint32_t flags,
+                            const char *path, fmnn_model **out)
+{
+    fmnn_model *m = NULL;
+    fmnn__reader r = { data, size, path, 0 };
+    int err;
+    if (version == 1) {
+        err = fmnn__read_format1(&r, flags, &m);
+    } else {
+        err = read_model(&r, version, flags, &m);
+        if (!err && (err = read_values(&r, m, version, flags))) {
+            fmnn_model_free(m);
+            m = NULL;
+        }
+    }
+    if (err == FMNN_ENOMEM) {
+        char detail[400];
+        snprintf(detail, sizeof detail, "%s", fmnn_last_error());
+        if (strncmp(detail, path, strlen(path)) != 0)
+            fmnn__error(FMNN_ENOMEM, "%s: %s", path, detail);
+    }
+    *out = m;
+    return err;
+}
+
 FMNN_API int fmnn_model_load(fmnn_model **out, const char *path)
 {
     if (out)
@@ -431,25 +457,8 @@ FMNN_API int fmnn_model_load(fmnn_model **out, const char *path)
     int err = fmnn__file_load(path, &data, &size, &version, &flags);
     if (err)
         return err;
-    fmnn_model *m = NULL;
-    fmnn__reader r = { data, size, path, 0 };
-    if (version == 1) {
-        err = fmnn__read_format1(&r, flags, &m);
-    } else {
-        err = read_model(&r, version, flags, &m);
-        if (!err && (err = read_values(&r, m, version, flags))) {
-            fmnn_model_free(m);
-            m = NULL;
-        }
-    }
+    err = model_of_payload(data, size, version, flags, path, out);
     fmnn__free(data);
-    if (err == FMNN_ENOMEM) {
-        char detail[400];
-        snprintf(detail, sizeof detail, "%s", fmnn_last_error());
-        if (strncmp(detail, path, strlen(path)) != 0)
-            fmnn__error(FMNN_ENOMEM, "%s: %s", path, detail);
-    }
-    *out = m;
     return err;
 }
 
@@ -482,10 +491,42 @@ static const char *incompatible(const fmnn_model *m, const fmnn_model *t)
     return NULL;
 }
 
+/* The file at path as rank 0 reads it, loaded on every process: the
+ * others need not see rank 0's disk.  Agreed.  Without a collective,
+ * fmnn_model_load. */
+static int load_on_every_process(const fmnn_model *m, const char *path, fmnn_model **out)
+{
+    *out = NULL;
+    if (!m->group)
+        return fmnn_model_load(out, path);
+    unsigned char *data = NULL;
+    uint64_t head[3] = { 0 }; /* the payload's size, the format version, the flags */
+    int err = FMNN_OK;
+    if (fmnn__writes_files(m)) {
+        size_t size = 0;
+        uint32_t version = 0, flags = 0;
+        err = fmnn__file_load(path, &data, &size, &version, &flags);
+        head[0] = size;
+        head[1] = version;
+        head[2] = flags;
+    }
+    if (!(err = fmnn__agree(m, err)) && !(err = fmnn__broadcast(m, head, sizeof head, "a backup's size")) &&
+        !fmnn__writes_files(m) && !(data = fmnn__alloc(head[0] ? (size_t)head[0] : 1, "a backup from rank 0")))
+        err = FMNN_ENOMEM;
+    if (!(err = fmnn__agree(m, err)) && !(err = fmnn__broadcast(m, data, (size_t)head[0], "a backup")))
+        err = model_of_payload(data, (size_t)head[0], (uint32_t)head[1], (uint32_t)head[2], path, out);
+    fmnn__free(data);
+    if ((err = fmnn__agree(m, err))) {
+        fmnn_model_free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 int fmnn__model_restore(fmnn_model *m, const char *path, const char *fn)
 {
     fmnn_model *t;
-    int err = fmnn_model_load(&t, path);
+    int err = load_on_every_process(m, path, &t);
     if (err)
         return err;
     const char *why = incompatible(m, t);

@@ -129,8 +129,10 @@ static int all_finite(const float *v, size_t n)
 }
 
 /* With a collective: the batch's loss and metrics, and its moving
- * statistics (each process's weighted by its share of the batch: their
- * mean over the batch's samples), summed over the processes.  sums
+ * statistics, summed over the processes.  The statistics are where all
+ * began plus each process's move, weighted by its share of the batch
+ * (their mean over the batch's samples), so that values no process moved
+ * (frozen, or not moved by training) stay exactly as they were.  sums
  * (n_sums doubles) holds this process's on entry, the total on return. */
 static int sum_forward(fmnn_model *m, fmnn__slice slice, double *sums, size_t n_sums)
 {
@@ -138,8 +140,10 @@ static int sum_forward(fmnn_model *m, fmnn__slice slice, double *sums, size_t n_
     if (!err && m->n_state > 0) {
         const float share = (float)slice.count / (float)slice.total;
         for (size_t i = 0; i < m->n_state; i++)
-            m->state[i] = slice.count > 0 ? m->state[i] * share : 0.0f;
+            m->state[i] = slice.count > 0 ? (m->state[i] - m->state_before[i]) * share : 0.0f;
         err = fmnn__sum(m, m->state, m->n_state, FMNN_COLLECTIVE_FLOAT32, "the moving statistics");
+        for (size_t i = 0; i < m->n_state; i++)
+            m->state[i] += m->state_before[i];
     }
     return err;
 }
@@ -283,6 +287,17 @@ static int check_labelled(const fmnn_model *m, const fmnn_tensor *x, const fmnn_
     return err;
 }
 
+/* With a collective: that every process evaluates the same model on as
+ * many samples (each measures its share of them). */
+static int check_evaluation(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *w, const char *fn)
+{
+    const fmnn__same what[] = {
+        { "the sample count", x->dims[0], 0 },
+        { "sample_weight's presence", w != NULL, 0 },
+    };
+    return fmnn__group_check(m, what, (int)(sizeof what / sizeof *what), fn);
+}
+
 FMNN_API int fmnn_model_evaluate_metrics(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
                                          const fmnn_tensor *sample_weight, int batch_size, float *values)
 {
@@ -292,7 +307,7 @@ FMNN_API int fmnn_model_evaluate_metrics(fmnn_model *m, const fmnn_tensor *x, co
         err = fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
     if (!err && batch_size < 0)
         err = fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    if ((err = fmnn__agree(m, err)))
+    if ((err = fmnn__agree(m, err)) || (err = check_evaluation(m, x, sample_weight, fn)))
         return err;
     return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0],
                          batch_size ? batch_size : 32, &values[0], values + 1);
@@ -305,7 +320,7 @@ FMNN_API int fmnn_model_evaluate(fmnn_model *m, const fmnn_tensor *x, const fmnn
     int err = check_labelled(m, x, y, NULL, fn);
     if (!err && batch_size < 0)
         err = fmnn__error(FMNN_EINVAL, "%s: batch_size must be >= 0, got %d", fn, batch_size);
-    if ((err = fmnn__agree(m, err)))
+    if ((err = fmnn__agree(m, err)) || (err = check_evaluation(m, x, NULL, fn)))
         return err;
     float metrics[FMNN_MAX_METRICS];
     if ((err = fmnn__measure(m, x, y, NULL, 0, x->dims[0], batch_size ? batch_size : 32, loss_out, metrics)))
@@ -380,6 +395,22 @@ static int one_batch(const fmnn_model *m, const fmnn_tensor *x, const char *fn)
     return FMNN_OK;
 }
 
+/* With a collective: that every process trains the same model on the
+ * same batch, and, the first time since the collective was set, rank 0's
+ * model everywhere (as fit starts with). */
+static int share_for_batches(fmnn_model *m, int n, uint64_t seed, int weighted, const char *fn)
+{
+    const fmnn__same what[] = {
+        { "the batch's sample count", n, 0 },
+        { "seed", (int64_t)seed, 0 },
+        { "sample_weight's presence", weighted, 0 },
+    };
+    int err = fmnn__group_check(m, what, (int)(sizeof what / sizeof *what), fn);
+    if (!err && m->group && !m->group->shared)
+        err = fmnn__group_share_model(m);
+    return err;
+}
+
 FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, const fmnn_tensor *y,
                                        const fmnn_tensor *sample_weight, uint64_t seed, float *values)
 {
@@ -397,7 +428,9 @@ FMNN_API int fmnn_model_train_on_batch(fmnn_model *m, const fmnn_tensor *x, cons
     if (!err)
         err = fmnn__model_change_begin(m, fn);
     const int changing = !err;
-    if ((err = fmnn__agree(m, err))) {
+    if (!(err = fmnn__agree(m, err)))
+        err = share_for_batches(m, n, seed, sample_weight != NULL, fn);
+    if (err) {
         if (changing)
             fmnn__model_change_end(m);
         return err;
@@ -431,7 +464,7 @@ FMNN_API int fmnn_model_test_on_batch(fmnn_model *m, const fmnn_tensor *x, const
         err = one_batch(m, x, fn);
     if (!err && !values)
         err = fmnn__error(FMNN_EINVAL, "%s: values is NULL", fn);
-    if ((err = fmnn__agree(m, err)))
+    if ((err = fmnn__agree(m, err)) || (err = check_evaluation(m, x, sample_weight, fn)))
         return err;
     return fmnn__measure(m, x, y, sample_weight ? sample_weight->data : NULL, 0, x->dims[0], x->dims[0], &values[0],
                          values + 1);

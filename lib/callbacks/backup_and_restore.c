@@ -73,13 +73,19 @@ static int delete_backup(backup *b, const fmnn_model *m)
     return fmnn__agree(m, err);
 }
 
+/* With a collective, rank 0's backup is the one: the others get it from
+ * rank 0 (fmnn__model_restore), having maybe no disk of rank 0's. */
 static int backup_restore(fmnn_callback *cb, fmnn_model *m)
 {
     backup *b = (backup *)cb;
     b->steps = 0;
-    if (access(b->file, F_OK) != 0)
-        return errno == ENOENT ? 0 : fmnn__error(FMNN_EIO, "BackupAndRestore: cannot read %s: %s", b->file,
-                                                 strerror(errno));
+    int found = 0;
+    if (fmnn__writes_files(m) && access(b->file, F_OK) == 0)
+        found = 1;
+    else if (fmnn__writes_files(m) && errno != ENOENT)
+        found = fmnn__error(FMNN_EIO, "BackupAndRestore: cannot read %s: %s", b->file, strerror(errno));
+    if ((found = fmnn__agree(m, found)) <= 0)
+        return found;
     const int err = fmnn__model_restore(m, b->file, "BackupAndRestore");
     return err ? err : 1;
 }

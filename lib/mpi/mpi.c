@@ -36,15 +36,28 @@ static int mpi_failed(int code, const char *call)
     return fmnn_set_error(FMNN_EIO, "libfmnn_mpi: %s failed: %s", call, text);
 }
 
+/* Room for a sum's blocks.  Every process asks for the same size (that of
+ * the largest block, times the process count) at the same call, so all
+ * grow together, and agree on it: one that cannot must not leave the
+ * others waiting in the all-to-all. */
 static int grow_blocks(fmnn_mpi *mpi, size_t bytes)
 {
     if (bytes <= mpi->blocks_bytes)
         return FMNN_OK;
     void *blocks = realloc(mpi->blocks, bytes);
-    if (!blocks)
+    if (blocks) {
+        mpi->blocks = blocks;
+        mpi->blocks_bytes = bytes;
+    }
+    int grown = blocks != NULL, all = 0;
+    const int code = MPI_Allreduce(&grown, &all, 1, MPI_INT, MPI_MIN, mpi->comm);
+    if (code != MPI_SUCCESS)
+        return mpi_failed(code, "MPI_Allreduce");
+    if (!grown)
         return fmnn_set_error(FMNN_ENOMEM, "libfmnn_mpi: out of memory for the %zu bytes of a sum's blocks", bytes);
-    mpi->blocks = blocks;
-    mpi->blocks_bytes = bytes;
+    if (!all)
+        return fmnn_set_error(FMNN_ENOMEM, "libfmnn_mpi: another process ran out of memory for the %zu bytes of a "
+                              "sum's blocks", bytes);
     return FMNN_OK;
 }
 
@@ -59,7 +72,8 @@ static int sum_piece(fmnn_mpi *mpi, void *data, int count, fmnn_collective_type 
         mpi->counts[r] = (int)((int64_t)count * (r + 1) / size) - mpi->displs[r];
     }
     const int mine = mpi->counts[rank];
-    int code = grow_blocks(mpi, (size_t)mine * (size_t)size * elem);
+    const size_t largest = ((size_t)count + (size_t)size - 1) / (size_t)size;
+    int code = grow_blocks(mpi, largest * (size_t)size * elem);
     if (code)
         return code;
     /* Block r of this process's data goes to process r; this process

@@ -325,6 +325,148 @@ static void test_failing_rank(void)
     fmnn_tensor_free(y);
 }
 
+/* A value that differs on the last rank only fails every rank, with a
+ * message that names it. */
+static void expect_mismatch(const char *what, int err, const char *named)
+{
+    if (rank == 0)
+        printf("  %s: %s\n", what, fmnn_last_error());
+    CHECK(err == FMNN_EINVAL, "%s: returned %d (%s)", what, err, fmnn_last_error());
+    CHECK(strstr(fmnn_last_error(), named), "%s: the message does not name %s: %s", what, named, fmnn_last_error());
+}
+
+static int stop_never(const fmnn_progress *p, void *data)
+{
+    (void)p;
+    (void)data;
+    return 0;
+}
+
+static void test_same_everywhere(void)
+{
+    fmnn_tensor *x, *y;
+    images(120, 61, &x, &y);
+    fmnn_fit_options o = options(20, 1);
+
+    /* a layer's option: another dropout rate */
+    fmnn_model *m = NULL;
+    OK(fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }));
+    OK(fmnn_model_add(m, fmnn_flatten()));
+    OK(fmnn_model_add(m, fmnn_dropout(rank == size - 1 ? 0.4f : 0.3f)));
+    OK(fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })));
+    fmnn_optimizer adam = fmnn_adam();
+    OK(fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, &adam, 11));
+    distributed(m);
+    expect_mismatch("another dropout rate", fmnn_model_fit(m, x, y, &o, NULL), "the layers and their options");
+    fmnn_model_free(m);
+
+    /* the metrics */
+    m = distributed(cnn(0));
+    if (rank == size - 1)
+        OK(fmnn_model_set_metrics(m, 1, &(fmnn_metric){ .kind = FMNN_METRIC_MSE }));
+    expect_mismatch("other metrics", fmnn_model_fit(m, x, y, &o, NULL), "the metrics");
+    float loss, accuracy;
+    expect_mismatch("other metrics in evaluate", fmnn_model_evaluate(m, x, y, 0, &loss, &accuracy), "the metrics");
+    fmnn_model_free(m);
+
+    /* the callbacks: as many, of another kind */
+    fmnn_callback *cb = NULL;
+    OK(fmnn_callback_new(&cb, rank == size - 1 ? "another" : "one", stop_never, NULL));
+    fmnn_fit_options oc = o;
+    oc.callbacks = &cb;
+    oc.n_callbacks = 1;
+    m = distributed(cnn(0));
+    expect_mismatch("another callback", fmnn_model_fit(m, x, y, &oc, NULL), "the callbacks");
+    fmnn_callback_free(cb);
+
+    /* evaluate and test_on_batch on as many samples */
+    fmnn_tensor *x2, *y2;
+    images(rank == size - 1 ? 90 : 100, 62, &x2, &y2);
+    expect_mismatch("evaluate on fewer samples", fmnn_model_evaluate(m, x2, y2, 0, &loss, &accuracy),
+                    "the sample count");
+    float values[4];
+    expect_mismatch("test_on_batch on fewer samples", fmnn_model_test_on_batch(m, x2, y2, NULL, values),
+                    "the sample count");
+    expect_mismatch("train_on_batch on fewer samples", fmnn_model_train_on_batch(m, x2, y2, NULL, 5, values),
+                    "the batch's sample count");
+    fmnn_model_free(m);
+    fmnn_tensor_free(x2);
+    fmnn_tensor_free(y2);
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
+/* Rank 0's model is everyone's: other initial weights and another
+ * learning rate on the last rank are replaced by rank 0's, in fit and in
+ * a first train_on_batch alike. */
+static void test_rank_zero_model(void)
+{
+    fmnn_tensor *x, *y;
+    images(60, 71, &x, &y);
+    for (int on_batch = 0; on_batch < 2; on_batch++) {
+        fmnn_model *m = cnn(0);
+        if (rank == size - 1) {
+            size_t n = 0;
+            float *w = fmnn_model_weights(m, &n);
+            for (size_t i = 0; i < n; i++)
+                w[i] += 0.25f;
+            fmnn_optimizer faster;
+            OK(fmnn_model_get_optimizer(m, &faster));
+            faster.learning_rate = 0.5f;
+            OK(fmnn_model_set_optimizer(m, &faster));
+        }
+        distributed(m);
+        if (on_batch) {
+            float values[4];
+            OK(fmnn_model_train_on_batch(m, x, y, NULL, 5, values));
+            OK(fmnn_model_train_on_batch(m, x, y, NULL, 6, values));
+        } else {
+            fmnn_fit_options o = options(20, 1);
+            OK(fmnn_model_fit(m, x, y, &o, NULL));
+        }
+        fmnn_optimizer now;
+        OK(fmnn_model_get_optimizer(m, &now));
+        CHECK(now.learning_rate == 0.01f, "%s: the learning rate is %g, not rank 0's", on_batch ? "train_on_batch" : "fit",
+              (double)now.learning_rate);
+        CHECK(weights_same_on_every_rank(m), "%s: the weights differ between ranks", on_batch ? "train_on_batch" : "fit");
+        fmnn_model_free(m);
+    }
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
+/* Moving statistics: those of a frozen BatchNormalization stay exactly
+ * as they were (each rank's move of them is zero), the others move alike
+ * on every rank. */
+static void test_moving_statistics(void)
+{
+    fmnn_tensor *x, *y;
+    images(90, 81, &x, &y);
+    fmnn_fit_options o = options(29, 1); /* shares such as 14/29 are not exact in float */
+    for (int frozen = 0; frozen < 2; frozen++) {
+        fmnn_model *m = distributed(cnn(1));
+        fmnn_layer_weights bn;
+        OK(fmnn_model_get_layer_weights(m, 1, &bn));
+        for (size_t i = 0; i < bn.state_count; i++) /* not the defaults: a sum of zeros would keep those */
+            bn.state[i] = 0.1f * (float)(i + 1) + (float)(i >= bn.state_count / 2);
+        float before[64];
+        CHECK(bn.state_count <= 64, "%zu moving statistics", bn.state_count);
+        memcpy(before, bn.state, bn.state_count * sizeof *before);
+        if (frozen)
+            OK(fmnn_model_set_layer_trainable(m, 1, 0));
+        OK(fmnn_model_fit(m, x, y, &o, NULL));
+        OK(fmnn_model_get_layer_weights(m, 1, &bn));
+        const int kept = !memcmp(before, bn.state, bn.state_count * sizeof *before);
+        CHECK(frozen ? kept : !kept, "the %s layer's moving statistics %s", frozen ? "frozen" : "trainable",
+              frozen ? "moved" : "did not move");
+        CHECK(same_on_every_rank(bn.state, bn.state_count * sizeof *bn.state), "the moving statistics differ "
+              "between ranks");
+        fmnn_model_free(m);
+    }
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
 /* Only rank 0 writes: each rank names its own path, and only rank 0's
  * exists; a save rank 0 cannot make fails on every rank. */
 static void test_rank_zero_writes(char *dir)
@@ -348,7 +490,9 @@ static void test_rank_zero_writes(char *dir)
 
 /* The interrupt flag raised on the last rank alone stops every rank at
  * the same step; BackupAndRestore then resumes, and the result is the
- * uninterrupted distributed run's, bit for bit. */
+ * uninterrupted distributed run's, bit for bit.  Each rank names its own
+ * backup folder, as on machines that share no disk: only rank 0's is
+ * written, and the others resume from it. */
 static volatile sig_atomic_t stop_flag;
 
 static int raise_at(const fmnn_progress *p, void *data)
@@ -368,7 +512,7 @@ static void test_interrupt_and_resume(char *dir)
     OK(fmnn_model_fit(whole, x, y, &o, NULL));
 
     char backup_dir[512];
-    snprintf(backup_dir, sizeof backup_dir, "%s/backup", dir);
+    snprintf(backup_dir, sizeof backup_dir, "%s/backup-%d", dir, rank);
     fmnn_callback *cbs[2] = { NULL, NULL };
     int batch = 4;
     OK(fmnn_backup_and_restore(&cbs[0], backup_dir, NULL));
@@ -385,6 +529,8 @@ static void test_interrupt_and_resume(char *dir)
     fmnn_model_trained(first, NULL, &steps);
     CHECK(same_on_every_rank(&steps, sizeof steps), "the ranks stopped at different steps");
     CHECK(steps == 10 + batch + 1 || steps == 10 + batch, "stopped after %lld steps", (long long)steps);
+    CHECK((access(backup_dir, F_OK) == 0) == (rank == 0), "%s %s", backup_dir,
+          rank == 0 ? "is missing" : "was written");
     fmnn_model_free(first);
 
     stop_flag = 0;
@@ -468,6 +614,9 @@ int main(int argc, char **argv)
                   { "a small epoch's accuracy", test_epoch_accuracy },
                   { "repeatable", test_repeatable },
                   { "a failing rank fails all", test_failing_rank },
+                  { "the same model and options everywhere", test_same_everywhere },
+                  { "rank 0's model everywhere", test_rank_zero_model },
+                  { "moving statistics", test_moving_statistics },
                   { "agreeing", test_agree },
                   { "sums in rank order", test_sum_in_rank_order } };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
