@@ -12,7 +12,8 @@
 #   make check-fresh     make check and make experiments on a fresh Debian root
 #   make check-tsan      every test suite under ThreadSanitizer (clang, libomp)
 #   make check-helgrind  the concurrency suite under valgrind's helgrind
-#   make mpi             build/libfmnn_mpi.{a,so}, its example and tests
+#   make mpi             build/libfmnn_mpi.{a,so}, its examples (the study on
+#                        several processes) and tests
 #                        (part of make and make check where MPI is installed)
 #
 # Every output goes to build/.
@@ -205,7 +206,7 @@ $(B)/libfmnn_mpi.so: $(B)/$(MPI_SONAME)
 
 MPI_APP_LIBS = $(MPI_STATIC) $(APP_LIBS) $(MPI_LIBS)
 
-$(B)/obj/examples/%_mpi.o: examples/%_mpi.c $(HEADERS) $(wildcard examples/*.c examples/support/*.h) | need-mpi
+$(B)/obj/examples/%_mpi.o: examples/%_mpi.c $(HEADERS) $(wildcard examples/support/*.h) | need-mpi
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $(MPI_CFLAGS) -c $< -o $@
 

@@ -214,14 +214,28 @@ static int read_state(study_backup *b, FILE *f, char *options, size_t size)
 
 /* ==== the backup ========================================================== */
 
-int backup_open(study_backup *b, const char *out_dir, const char *options, int restart)
+/* Empties b and names its folder and state file; -1, silently, when
+ * out_dir's name is too long. */
+static int name_backup(study_backup *b, const char *out_dir)
 {
     memset(b, 0, sizeof *b);
-    if (snprintf(b->dir, sizeof b->dir, "%s/.backup", out_dir) >= (int)sizeof b->dir) {
+    if (snprintf(b->dir, sizeof b->dir, "%s/.backup", out_dir) >= (int)sizeof b->dir)
+        return -1;
+    snprintf(b->state, sizeof b->state, "%s/study.txt", b->dir);
+    return 0;
+}
+
+int backup_follow(study_backup *b, const char *out_dir)
+{
+    return name_backup(b, out_dir);
+}
+
+int backup_open(study_backup *b, const char *out_dir, const char *options, int restart)
+{
+    if (name_backup(b, out_dir) != 0) {
         fprintf(stderr, "error: the output folder's name is too long: %s\n", out_dir);
         return -1;
     }
-    snprintf(b->state, sizeof b->state, "%s/study.txt", b->dir);
     snprintf(b->options, sizeof b->options, "%s", options);
     if (restart) {
         clean_dir(b->dir, 1, 1);

@@ -62,6 +62,16 @@ int backup_exit_status(void);
  */
 int backup_open(study_backup *b, const char *out_dir, const char *options, int restart);
 
+/*
+ * For the ranks but 0 of a distributed run: names the backup of out_dir
+ * without reading or writing it, so that backup_training_dir finds the
+ * training backups that rank 0 keeps there (BackupAndRestore reads them
+ * on every rank).  It holds no finished runs: rank 0 alone opens the
+ * backup.  -1 when out_dir's name is too long, silently (rank 0's
+ * backup_open says so).
+ */
+int backup_follow(study_backup *b, const char *out_dir);
+
 /* The finished run of a model, or NULL. */
 const backup_run *backup_find(const study_backup *b, const char *key);
 

@@ -82,7 +82,7 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int program_load_split(fmnn_dataset **out, const char *dir, const char *prefix,
+int program_read_split(fmnn_dataset **out, const char *dir, const char *prefix,
                        int limit)
 {
     char images[4096], labels[4096];
@@ -91,17 +91,21 @@ int program_load_split(fmnn_dataset **out, const char *dir, const char *prefix,
     snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
     snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
     for (int i = 0; i < 2; i++)
-        if (!file_exists(paths[i])) {
-            fprintf(stderr,
-                "error: %s: no such file\n"
+        if (!file_exists(paths[i]))
+            return fmnn_set_error(FMNN_EIO,
+                "%s: no such file\n"
                 "The Fashion-MNIST data is not there.  Install it with `make deps`\n"
                 "(or `apt-get install dataset-fashion-mnist`), or point --data DIR or\n"
                 "FMNN_DATA at a folder holding train-images-idx3-ubyte.gz,\n"
                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and\n"
-                "t10k-labels-idx1-ubyte.gz.\n", paths[i]);
-            return -1;
-        }
-    if (fmnn_dataset_load(out, images, labels, PROGRAM_NUM_CLASSES, limit) != FMNN_OK) {
+                "t10k-labels-idx1-ubyte.gz.", paths[i]);
+    return fmnn_dataset_load(out, images, labels, PROGRAM_NUM_CLASSES, limit);
+}
+
+int program_load_split(fmnn_dataset **out, const char *dir, const char *prefix,
+                       int limit)
+{
+    if (program_read_split(out, dir, prefix, limit) != FMNN_OK) {
         fprintf(stderr, "error: %s\n", fmnn_last_error());
         return -1;
     }

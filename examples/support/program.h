@@ -1,7 +1,7 @@
 /*
  * program.h - what the Fashion-MNIST example programs share beyond their
  * reports: the dataset's classes and files, command-line values, output
- * folders and the clock.  Used by fashion_experiments.c and modern_cnn.c.
+ * folders and the clock.  Used by the study (study.c) and modern_cnn.c.
  *
  * The functions that can fail print a message naming what failed to
  * stderr and return -1; the parsers print nothing (the caller names the
@@ -47,6 +47,12 @@ int program_parse_float(const char *s, float min, float max, int max_open, float
  * is missing, says how to install the dataset.
  */
 int program_load_split(fmnn_dataset **out, const char *dir, const char *prefix,
+                       int limit);
+
+/* The same, printing nothing: returns an fmnn status and leaves the
+ * message to fmnn_last_error() (for the ranks of a distributed run, which
+ * agree on it before rank 0 prints it). */
+int program_read_split(fmnn_dataset **out, const char *dir, const char *prefix,
                        int limit);
 
 /* mkdir -p */
