@@ -13,8 +13,9 @@
 #   make check-tsan      every test suite under ThreadSanitizer (clang, libomp)
 #   make check-helgrind  the concurrency suite under valgrind's helgrind
 #   make mpi             build/libfmnn_mpi.{a,so}, its examples (the study on
-#                        several processes) and tests
-#                        (part of make and make check where MPI is installed)
+#                        several processes) and tests (part of make, make
+#                        check and make install where MPI is installed;
+#                        make mpi-enabled prints 1 or 0)
 #
 # Every output goes to build/.
 
@@ -176,14 +177,21 @@ MPI_SHARED   := $(B)/libfmnn_mpi.so.$(VERSION)
 MPI_EXAMPLE_SRCS := $(wildcard examples/*_mpi.c)
 MPI_EXAMPLE_BINS := $(MPI_EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
 MPI_TEST_BINS    := $(B)/tests/mpi/check_mpi
+# Installed only with libfmnn_mpi: it includes <mpi.h>.
+MPI_HEADER       := include/fmnn/mpi.h
 
-.PHONY: mpi need-mpi
+.PHONY: mpi need-mpi mpi-enabled
 mpi: need-mpi lib $(MPI_STATIC) $(B)/libfmnn_mpi.so $(MPI_EXAMPLE_BINS) $(MPI_TEST_BINS) \
      $(B)/bench/fmnn_mpi_bench
 
 need-mpi:
 	@pkg-config --exists mpi-c 2>/dev/null && command -v mpirun >/dev/null 2>&1 || { \
 	  echo "error: MPI is missing; run 'make deps' (or apt-get install libopenmpi-dev openmpi-bin)" >&2; exit 1; }
+
+# For scripts (tests/downstream.sh): whether make and make install
+# include libfmnn_mpi.
+mpi-enabled:
+	@echo $(if $(filter 1,$(MPI)),1,0)
 
 $(B)/obj/lib/mpi/%.o: lib/mpi/%.c $(HEADERS) | need-mpi
 	@mkdir -p $(dir $@)
@@ -273,7 +281,7 @@ run-tests: all $(TEST_BINS)
 	  echo "== $$t"; \
 	  FMNN_SOURCE_DIR=$(CURDIR) CK_DEFAULT_TIMEOUT=600 $$t || failed=1; \
 	done; \
-	echo "== symbols"; sh tests/symbols.sh $(B)/libfmnn.so.$(VERSION) || failed=1; \
+	echo "== symbols"; sh tests/symbols.sh $(SHARED_LIB) $(if $(filter 1,$(MPI)),$(MPI_SHARED)) || failed=1; \
 	echo "== headers"; sh tests/headers.sh "$(CC)" || failed=1; \
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
 	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
@@ -331,15 +339,18 @@ experiments: deps
 # so that a DESTDIR staging tree or a moved prefix still works.
 CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
 	    -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	    -e 's|@MPI_SONAME@|$(MPI_SONAME)|g' \
 	    -e "s|@CMAKEDIR_TO_LIBDIR@|$$(realpath -m -s --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
 	    -e "s|@CMAKEDIR_TO_INCLUDEDIR@|$$(realpath -m -s --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
 	    -e "s|@SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P - | tr -d ' ')|g"
 
-install: lib
+# libfmnn_mpi, its header and fmnn-mpi.pc come along where MPI is on;
+# fmnnConfig.cmake defines fmnn::mpi when it finds them.
+install: lib $(if $(filter 1,$(MPI)),need-mpi $(MPI_STATIC) $(B)/libfmnn_mpi.so)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/fmnn.h $(DESTDIR)$(INCLUDEDIR)/fmnn.h
-	install -m 644 $(wildcard include/fmnn/*.h) $(DESTDIR)$(INCLUDEDIR)/fmnn/
+	install -m 644 $(filter-out $(MPI_HEADER),$(wildcard include/fmnn/*.h)) $(DESTDIR)$(INCLUDEDIR)/fmnn/
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libfmnn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -349,15 +360,28 @@ install: lib
 	$(CMAKE_SED) pkgconfig/fmnnConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/fmnnConfigVersion.cmake
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 644 docs/fmnn.3 $(DESTDIR)$(MANDIR)/man3/fmnn.3
+ifeq ($(MPI),1)
+	install -m 644 $(MPI_HEADER) $(DESTDIR)$(INCLUDEDIR)/fmnn/
+	install -m 644 $(MPI_STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(MPI_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libfmnn_mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(DESTDIR)$(LIBDIR)/libfmnn_mpi.so
+	$(PC_SED) pkgconfig/fmnn-mpi.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/fmnn-mpi.pc
+endif
 
 # Removes what install wrote, and the folders of libfmnn's own that are
 # now empty (not lib/pkgconfig and the like, which other packages share).
+# libfmnn_mpi's files go whatever MPI is now: it may have been on at
+# install time.
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fmnn.h
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/fmnn/,$(notdir $(wildcard include/fmnn/*.h)))
 	rm -f $(DESTDIR)$(LIBDIR)/libfmnn.a $(DESTDIR)$(LIBDIR)/libfmnn.so \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libfmnn.so.$(VERSION)
-	rm -f $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc $(DESTDIR)$(MANDIR)/man3/fmnn.3
+	rm -f $(DESTDIR)$(LIBDIR)/libfmnn_mpi.a $(DESTDIR)$(LIBDIR)/libfmnn_mpi.so \
+	      $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) $(DESTDIR)$(LIBDIR)/libfmnn_mpi.so.$(VERSION)
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/fmnn.pc $(DESTDIR)$(PKGCONFIGDIR)/fmnn-mpi.pc \
+	      $(DESTDIR)$(MANDIR)/man3/fmnn.3
 	rm -f $(DESTDIR)$(CMAKEDIR)/fmnnConfig.cmake $(DESTDIR)$(CMAKEDIR)/fmnnConfigVersion.cmake
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/fmnn $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
