@@ -31,6 +31,14 @@ struct fmnn_callback {
      * stop).  NULL for every other callback. */
     int (*restore)(fmnn_callback *cb, fmnn_model *m);
     int (*after)(fmnn_callback *cb, const fmnn_progress *p, int status);
+
+    /* With a collective (distributed.h): a digest of the options that
+     * decide what the callback does (fit checks that every process has
+     * the same), and whether its answers are agreed already (fn never
+     * fails and after agrees itself), so that fit need not agree on them
+     * every step. */
+    uint64_t options_digest;
+    int agrees_itself;
 };
 
 /* fit's status once its interrupt flag was seen (never returned). */
@@ -49,6 +57,9 @@ typedef struct fmnn_monitor {
     int has_best;
     float best;
 } fmnn_monitor;
+
+/* A digest of a monitor's key, mode and min_delta, mixed into h. */
+FMNN_INTERNAL uint64_t fmnn__monitor_digest(uint64_t h, const fmnn_monitor *monitor);
 
 /* Sets up a monitor (NULL key: "val_loss"); errors name who. */
 FMNN_INTERNAL int fmnn__monitor_init(fmnn_monitor *mon, const char *key, fmnn_monitor_mode mode, float min_delta,

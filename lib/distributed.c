@@ -16,40 +16,54 @@
  * that agreeing never allocates. */
 #define VOTE_BLOCK 64
 
-/* The status combined over c's processes: each process writes its status
- * in its own slot of a block of votes and the blocks are summed, so that
- * every process sees every status.  A failure is the lowest failing
- * rank's, with its message, which that rank broadcasts. */
+/* The status combined over c's processes: each process writes its status,
+ * and whether its failure was agreed already, in its own slots of a block
+ * of votes, and the blocks are summed, so that every process sees every
+ * vote.  A failure is the lowest failing rank's, with its message, which
+ * that rank broadcasts; unless every process holds an agreed failure
+ * (one returned by an earlier agreement): each keeps its own message. */
 static int agree_with(const fmnn_collective *c, int status)
 {
     char message[512];
     snprintf(message, sizeof message, "%s", status < 0 ? fmnn_last_error() : "");
-    int best = FMNN_OK;
+    const int agreed = status < 0 && fmnn__error_is_agreed();
+    int best = FMNN_OK, failed = -1, failure = FMNN_OK, all_agreed = 1;
     for (int base = 0; base < c->size; base += VOTE_BLOCK) {
-        double votes[VOTE_BLOCK] = { 0 };
+        double votes[2 * VOTE_BLOCK] = { 0 }; /* the statuses, then the agreed flags */
         const int n = c->size - base < VOTE_BLOCK ? c->size - base : VOTE_BLOCK;
-        if (c->rank >= base && c->rank < base + n)
+        if (c->rank >= base && c->rank < base + n) {
             votes[c->rank - base] = (double)status;
-        int err = c->allreduce_sum(c->context, votes, (size_t)n, FMNN_COLLECTIVE_FLOAT64);
+            votes[n + c->rank - base] = agreed;
+        }
+        int err = c->allreduce_sum(c->context, votes, (size_t)(2 * n), FMNN_COLLECTIVE_FLOAT64);
         if (err)
             return fmnn__error(err < 0 ? err : FMNN_EIO, "the collective's allreduce_sum failed (%s) while the "
                                "processes agreed on a status", fmnn_strerror(err));
         for (int i = 0; i < n; i++) {
-            const int vote = (int)votes[i], r = base + i;
-            if (vote >= 0) {
+            const int vote = (int)votes[i];
+            all_agreed &= vote < 0 && votes[n + i] != 0.0;
+            if (vote >= 0)
                 best = vote > best ? vote : best;
-                continue;
+            else if (failed < 0) {
+                failed = base + i;
+                failure = vote;
             }
-            if ((err = c->broadcast(c->context, message, sizeof message, r)))
-                return fmnn__error(err < 0 ? err : FMNN_EIO, "the collective's broadcast failed (%s) while "
-                                   "rank %d's failure was told", fmnn_strerror(err), r);
-            if (r == c->rank)
-                return status; /* its own message stands */
-            message[sizeof message - 1] = '\0';
-            return fmnn__error(vote, "rank %d: %s", r, *message ? message : fmnn_strerror(vote));
         }
     }
-    return best;
+    if (failed < 0)
+        return best;
+    if (all_agreed)
+        return status;
+    int err = c->broadcast(c->context, message, sizeof message, failed);
+    if (err)
+        return fmnn__error(err < 0 ? err : FMNN_EIO, "the collective's broadcast failed (%s) while rank %d's "
+                           "failure was told", fmnn_strerror(err), failed);
+    if (failed != c->rank) { /* else its own message stands */
+        message[sizeof message - 1] = '\0';
+        fmnn__error(failure, "rank %d: %s", failed, *message ? message : fmnn_strerror(failure));
+    }
+    fmnn__error_mark_agreed();
+    return failure;
 }
 
 FMNN_API int fmnn_collective_agree(const fmnn_collective *c, int status)
@@ -76,6 +90,12 @@ fmnn__slice fmnn__slice_of(const fmnn_model *m, int total)
     return (fmnn__slice){ first, next - first, total };
 }
 
+int fmnn__largest_share(const fmnn_model *m, int total)
+{
+    const int size = m->group ? m->group->c.size : 1;
+    return (int)(((int64_t)total + size - 1) / size);
+}
+
 int fmnn__writes_files(const fmnn_model *m)
 {
     return !m || !m->group || m->group->c.rank == 0;
@@ -86,10 +106,13 @@ int fmnn__sum(const fmnn_model *m, void *data, size_t count, fmnn_collective_typ
     if (!m->group || count == 0)
         return FMNN_OK;
     const fmnn_collective *c = &m->group->c;
+    fmnn_clear_error();
     const int err = c->allreduce_sum(c->context, data, count, type);
-    if (err)
-        return fmnn__error(err < 0 ? err : FMNN_EIO, "the collective's allreduce_sum of %s failed (%s)", what,
-                           fmnn_strerror(err));
+    if (err) {
+        char detail[400];
+        snprintf(detail, sizeof detail, "%s", *fmnn_last_error() ? fmnn_last_error() : fmnn_strerror(err));
+        return fmnn__error(err < 0 ? err : FMNN_EIO, "the collective's allreduce_sum of %s failed: %s", what, detail);
+    }
     return FMNN_OK;
 }
 
@@ -165,8 +188,12 @@ static int64_t layers_digest(const fmnn_model *m)
 static int64_t metrics_digest(const fmnn_model *m)
 {
     uint64_t h = digest_int(FMNN__DIGEST_START, (int64_t)m->n_metric_sums);
-    for (int k = 0; k < m->n_metrics; k++)
+    for (int k = 0; k < m->n_metrics; k++) {
+        const fmnn_metric *metric = &m->metrics[k];
         h = digest_string(h, m->metric_names[k]);
+        h = digest_int(digest_int(h, metric->kind), metric->k);
+        h = fmnn__digest(digest_int(h, metric->num_thresholds), &metric->threshold, sizeof metric->threshold);
+    }
     return (int64_t)h;
 }
 

@@ -32,6 +32,9 @@ typedef struct fmnn__slice {
 
 FMNN_INTERNAL fmnn__slice fmnn__slice_of(const fmnn_model *m, int total);
 
+/* The most samples of a batch of `total` that any process runs. */
+FMNN_INTERNAL int fmnn__largest_share(const fmnn_model *m, int total);
+
 /* 1 when this process writes files and prints: rank 0, or no collective. */
 FMNN_INTERNAL int fmnn__writes_files(const fmnn_model *m);
 

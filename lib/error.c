@@ -5,6 +5,19 @@
 #include "internal.h"
 
 static _Thread_local char last_error[512];
+/* The message is one the processes of a collective agreed on already
+ * (distributed.c): agreeing on it again keeps it as it is. */
+static _Thread_local int last_error_agreed;
+
+void fmnn__error_mark_agreed(void)
+{
+    last_error_agreed = 1;
+}
+
+int fmnn__error_is_agreed(void)
+{
+    return last_error_agreed;
+}
 
 FMNN_API const char *fmnn_strerror(int status)
 {
@@ -29,6 +42,7 @@ FMNN_API const char *fmnn_last_error(void)
 
 FMNN_API void fmnn_clear_error(void)
 {
+    last_error_agreed = 0;
     last_error[0] = '\0';
 }
 
@@ -40,6 +54,7 @@ FMNN_API int fmnn_set_error(int status, const char *format, ...)
     vsnprintf(message, sizeof message, format, ap);
     va_end(ap);
     snprintf(last_error, sizeof last_error, "%s", message);
+    last_error_agreed = 0;
     return status;
 }
 
@@ -49,5 +64,6 @@ int fmnn__error(int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    last_error_agreed = 0;
     return status;
 }

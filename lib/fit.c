@@ -177,12 +177,13 @@ static int callback_failed(const char *name, int status, const fmnn_progress *p)
     return fmnn__error(status, "fmnn_model_fit: %s failed %s: %s", name, when, detail);
 }
 
-/* Runs one callback; 1 when it asked to stop. */
-static int run_callback(fit_run *run, const char *name, fmnn_callback_fn fn, void *data, const fmnn_progress *p,
-                        int *status)
+/* Runs one callback; 1 when it asked to stop.  Every process acts on
+ * every answer: agreed, unless the callback agrees itself. */
+static int run_callback(fit_run *run, const char *name, fmnn_callback_fn fn, void *data, int agrees_itself,
+                        const fmnn_progress *p, int *status)
 {
     fmnn_clear_error();
-    const int answer = fmnn__agree(run->m, fn(p, data)); /* every process acts on every answer */
+    const int answer = agrees_itself ? fn(p, data) : fmnn__agree(run->m, fn(p, data));
     if (answer < 0 && !*status)
         *status = callback_failed(name, answer, p);
     if (answer > 0 && !run->stopped_by)
@@ -200,7 +201,7 @@ static int after_callbacks(fit_run *run, const fmnn_progress *p, int status)
         if (!cb->after)
             continue;
         fmnn_clear_error();
-        const int err = fmnn__agree(run->m, cb->after(cb, p, status));
+        const int err = cb->agrees_itself ? cb->after(cb, p, status) : fmnn__agree(run->m, cb->after(cb, p, status));
         if (err < 0)
             return callback_failed(cb->name, err, p);
     }
@@ -225,9 +226,9 @@ static int notify(fit_run *run, const fmnn_progress *p)
             run->begun = i + 1;
         if (i < run->o->n_callbacks) {
             fmnn_callback *cb = run->o->callbacks[i];
-            stop |= run_callback(run, cb->name, cb->fn, cb->user_data, p, &status);
+            stop |= run_callback(run, cb->name, cb->fn, cb->user_data, cb->agrees_itself, p, &status);
         } else {
-            stop |= run_callback(run, "the callback", run->o->callback, run->o->user_data, p, &status);
+            stop |= run_callback(run, "the callback", run->o->callback, run->o->user_data, 0, p, &status);
         }
     }
     if (status)
@@ -261,8 +262,10 @@ static int notify_and_back_up(fit_run *run, fmnn_progress *p)
 static int check_interrupt(fit_run *run, fmnn_progress *p)
 {
     /* A signal reaches the processes at different moments: the first
-     * that sees it stops them all. */
-    const int up = fmnn__agree(run->m, run->o->interrupt && *run->o->interrupt);
+     * that sees it stops them all.  (All have a flag, or none has.) */
+    if (!run->o->interrupt)
+        return FMNN_OK;
+    const int up = fmnn__agree(run->m, *run->o->interrupt != 0);
     if (up <= 0)
         return up;
     p->event = FMNN_EVENT_INTERRUPTED;
@@ -534,7 +537,8 @@ static int take_resume(fit_run *run, const fit_data *d)
     return FMNN_OK;
 }
 
-/* The callbacks, in order: their kinds, and whether the backups are there. */
+/* The callbacks, in order: their kinds and options, and whether the
+ * backups are there. */
 static int64_t callbacks_digest(const fmnn_fit_options *o)
 {
     uint64_t h = FMNN__DIGEST_START;
@@ -542,6 +546,7 @@ static int64_t callbacks_digest(const fmnn_fit_options *o)
         const fmnn_callback *cb = o->callbacks[i];
         const unsigned char hooks[2] = { cb->after != NULL, cb->restore != NULL };
         h = fmnn__digest(fmnn__digest(h, cb->name, strlen(cb->name) + 1), hooks, sizeof hooks);
+        h = fmnn__digest(h, &cb->options_digest, sizeof cb->options_digest);
     }
     const unsigned char plain = o->callback != NULL;
     return (int64_t)fmnn__digest(h, &plain, 1);
@@ -559,6 +564,7 @@ static int check_together(const fit_run *run, const fit_data *d, const char *fn)
         { "epochs", o->epochs, 0 },
         { "initial_epoch", o->initial_epoch, 0 },
         { "resume", o->resume != 0, 0 },
+        { "interrupt's presence", o->interrupt != NULL, 0 },
         { "the training sample count", d->n_train, 0 },
         { "the validation sample count", d->n_val, 0 },
         { "the callback count", o->n_callbacks + (o->callback != NULL), 0 },
@@ -636,7 +642,8 @@ FMNN_API int fmnn_model_fit(fmnn_model *m, const fmnn_tensor *x, const fmnn_tens
     float *class_w = NULL;
     int *order = NULL;
     const int first_epoch = run.resume ? run.resume->initial_epoch : o.initial_epoch;
-    if ((err = fmnn__plan_buffers(m, &m->buf, o.batch_size < d.n_train ? o.batch_size : d.n_train)) ||
+    if ((err = fmnn__plan_buffers(m, &m->buf, fmnn__largest_share(m, o.batch_size < d.n_train ? o.batch_size
+                                                                                             : d.n_train))) ||
         (err = fmnn__group_reserve(m, 1 + m->n_metric_sums)) ||
         (err = fmnn__history_new(&h, m, first_epoch, o.epochs - first_epoch, d.n_val > 0)))
         goto prepared;

@@ -28,6 +28,11 @@
  */
 FMNN_INTERNAL int fmnn__error(int status, const char *fmt, ...) FMNN_PRINTF(2, 3);
 
+/* Marks the last error as agreed by the processes of a collective
+ * (distributed.c), until the next error replaces it; and asks. */
+FMNN_INTERNAL void fmnn__error_mark_agreed(void);
+FMNN_INTERNAL int fmnn__error_is_agreed(void);
+
 /* ---- memory (alloc.c) ---------------------------------------------- */
 
 /*

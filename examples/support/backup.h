@@ -64,9 +64,9 @@ int backup_open(study_backup *b, const char *out_dir, const char *options, int r
 
 /*
  * For the ranks but 0 of a distributed run: names the backup of out_dir
- * without reading or writing it, so that backup_training_dir finds the
- * training backups that rank 0 keeps there (BackupAndRestore reads them
- * on every rank).  It holds no finished runs: rank 0 alone opens the
+ * without reading or writing it, so that backup_training_dir names the
+ * same training backups as rank 0 (BackupAndRestore reads rank 0's and
+ * sends it to the others).  It holds no finished runs: rank 0 alone opens the
  * backup.  -1 when out_dir's name is too long, silently (rank 0's
  * backup_open says so).
  */

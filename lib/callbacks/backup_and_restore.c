@@ -146,6 +146,10 @@ FMNN_API int fmnn_backup_and_restore(fmnn_callback **out, const char *backup_dir
         return FMNN_ENOMEM;
     b->base.restore = backup_restore;
     b->base.after = backup_after;
+    /* Its events do nothing and its saves agree themselves. */
+    b->base.agrees_itself = 1;
+    const int values[] = { o.save_at_epoch_end, o.save_every_steps, o.delete_backup };
+    b->base.options_digest = fmnn__digest(FMNN__DIGEST_START, values, sizeof values);
     b->options = o;
     snprintf(b->dir, sizeof b->dir, "%s", backup_dir);
     snprintf(b->file, sizeof b->file, "%s/latest.fmnn", backup_dir);

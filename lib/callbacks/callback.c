@@ -104,6 +104,14 @@ int fmnn__monitor_init(fmnn_monitor *mon, const char *key, fmnn_monitor_mode mod
     return FMNN_OK;
 }
 
+uint64_t fmnn__monitor_digest(uint64_t h, const fmnn_monitor *mon)
+{
+    const int mode = mon->mode;
+    h = fmnn__digest(h, mon->key, strlen(mon->key) + 1);
+    h = fmnn__digest(h, &mode, sizeof mode);
+    return fmnn__digest(h, &mon->min_delta, sizeof mon->min_delta);
+}
+
 int fmnn__monitor_start(fmnn_monitor *mon, const fmnn_progress *p, const char *who)
 {
     float unused;

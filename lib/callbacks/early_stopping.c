@@ -153,6 +153,9 @@ FMNN_API int fmnn_early_stopping(fmnn_callback **out, const fmnn_early_stopping_
     es->options = o;
     es->options.monitor = NULL; /* the monitor keeps its own copy of the key */
     es->monitor = monitor;
+    const int values[] = { o.patience, o.has_baseline, o.restore_best_weights, o.start_from_epoch };
+    uint64_t h = fmnn__digest(fmnn__monitor_digest(FMNN__DIGEST_START, &monitor), values, sizeof values);
+    es->base.options_digest = fmnn__digest(h, &o.baseline, sizeof o.baseline);
     *out = &es->base;
     return FMNN_OK;
 }

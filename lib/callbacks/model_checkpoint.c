@@ -145,9 +145,12 @@ static int checkpoint_event(const fmnn_progress *p, void *data)
         ck->monitor.best = current;
         ck->monitor.has_best = 1;
     }
+    /* The path a process cannot make stops all before the (collective) save. */
+    int err = FMNN_OK;
     if (expand(ck->path, p, ck->file, sizeof ck->file, msg, sizeof msg))
-        return fmnn__error(FMNN_EINVAL, "ModelCheckpoint: %s", msg);
-    int err = fmnn_model_save(p->model, ck->file, o->save_flags);
+        err = fmnn__error(FMNN_EINVAL, "ModelCheckpoint: %s", msg);
+    if (!(err = fmnn__agree(p->model, err)))
+        err = fmnn_model_save(p->model, ck->file, o->save_flags);
     if (!err && o->verbose && fmnn__writes_files(p->model))
         fprintf(o->verbose, "Epoch %d: saving the model to %s\n", p->epoch + 1, ck->file);
     return err;
@@ -202,6 +205,8 @@ FMNN_API int fmnn_model_checkpoint(fmnn_callback **out, const char *path, const 
     ck->options = o;
     ck->options.monitor = NULL;
     ck->monitor = monitor;
+    const unsigned values[] = { (unsigned)o.save_best_only, o.save_flags };
+    ck->base.options_digest = fmnn__digest(fmnn__monitor_digest(FMNN__DIGEST_START, &monitor), values, sizeof values);
     snprintf(ck->path, sizeof ck->path, "%s", path);
     *out = &ck->base;
     return FMNN_OK;

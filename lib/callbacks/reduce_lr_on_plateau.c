@@ -115,6 +115,8 @@ FMNN_API int fmnn_reduce_lr_on_plateau(fmnn_callback **out, const fmnn_reduce_lr
     r->options = o;
     r->options.monitor = NULL;
     r->monitor = monitor;
+    const float values[] = { o.factor, (float)o.patience, (float)o.cooldown, o.min_lr };
+    r->base.options_digest = fmnn__digest(fmnn__monitor_digest(FMNN__DIGEST_START, &monitor), values, sizeof values);
     *out = &r->base;
     return FMNN_OK;
 }

@@ -45,19 +45,18 @@ static int grow_blocks(fmnn_mpi *mpi, size_t bytes)
     if (bytes <= mpi->blocks_bytes)
         return FMNN_OK;
     void *blocks = realloc(mpi->blocks, bytes);
-    if (blocks) {
+    if (blocks)
         mpi->blocks = blocks;
-        mpi->blocks_bytes = bytes;
-    }
-    int grown = blocks != NULL, all = 0;
-    const int code = MPI_Allreduce(&grown, &all, 1, MPI_INT, MPI_MIN, mpi->comm);
+    /* The lowest rank that could not grow, or size when all could. */
+    const int size = mpi->collective.size, mine = blocks ? size : mpi->collective.rank;
+    int first_short = size;
+    const int code = MPI_Allreduce(&mine, &first_short, 1, MPI_INT, MPI_MIN, mpi->comm);
     if (code != MPI_SUCCESS)
         return mpi_failed(code, "MPI_Allreduce");
-    if (!grown)
-        return fmnn_set_error(FMNN_ENOMEM, "libfmnn_mpi: out of memory for the %zu bytes of a sum's blocks", bytes);
-    if (!all)
-        return fmnn_set_error(FMNN_ENOMEM, "libfmnn_mpi: another process ran out of memory for the %zu bytes of a "
-                              "sum's blocks", bytes);
+    if (first_short < size)
+        return fmnn_set_error(FMNN_ENOMEM, "libfmnn_mpi: rank %d is out of memory for the %zu bytes of a sum's "
+                              "blocks", first_short, bytes);
+    mpi->blocks_bytes = bytes; /* only once all have it: all ask again alike */
     return FMNN_OK;
 }
 

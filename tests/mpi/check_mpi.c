@@ -379,6 +379,15 @@ static void test_same_everywhere(void)
     expect_mismatch("another callback", fmnn_model_fit(m, x, y, &oc, NULL), "the callbacks");
     fmnn_callback_free(cb);
 
+    /* a callback's options: backups after every 2 steps on one rank only */
+    char never_written[64];
+    snprintf(never_written, sizeof never_written, "/nonexistent-%d", rank);
+    fmnn_backup_options every = FMNN_BACKUP_INIT;
+    every.save_every_steps = rank == size - 1 ? 2 : 0;
+    OK(fmnn_backup_and_restore(&cb, never_written, &every));
+    expect_mismatch("another backup interval", fmnn_model_fit(m, x, y, &oc, NULL), "the callbacks");
+    fmnn_callback_free(cb);
+
     /* evaluate and test_on_batch on as many samples */
     fmnn_tensor *x2, *y2;
     images(rank == size - 1 ? 90 : 100, 62, &x2, &y2);
@@ -585,6 +594,12 @@ static void test_agree(void)
     int err = fmnn_collective_agree(group, rank == size - 1 ? fmnn_set_error(FMNN_EIO, "cannot read data") : 0);
     CHECK(err == FMNN_EIO, "fmnn_collective_agree returned %d", err);
     CHECK(rank == size - 1 || strstr(fmnn_last_error(), "cannot read data"), "message: %s", fmnn_last_error());
+    /* agreed again, as a caller passes an agreed status on: each keeps its message */
+    char before[512];
+    snprintf(before, sizeof before, "%s", fmnn_last_error());
+    err = fmnn_collective_agree(group, err);
+    CHECK(err == FMNN_EIO && !strcmp(before, fmnn_last_error()), "agreed again: %d, \"%s\" became \"%s\"", err, before,
+          fmnn_last_error());
     CHECK(fmnn_collective_agree(group, rank == 0 ? 1 : 0) == 1, "a positive vote is not the result");
     CHECK(fmnn_collective_agree(group, FMNN_OK) == FMNN_OK, "all OK is not OK");
 }
