@@ -12,6 +12,7 @@
 #   make check-fresh     make check and make experiments on a fresh Debian root
 #   make check-tsan      every test suite under ThreadSanitizer (clang, libomp)
 #   make check-helgrind  the concurrency suite under valgrind's helgrind
+#   make bench-compare   our benchmark next to PyTorch's and onnxruntime's
 #   make mpi             build/libfmnn_mpi.{a,so}, its examples (the study on
 #                        several processes) and tests (part of make, make
 #                        check and make install where MPI is installed;
@@ -319,6 +320,23 @@ $(B)/bench/fmnn_mpi_bench: bench/mpi_bench.c $(EXAMPLE_LIB_OBJS) $(MPI_STATIC) $
 .PHONY: bench-mpi-cluster
 bench-mpi-cluster: $(B)/bench/fmnn_mpi_bench
 	sh bench/mpi-cluster.sh $(B)
+
+# libfmnn next to PyTorch (fp32, channels_last, bf16 autocast) and
+# onnxruntime, back to back, with the ratios (bench/compare.sh).
+# BENCH_REFS is the folder of the reference scripts, torch_ref.py and
+# ort_ref.sh; PyTorch is Debian's python3-torch, onnxruntime comes from
+# its npm package.
+BENCH_REFS    ?= ../shared/bench
+BENCH_THREADS ?= 2
+.PHONY: bench-compare bench-node
+bench-compare: bench
+	$(call apt_install,python3-torch)
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory bench-node
+	sh bench/compare.sh $(B) $(BENCH_REFS) $(BENCH_THREADS)
+
+# Debian's node and npm, where no other install of them is there.
+bench-node:
+	$(call apt_install,nodejs npm)
 
 # Prints the same figures as shared/bench/torch_ref.py, for a side-by-side run.
 bench-run: bench

@@ -179,6 +179,38 @@ static int bench_gemm(int threads)
     return 0;
 }
 
+/* One image at a time, as a server answers requests: the mean time of
+ * LATENCY_REPS predictions of successive images through an inference
+ * context, into one output tensor, after one warm-up (the reference
+ * scripts time 200 the same way). */
+#define LATENCY_REPS 200
+
+static double latency_batch1(fmnn_model *m, fmnn_tensor *x, int n)
+{
+    fmnn_inference *ctx = NULL;
+    fmnn_tensor *one = NULL, *out = NULL;
+    int err = fmnn_inference_new(&ctx, m);
+    if (!err)
+        err = fmnn_tensor_new(&out, 2, (int[]){ 1, 10 });
+    if (err)
+        die("the latency's context", err);
+    const int dims[4] = { 1, 28, 28, 1 };
+    double t = 0.0;
+    for (int r = -1; r < LATENCY_REPS && !err; r++) {
+        if (r == 0)
+            t = now();
+        fmnn_tensor_wrap(&one, fmnn_tensor_data(x) + (size_t)((r + 1) % n) * 784, 4, dims);
+        err = fmnn_inference_predict_into(ctx, one, 1, out);
+        fmnn_tensor_free(one);
+    }
+    if (err)
+        die("predict one image", err);
+    const double seconds = now() - t;
+    fmnn_tensor_free(out);
+    fmnn_inference_free(ctx);
+    return 1e3 * seconds / LATENCY_REPS;
+}
+
 int main(int argc, char **argv)
 {
     int gemm_only = 0;
@@ -282,10 +314,12 @@ int main(int argc, char **argv)
         fmnn_tensor_free(probs);
     }
     double infer_s = now() - t;
+    const double latency_ms = latency_batch1(m, x, n);
 
     printf("fmnn %s threads=%d model=%s batch=%d\n", fmnn_version_string(), threads, model_name, batch);
     printf("train_images_per_s %.1f\n", steps * batch / train_s);
     printf("infer_images_per_s %.1f\n", infer_reps * infer_n / infer_s);
+    printf("latency_ms_batch1 %.3f\n", latency_ms);
     printf("\nper-layer time per training step (ms), %d steps:\n", steps);
     printf("  %-30s %10s %10s\n", "layer", "forward", "backward");
     double total_f = 0, total_b = 0;
