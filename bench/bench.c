@@ -51,9 +51,11 @@ static void usage(FILE *out)
     fprintf(out, "usage: fmnn_bench [--threads N] [--steps S] [--batch B] [--model NAME] [--data DIR]\n"
                  "                  [--load FILE]\n"
                  "       fmnn_bench --gemm [--threads N]\n"
+                 "       fmnn_bench --scaling [--model NAME] [--data DIR]\n"
                  "  NAME is one of base, l1, l2, dropout, l2_dropout (default base).\n"
                  "  Without --data the images are synthetic (seeded noise).\n"
-                 "  --load FILE times a saved model (a .fmnn file) instead of NAME.\n");
+                 "  --load FILE times a saved model (a .fmnn file) instead of NAME.\n"
+                 "  --scaling: images/s and peak memory at batch 1 to 1024 on 1 and 2 threads.\n");
 }
 
 static int int_arg(const char *s)
@@ -211,9 +213,110 @@ static double latency_batch1(fmnn_model *m, fmnn_tensor *x, int n)
     return 1e3 * seconds / LATENCY_REPS;
 }
 
+/* ---- the scaling table ---- */
+
+/* The peak resident memory since the last reset_peak, in MB; -1 where
+ * the kernel does not say. */
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets VmHWM (Linux 4.0) */
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1.0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = strtod(line + 6, NULL);
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1.0 : kb / 1024.0;
+}
+
+#define SCALING_IMAGES 2048
+
+/* Training and inference at batch 1, 8, 64, 256 and 1024 on 1 and 2
+ * threads, each with a model of its own: images/s, and the process's
+ * peak memory while it ran (the program and its 2048 images included). */
+static int bench_scaling(const study_model *arch, const char *data)
+{
+    static const int batches[] = { 1, 8, 64, 256, 1024 };
+    fmnn_tensor *x = NULL, *y = NULL, *probs = NULL;
+    fmnn_dataset *dataset = NULL;
+    make_data(data, SCALING_IMAGES, &x, &y, &dataset);
+    int err = fmnn_tensor_new(&probs, 2, (int[]){ SCALING_IMAGES / 2, 10 });
+    if (err)
+        die("the scaling table's output", err);
+    printf("scaling: model %s, images/s and peak memory (MB)\n", arch->key);
+    printf("  %7s %6s %12s %12s %10s\n", "threads", "batch", "train", "infer", "peak MB");
+    for (int threads = 1; threads <= 2; threads++) {
+        fmnn_set_num_threads(threads);
+        for (size_t k = 0; k < sizeof batches / sizeof *batches; k++) {
+            const int b = batches[k], steps = b >= 512 ? 2 : 512 / b;
+            reset_peak();
+            fmnn_model *m;
+            if ((err = study_build(&m, arch)) ||
+                (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
+                die("building the model", err);
+            fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
+            o.batch_size = b;
+            o.shuffle = 0;
+            o.verbose = 0;
+            fmnn_tensor *warm_x, *warm_y, *run_x, *run_y, *infer_x, *warm_out;
+            const int trained = steps * b > SCALING_IMAGES ? SCALING_IMAGES : steps * b;
+            int xs[4] = { b, 28, 28, 1 }, ys[2] = { b, 10 };
+            fmnn_tensor_wrap(&warm_x, fmnn_tensor_data(x), 4, xs);
+            fmnn_tensor_wrap(&warm_y, fmnn_tensor_data(y), 2, ys);
+            fmnn_tensor_wrap(&warm_out, fmnn_tensor_data(probs), 2, ys);
+            xs[0] = ys[0] = trained;
+            fmnn_tensor_wrap(&run_x, fmnn_tensor_data(x), 4, xs);
+            fmnn_tensor_wrap(&run_y, fmnn_tensor_data(y), 2, ys);
+            xs[0] = SCALING_IMAGES / 2;
+            fmnn_tensor_wrap(&infer_x, fmnn_tensor_data(x), 4, xs);
+            if ((err = fmnn_model_fit(m, warm_x, warm_y, &o, NULL)))
+                die("warm-up", err);
+            double t = now();
+            if ((err = fmnn_model_fit(m, run_x, run_y, &o, NULL)))
+                die("training", err);
+            const double train = trained / (now() - t);
+            fmnn_inference *ctx = NULL;
+            if ((err = fmnn_inference_new(&ctx, m)) || (err = fmnn_inference_predict_into(ctx, warm_x, b, warm_out)))
+                die("inference", err);
+            t = now();
+            if ((err = fmnn_inference_predict_into(ctx, infer_x, b, probs)))
+                die("inference", err);
+            const double infer = (SCALING_IMAGES / 2) / (now() - t);
+            printf("  %7d %6d %12.1f %12.1f %10.1f\n", threads, b, train, infer, peak_mb());
+            fflush(stdout);
+            fmnn_inference_free(ctx);
+            fmnn_model_free(m);
+            fmnn_tensor_free(warm_x);
+            fmnn_tensor_free(warm_y);
+            fmnn_tensor_free(run_x);
+            fmnn_tensor_free(run_y);
+            fmnn_tensor_free(infer_x);
+            fmnn_tensor_free(warm_out);
+        }
+    }
+    fmnn_tensor_free(probs);
+    if (dataset)
+        fmnn_dataset_free(dataset);
+    else {
+        fmnn_tensor_free(x);
+        fmnn_tensor_free(y);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int gemm_only = 0;
+    int gemm_only = 0, scaling = 0;
     int threads = 2, steps = 100, batch = 64;
     const char *model_name = "base", *data = NULL, *load = NULL;
     for (int i = 1; i < argc; i++) {
@@ -224,6 +327,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--gemm")) {
             gemm_only = 1;
+            continue;
+        }
+        if (!strcmp(a, "--scaling")) {
+            scaling = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -257,6 +364,8 @@ int main(int argc, char **argv)
         die("--threads", err);
     if (gemm_only)
         return bench_gemm(threads);
+    if (scaling)
+        return bench_scaling(arch, data);
 
     const int warmup = 5, infer_n = 1024, infer_reps = 5;
     int n = (warmup + steps) * batch > infer_n ? (warmup + steps) * batch : infer_n;
