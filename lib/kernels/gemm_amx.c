@@ -130,4 +130,6 @@ const fmnn_gemm_bf16_kernel fmnn__gemm_bf16_amx = {
     .mr = MR,
     .tile = tile_32x32,
     .prepare_thread = configure_tiles,
+    .pack_a = fmnn__gemm_bf16_pack_a_avx512,
+    .pack_b = fmnn__gemm_bf16_pack_b_avx512,
 };

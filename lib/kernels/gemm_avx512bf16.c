@@ -83,4 +83,6 @@ const fmnn_gemm_bf16_kernel fmnn__gemm_bf16_avx512bf16 = {
     .name = "avx512bf16",
     .mr = MR,
     .tile = tile_14x32,
+    .pack_a = fmnn__gemm_bf16_pack_a_avx512,
+    .pack_b = fmnn__gemm_bf16_pack_b_avx512,
 };

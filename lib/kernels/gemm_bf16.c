@@ -30,9 +30,10 @@
  * element of C is the k blocks' sums added in order, each sum a fixed
  * chain over its row of A and column of B.  So for a given path the
  * result does not depend on the thread count or on the blocks of C.
- * The paths may differ in the last bits (vdpbf16ps and AMX read bf16
- * denormals as zero, and order their pairs their own way); so that the
- * portable one agrees with them there, every path runs with denormals
+ * The paths may differ in the last bits: they order the two products of
+ * a pair their own way.  vdpbf16ps and AMX read bf16 denormals as zero
+ * whatever MXCSR says; the portable path does so by hand (valgrind, where
+ * it runs, ignores MXCSR's DAZ), and every path runs with fp32 denormals
  * flushed, on one thread as on many.
  */
 #include <string.h>
@@ -43,6 +44,7 @@
 #include <pthread.h>
 
 #include "gemm_bf16_impl.h"
+#include "gemm_impl.h"
 #include "kernels.h"
 
 #define NR FMNN_GEMM_BF16_NR
@@ -68,7 +70,7 @@ _Static_assert(KC_MAX % K_ALIGN == 0, "k blocks must fill whole AMX tiles");
 #define SPLIT_MIN_WORK 2000000.0
 
 /* Cost of rounding and packing one value, in multiply-adds, for
- * split_by_rows. */
+ * fmnn__gemm_split_by_rows. */
 #define PACK_COST 16
 
 /* Each thread's packed block of B and panel of A: static, so the hot path
@@ -76,16 +78,15 @@ _Static_assert(KC_MAX % K_ALIGN == 0, "k blocks must fill whole AMX tiles");
 static _Thread_local _Alignas(64) uint16_t b_block[B_BLOCK_VALUES];
 static _Thread_local _Alignas(64) uint16_t a_panel[MR_MAX * KC_MAX];
 
-typedef struct gemm_problem {
-    int trans_a, trans_b;
-    int m, n, k;
-    float alpha, beta;
-    const float *a, *b;
-    float *c;
-    int lda, ldb, ldc;
-} gemm_problem;
+typedef fmnn_gemm_problem gemm_problem;
 
 /* ---- the portable micro-kernel --------------------------------------- */
+
+/* A bf16 value in fp32, a denormal read as zero (as the hardware does). */
+static float widen(uint16_t h)
+{
+    return fmnn__bf16_to_float(h & 0x7F80u ? h : h & 0x8000u);
+}
 
 /* The products of two bf16 values are exact in fp32, so only the sums
  * round: (acc + a0 b0) + a1 b1 per pair, with or without FMA. */
@@ -97,12 +98,12 @@ static void portable_tile(int kp, const uint16_t *a_panel, const uint16_t *b_pan
         const uint16_t *b_pairs = b_panel + (size_t)q * 2 * NR;
         float b0[NR], b1[NR];
         for (int j = 0; j < NR; j++) {
-            b0[j] = fmnn__bf16_to_float(b_pairs[2 * j]);
-            b1[j] = fmnn__bf16_to_float(b_pairs[2 * j + 1]);
+            b0[j] = widen(b_pairs[2 * j]);
+            b1[j] = widen(b_pairs[2 * j + 1]);
         }
         for (int i = 0; i < PORTABLE_MR; i++) {
-            const float a0 = fmnn__bf16_to_float(a_panel[(size_t)i * kp + 2 * q]);
-            const float a1 = fmnn__bf16_to_float(a_panel[(size_t)i * kp + 2 * q + 1]);
+            const float a0 = widen(a_panel[(size_t)i * kp + 2 * q]);
+            const float a1 = widen(a_panel[(size_t)i * kp + 2 * q + 1]);
             for (int j = 0; j < NR; j++) {
                 acc[i][j] += a0 * b0[j];
                 acc[i][j] += a1 * b1[j];
@@ -235,65 +236,50 @@ static int round_up(int x, int to)
     return (x + to - 1) / to * to;
 }
 
-/* op(A)[row0 .. + rows, p0 .. + kc] as an mr x kp row panel. */
-static void pack_a_panel(const gemm_problem *g, int row0, int rows, int mr, int p0, int kc, int kp,
-                         uint16_t *panel)
+/* fmnn_gemm_bf16_pack_a (gemm_bf16_impl.h) in portable C. */
+static void pack_a_portable(const float *a, int lda, int trans, int rows, int mr, int kc, int kp, uint16_t *panel)
 {
-    if (g->trans_a) { /* op(A)[i][p] = a[p * lda + i]: rows of A are steps of k */
-        const float *src = g->a + (size_t)p0 * g->lda + row0;
+    for (int i = 0; i < rows; i++) {
+        uint16_t *row = panel + (size_t)i * kp;
         for (int p = 0; p < kc; p++)
-            for (int i = 0; i < rows; i++)
-                panel[(size_t)i * kp + p] = fmnn__bf16_round(src[(size_t)p * g->lda + i]);
-        for (int i = 0; i < rows; i++)
-            memset(panel + (size_t)i * kp + kc, 0, (size_t)(kp - kc) * sizeof *panel);
-    } else {
-        const float *src = g->a + (size_t)row0 * g->lda + p0;
-        for (int i = 0; i < rows; i++) {
-            uint16_t *row = panel + (size_t)i * kp;
-            for (int p = 0; p < kc; p++)
-                row[p] = fmnn__bf16_round(src[(size_t)i * g->lda + p]);
-            memset(row + kc, 0, (size_t)(kp - kc) * sizeof *row);
-        }
+            row[p] = fmnn__bf16_round(trans ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]);
+        memset(row + kc, 0, (size_t)(kp - kc) * sizeof *row);
     }
     memset(panel + (size_t)rows * kp, 0, (size_t)(mr - rows) * kp * sizeof *panel);
 }
 
-/* op(B)[p0 .. + kc, col0 .. + cols] as 32-wide pair panels of kp steps. */
-static void pack_b_block(const gemm_problem *g, int p0, int kc, int kp, int col0, int cols, uint16_t *block)
+/* fmnn_gemm_bf16_pack_b in portable C. */
+static void pack_b_portable(const float *b, int ldb, int trans, int kc, int kp, int cols, uint16_t *block)
 {
     for (int j0 = 0; j0 < cols; j0 += NR) {
         const int width = cols - j0 < NR ? cols - j0 : NR;
         uint16_t *panel = block + (size_t)j0 * kp;
         memset(panel, 0, (size_t)kp * NR * sizeof *panel);
-        if (g->trans_b) { /* op(B)[p][j] = b[j * ldb + p]: each column's pairs are adjacent */
-            for (int j = 0; j < width; j++) {
-                const float *src = g->b + (size_t)(col0 + j0 + j) * g->ldb + p0;
-                for (int p = 0; p < kc; p++)
-                    panel[(size_t)(p / 2) * 2 * NR + 2 * j + p % 2] = fmnn__bf16_round(src[p]);
-            }
-        } else { /* rows p and p + 1 of B interleave into one row of pairs */
-            const float *src = g->b + (size_t)p0 * g->ldb + col0 + j0;
-            for (int p = 0; p < kc; p++) {
-                uint16_t *pairs = panel + (size_t)(p / 2) * 2 * NR + p % 2;
-                for (int j = 0; j < width; j++)
-                    pairs[2 * j] = fmnn__bf16_round(src[(size_t)p * g->ldb + j]);
-            }
+        for (int p = 0; p < kc; p++) {
+            uint16_t *pairs = panel + (size_t)(p / 2) * 2 * NR + p % 2;
+            for (int j = 0; j < width; j++)
+                pairs[2 * j] = fmnn__bf16_round(trans ? b[(size_t)(j0 + j) * ldb + p] : b[(size_t)p * ldb + j0 + j]);
         }
     }
 }
 
+/* op(A)[row0 .. + rows, p0 .. + kc] as an mr x kp A panel. */
+static void pack_a_panel(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g, int row0, int rows, int p0,
+                         int kc, int kp, uint16_t *panel)
+{
+    const float *src = g->trans_a ? g->a + (size_t)p0 * g->lda + row0 : g->a + (size_t)row0 * g->lda + p0;
+    (kern->pack_a ? kern->pack_a : pack_a_portable)(src, g->lda, g->trans_a, rows, kern->mr, kc, kp, panel);
+}
+
+/* op(B)[p0 .. + kc, col0 .. + cols] as B panels of kp steps. */
+static void pack_b_block(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g, int p0, int kc, int kp,
+                         int col0, int cols, uint16_t *block)
+{
+    const float *src = g->trans_b ? g->b + (size_t)col0 * g->ldb + p0 : g->b + (size_t)p0 * g->ldb + col0;
+    (kern->pack_b ? kern->pack_b : pack_b_portable)(src, g->ldb, g->trans_b, kc, kp, cols, block);
+}
+
 /* ---- one thread's share ---------------------------------------------- */
-
-/* The k blocks: as few as KC_MAX allows, of sizes differing by at most one. */
-static int k_block_count(int k)
-{
-    return (k + KC_MAX - 1) / KC_MAX;
-}
-
-static int k_block_start(int k, int blocks, int index)
-{
-    return (int)((long)k * index / blocks);
-}
 
 /* Rows m0..m1 by columns n0..n1 of C, by the loops at the top of the file. */
 static void multiply_region(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g, int m0, int m1, int n0,
@@ -302,21 +288,21 @@ static void multiply_region(const fmnn_gemm_bf16_kernel *kern, const gemm_proble
     if (kern->prepare_thread)
         kern->prepare_thread();
     const int mr = kern->mr;
-    const int blocks = k_block_count(g->k);
+    const int blocks = fmnn__gemm_k_block_count(g->k, KC_MAX);
     const int kp_max = round_up((g->k + blocks - 1) / blocks, K_ALIGN);
     const int nc_max = B_BLOCK_VALUES / kp_max / NR * NR;
 
     for (int jc = n0; jc < n1; jc += nc_max) {
         const int nc = n1 - jc < nc_max ? n1 - jc : nc_max;
         for (int kb = 0; kb < blocks; kb++) {
-            const int p0 = k_block_start(g->k, blocks, kb);
-            const int kc = k_block_start(g->k, blocks, kb + 1) - p0;
+            const int p0 = fmnn__gemm_k_block_start(g->k, blocks, kb);
+            const int kc = fmnn__gemm_k_block_start(g->k, blocks, kb + 1) - p0;
             const int kp = round_up(kc, K_ALIGN);
             const float beta = kb == 0 ? g->beta : 1.0f;
-            pack_b_block(g, p0, kc, kp, jc, nc, b_block);
+            pack_b_block(kern, g, p0, kc, kp, jc, nc, b_block);
             for (int ir = m0; ir < m1; ir += mr) {
                 const int rows = m1 - ir < mr ? m1 - ir : mr;
-                pack_a_panel(g, ir, rows, mr, p0, kc, kp, a_panel);
+                pack_a_panel(kern, g, ir, rows, p0, kc, kp, a_panel);
                 float *c_row = g->c + (size_t)ir * g->ldc + jc;
                 for (int jr = 0; jr < nc; jr += NR)
                     kern->tile(kp, a_panel, b_block + (size_t)jr * kp, c_row + jr, g->ldc, rows,
@@ -328,21 +314,6 @@ static void multiply_region(const fmnn_gemm_bf16_kernel *kern, const gemm_proble
 
 /* ---- splitting over threads ------------------------------------------ */
 
-static long ceil_div(long a, long b)
-{
-    return (a + b - 1) / b;
-}
-
-/* Whether bands of rows beat bands of columns for `parts` threads, as
- * gemm.c decides it: the busiest thread's multiply-adds plus packing. */
-static int split_by_rows(const gemm_problem *g, int mr, int parts)
-{
-    const long rows = ceil_div(g->m, mr) * mr, cols = ceil_div(g->n, NR) * NR;
-    const long band_rows = ceil_div(ceil_div(g->m, mr), parts) * mr;
-    const long band_cols = ceil_div(ceil_div(g->n, NR), parts) * NR;
-    return band_rows * cols + PACK_COST * (band_rows + cols) <= rows * band_cols + PACK_COST * (rows + band_cols);
-}
-
 static void multiply(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g)
 {
     const int threads = fmnn__threads();
@@ -352,7 +323,7 @@ static void multiply(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g)
         fmnn__restore_fp_mode(fp);
         return;
     }
-    const int rows = split_by_rows(g, kern->mr, threads);
+    const int rows = fmnn__gemm_split_by_rows(g, kern->mr, NR, PACK_COST, threads);
 #pragma omp parallel num_threads(threads)
     {
         const unsigned fp = fmnn__flush_denormals();

@@ -43,12 +43,30 @@
 typedef void fmnn_gemm_bf16_microkernel(int kp, const uint16_t *a_panel, const uint16_t *b_panel, float *c,
                                         int ldc, int rows, int cols, float alpha, float beta);
 
+/*
+ * Round and pack op(A)[0 .. rows, 0 .. kc] into an mr x kp A panel, the
+ * element (i, p) at a[p * lda + i] when trans, else a[i * lda + p]; and
+ * op(B)[0 .. kc, 0 .. cols] into ceil(cols / NR) B panels of kp steps, one
+ * after another, (p, j) at b[j * ldb + p] when trans, else b[p * ldb + j].
+ */
+typedef void fmnn_gemm_bf16_pack_a(const float *a, int lda, int trans, int rows, int mr, int kc, int kp,
+                                   uint16_t *panel);
+typedef void fmnn_gemm_bf16_pack_b(const float *b, int ldb, int trans, int kc, int kp, int cols,
+                                   uint16_t *block);
+
 typedef struct fmnn_gemm_bf16_kernel {
     const char *name;
     int mr;                           /* the rows of its tile of C */
     fmnn_gemm_bf16_microkernel *tile;
     void (*prepare_thread)(void);     /* NULL, or called by each thread before its tiles */
+    fmnn_gemm_bf16_pack_a *pack_a;    /* NULL: gemm_bf16.c's portable ones */
+    fmnn_gemm_bf16_pack_b *pack_b;
 } fmnn_gemm_bf16_kernel;
+
+/* The packing with AVX-512F/BW/VL, bit for bit the portable one's
+ * (gemm_bf16_pack_avx512.c). */
+FMNN_INTERNAL fmnn_gemm_bf16_pack_a fmnn__gemm_bf16_pack_a_avx512;
+FMNN_INTERNAL fmnn_gemm_bf16_pack_b fmnn__gemm_bf16_pack_b_avx512;
 
 /* 32 x 32 tiles: four AMX accumulator tiles (gemm_amx.c). */
 #define FMNN_GEMM_BF16_AMX_MR 32
