@@ -3,8 +3,9 @@
  * (gemm_amx.c, gemm_avx512bf16.c) and with tests/check_gemm_bf16.c.  Not
  * installed.
  *
- * Every path reads the same packed bfloat16 panels, made by gemm_bf16.c
- * straight from the fp32 operands (the rounding happens in the packing):
+ * Every path reads the same packed bfloat16 panels, made straight from
+ * the fp32 operands by gemm_bf16.c, or with AVX-512 and the same bits by
+ * gemm_bf16_pack_avx512.c (the rounding happens in the packing):
  *
  *     A panel:  a_panel[i * kp + p] = bf16(op(A)[row0 + i][p0 + p])
  *               MR rows, each kp long (row-major: an AMX A tile's rows)
