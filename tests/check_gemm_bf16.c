@@ -20,7 +20,8 @@
  * (k = 1, m or n = 1), the four transpose combinations, alpha, beta,
  * leading dimensions past the rows (whose padding must be neither read
  * nor written), beta 0 over a C of NaN, alpha 0 and k 0, the model's
- * shapes, the rounding itself on known values, and determinism: the same
+ * shapes, the rounding itself on known values, every packing bit for bit
+ * (a product with the identity is exact), and determinism: the same
  * bits on 1 and 2 threads, from run to run, and whatever block of C a
  * row or column is computed in.
  */
@@ -293,6 +294,68 @@ START_TEST(test_rounding_in_gemm)
 }
 END_TEST
 
+/* Random bits for a float of magnitude about 2^-20 .. 2^20, its low half
+ * often a tie (0x8000), now and then a denormal. */
+static float awkward_float(fmnn_rng *rng)
+{
+    uint32_t bits = (uint32_t)(fmnn__rng_uniform(rng) * 4294967296.0);
+    const uint32_t exponent = 107u + (uint32_t)(fmnn__rng_uniform(rng) * 40.0);
+    bits = (bits & 0x807FFFFFu) | exponent << 23;
+    if (fmnn__rng_uniform(rng) < 0.25)
+        bits = (bits & 0xFFFF0000u) | 0x8000u;
+    if (fmnn__rng_uniform(rng) < 0.05)
+        bits &= 0x807FFFFFu;
+    return from_bits(bits);
+}
+
+/* What a path computes from x times 1: its bf16 value, a denormal read as 0. */
+static float rounded_times_one(float x)
+{
+    const uint16_t h = fmnn__bf16_round(x);
+    return fmnn__bf16_to_float(h & 0x7F80u ? h : h & 0x8000u);
+}
+
+/*
+ * Every packing, bit for bit: op(A) times the identity is op(A) rounded
+ * (each sum is one exact product and zeros), and so is the identity times
+ * op(B); on every path, either layout, sizes off every tile's edge.
+ */
+START_TEST(test_packing_exact)
+{
+    if (!use_path(_i))
+        return;
+    fmnn_set_num_threads(1);
+    enum { ROWS = 37, DEPTH = 45 };
+    fmnn_rng rng;
+    fmnn__rng_seed(&rng, 99);
+    float x[ROWS * DEPTH], identity[DEPTH * DEPTH], c[ROWS * DEPTH];
+    for (int i = 0; i < ROWS * DEPTH; i++)
+        x[i] = awkward_float(&rng);
+    for (int i = 0; i < DEPTH * DEPTH; i++)
+        identity[i] = i / DEPTH == i % DEPTH ? 1.0f : 0.0f;
+    for (int t = 0; t < 4; t++) {
+        const int trans = t & 1, as_b = t >> 1;
+        /* x holds op(A), ROWS x DEPTH, or op(B), DEPTH x ROWS; transposed
+         * or not in memory, the same values */
+        const int ld = trans == as_b ? DEPTH : ROWS;
+        if (!as_b)
+            fmnn__gemm_bf16(trans, 0, ROWS, DEPTH, DEPTH, 1.0f, x, ld, identity, DEPTH, 0.0f, c, DEPTH);
+        else
+            fmnn__gemm_bf16(0, trans, DEPTH, ROWS, DEPTH, 1.0f, identity, DEPTH, x, ld, 0.0f, c, ROWS);
+        for (int i = 0; i < ROWS; i++)
+            for (int p = 0; p < DEPTH; p++) {
+                const float in = trans == as_b ? x[i * DEPTH + p] : x[p * ROWS + i];
+                const float got = as_b ? c[p * ROWS + i] : c[i * DEPTH + p];
+                const float want = rounded_times_one(in);
+                if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0.0f && want == 0.0f))
+                    ck_abort_msg("%s: %s %s[%d][%d] = %a came out %a, want %a", fmnn__gemm_bf16_path(),
+                                 trans ? "transposed" : "plain", as_b ? "B" : "A", as_b ? p : i, as_b ? i : p,
+                                 (double)in, (double)got, (double)want);
+            }
+    }
+}
+END_TEST
+
 /* ---- accuracy ------------------------------------------------------------------ */
 
 /* Off and on every tile's edges: AMX's 16 and 32, vdpbf16ps's 14, the
@@ -476,6 +539,7 @@ static Suite *gemm_bf16_suite(void)
     TCase *tc = tcase_create("rounding");
     tcase_add_test(tc, test_rounding);
     tcase_add_loop_test(tc, test_rounding_in_gemm, 0, N_PATHS);
+    tcase_add_loop_test(tc, test_packing_exact, 0, N_PATHS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("accuracy");
