@@ -57,14 +57,14 @@
  * more columns when k is shorter. */
 #define B_BLOCK_VALUES (KC_MAX * 1024)
 
-/* The most rows of any micro-kernel's tile. */
-#define MR_MAX 32
-_Static_assert(FMNN_GEMM_BF16_AMX_MR <= MR_MAX && FMNN_GEMM_BF16_AVX512BF16_MR <= MR_MAX,
-               "MR_MAX is too small");
-_Static_assert(KC_MAX % K_ALIGN == 0, "k blocks must fill whole AMX tiles");
-
 /* The portable tile: 8 x 32 floats of accumulators. */
 #define PORTABLE_MR 8
+
+/* The most rows of any micro-kernel's tile. */
+#define MR_MAX 32
+_Static_assert(FMNN_GEMM_BF16_AMX_MR <= MR_MAX && FMNN_GEMM_BF16_AVX512BF16_MR <= MR_MAX && PORTABLE_MR <= MR_MAX,
+               "MR_MAX is too small");
+_Static_assert(KC_MAX % K_ALIGN == 0, "k blocks must fill whole AMX tiles");
 
 /* Below this many multiply-adds one thread is faster than a split. */
 #define SPLIT_MIN_WORK 2000000.0
