@@ -17,8 +17,9 @@
  * experiments`) can be slower to compute with than random ones.
  *
  * --gemm times only the matrix products: the shapes of the Base model's
- * second convolution at batch 64 and a large square one, through our
- * SGEMM and through OpenBLAS with the same number of threads.
+ * convolutions at batch 64 and a large square one, through our SGEMM,
+ * through OpenBLAS with the same number of threads, and through our bf16
+ * GEMM on each of its paths this CPU runs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -29,7 +30,8 @@
 #include <cblas.h>
 
 #include "fmnn.h"
-#include "kernels/gemm_impl.h" /* fmnn__gemm_select: a benchmark may look inside */
+#include "kernels/gemm_bf16_impl.h" /* fmnn__gemm_bf16_select */
+#include "kernels/gemm_impl.h"      /* fmnn__gemm_select: a benchmark may look inside */
 #include "model_impl.h"        /* per-layer profiling */
 #include "support/models.h"
 
@@ -124,19 +126,24 @@ typedef struct gemm_shape {
     int trans_a, trans_b, m, n, k;
 } gemm_shape;
 
+typedef void gemm_fn(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc);
+
+static void openblas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                          const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 /* GFLOP/s of C = op(A) op(B), best of a few repetitions. */
-static double time_gemm(const gemm_shape *s, int openblas, float *a, float *b, float *c)
+static double time_gemm(const gemm_shape *s, gemm_fn *gemm, float *a, float *b, float *c)
 {
     const int lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
     double best = 1e30;
     for (int rep = 0; rep < 7; rep++) {
         double t = now();
-        if (openblas)
-            cblas_sgemm(CblasRowMajor, s->trans_a ? CblasTrans : CblasNoTrans,
-                        s->trans_b ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f,
-                        c, s->n);
-        else
-            fmnn__gemm(s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
+        gemm(s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
         t = now() - t;
         if (rep > 0 && t < best) /* the first call warms caches and threads */
             best = t;
@@ -144,17 +151,30 @@ static double time_gemm(const gemm_shape *s, int openblas, float *a, float *b, f
     return 2.0 * s->m * s->n * s->k / best * 1e-9;
 }
 
+/* The bf16 GEMM's paths (gemm_bf16.c), one column each. */
+static const char *const bf16_paths[] = { "amx", "avx512bf16", "portable" };
+#define N_BF16_PATHS ((int)(sizeof bf16_paths / sizeof bf16_paths[0]))
+
 static int bench_gemm(int threads)
 {
     /* Conv2D 13x13x256 -> 11x11x128 at batch 64 runs in groups of 15
-     * images: 15 * 121 = 1815 rows of im2col, 3 * 3 * 256 = 2304 wide. */
+     * images: 15 * 121 = 1815 rows of im2col, 3 * 3 * 256 = 2304 wide;
+     * the first Conv2D, 28x28x1 -> 26x26x256, in groups of 15 too. */
     static const gemm_shape shapes[] = {
+        { "conv2d forward     Y  = col K", 0, 0, 10140, 256, 9 },
         { "conv2d_1 forward   Y  = col K", 0, 0, 1815, 128, 2304 },
         { "conv2d_1 backward  dK = col^T dY", 1, 0, 2304, 128, 1815 },
         { "conv2d_1 backward  dcol = dY K^T", 0, 1, 1815, 2304, 128 },
+        { "conv2d_2 forward   Y  = col K", 0, 0, 576, 64, 1152 },
         { "square 2048", 0, 0, 2048, 2048, 2048 },
     };
-    const size_t floats = (size_t)2304 * 2304 > (size_t)2048 * 2048 ? (size_t)2304 * 2304 : (size_t)2048 * 2048;
+    const size_t count = sizeof shapes / sizeof shapes[0];
+    size_t floats = 0; /* the largest operand */
+    for (size_t i = 0; i < count; i++) {
+        const size_t m = (size_t)shapes[i].m, n = (size_t)shapes[i].n, k = (size_t)shapes[i].k;
+        const size_t largest = m * k > k * n ? (m * k > m * n ? m * k : m * n) : (k * n > m * n ? k * n : m * n);
+        floats = largest > floats ? largest : floats;
+    }
     float *a = malloc(floats * sizeof *a), *b = malloc(floats * sizeof *b), *c = malloc(floats * sizeof *c);
     if (!a || !b || !c) {
         fprintf(stderr, "fmnn_bench: out of memory\n");
@@ -164,16 +184,33 @@ static int bench_gemm(int threads)
         a[i] = (float)(i % 97) / 97.0f - 0.5f;
         b[i] = (float)(i % 89) / 89.0f - 0.5f;
     }
-    printf("sgemm GFLOP/s, %d threads (ours: %s; OpenBLAS with %d threads)\n", threads, fmnn__gemm_path(),
-           threads);
-    printf("  %-34s %6s %6s %6s %8s %8s\n", "shape", "m", "n", "k", "ours", "openblas");
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    printf("sgemm GFLOP/s, %d threads (ours: %s; OpenBLAS with %d threads); bf16 GEMM per path (- where this "
+           "CPU has none)\n",
+           threads, fmnn__gemm_path(), threads);
+    printf("  %-34s %6s %6s %6s %8s %8s", "shape", "m", "n", "k", "ours", "openblas");
+    for (int p = 0; p < N_BF16_PATHS; p++)
+        printf(" %10s", bf16_paths[p]);
+    printf("\n");
+    for (size_t i = 0; i < count; i++) {
         const gemm_shape *s = &shapes[i];
-        double ours = time_gemm(s, 0, a, b, c);
+        double ours = time_gemm(s, fmnn__gemm, a, b, c), bf16[N_BF16_PATHS];
+        for (int p = 0; p < N_BF16_PATHS; p++)
+            bf16[p] = fmnn__gemm_bf16_select(bf16_paths[p]) ? time_gemm(s, fmnn__gemm_bf16, a, b, c) : 0.0;
+        fmnn__gemm_bf16_select(NULL);
+        /* OpenBLAS last, then a pause: its idle threads keep spinning
+         * (sched_yield) for a while after a call, taking a core from
+         * whatever runs next. */
         openblas_set_num_threads(threads);
-        double theirs = time_gemm(s, 1, a, b, c);
+        double theirs = time_gemm(s, openblas_gemm, a, b, c);
         openblas_set_num_threads(1);
-        printf("  %-34s %6d %6d %6d %8.1f %8.1f\n", s->what, s->m, s->n, s->k, ours, theirs);
+        nanosleep(&(struct timespec){ .tv_nsec = 300000000 }, NULL);
+        printf("  %-34s %6d %6d %6d %8.1f %8.1f", s->what, s->m, s->n, s->k, ours, theirs);
+        for (int p = 0; p < N_BF16_PATHS; p++)
+            if (bf16[p] > 0.0)
+                printf(" %10.1f", bf16[p]);
+            else
+                printf(" %10s", "-");
+        printf("\n");
     }
     free(a);
     free(b);

@@ -24,9 +24,9 @@
  * beta is 0); the later ones add to it.
  *
  * Threads.  Each OpenMP thread takes a band of rows of C, or a band of
- * columns when that balances better (see split_by_rows), and runs the
- * loops above on it with its own buffers; no two threads write the same
- * element and k is never split.
+ * columns when that balances better (fmnn__gemm_split_by_rows), and
+ * runs the loops above on it with its own buffers; no two threads write
+ * the same element and k is never split.
  *
  * Determinism.  Every element of C is one FMA chain per k block in
  * increasing k, the k blocks in increasing order, through the same
@@ -55,20 +55,13 @@ _Static_assert(FMNN_GEMM_AVX512_NR <= 32 && FMNN_GEMM_AVX2_NR <= 32, "packing ha
 /* Below this many multiply-adds one thread is faster than a split. */
 #define SPLIT_MIN_WORK 2000000.0
 
-/* Cost of packing one float, in multiply-adds, for split_by_rows. */
+/* Cost of packing one float, in multiply-adds, for fmnn__gemm_split_by_rows. */
 #define PACK_COST 16
 
 /* Each thread's packed block of B: static, so the hot path never allocates. */
 static _Thread_local _Alignas(64) float b_block[B_BLOCK_FLOATS];
 
-typedef struct gemm_problem {
-    int trans_a, trans_b;
-    int m, n, k;
-    float alpha, beta;
-    const float *a, *b;
-    float *c;
-    int lda, ldb, ldc;
-} gemm_problem;
+typedef fmnn_gemm_problem gemm_problem;
 
 /* ---- choosing the micro-kernel ----------------------------------------- */
 
@@ -189,31 +182,20 @@ static void pack_b_block(const fmnn_gemm_kernel *kern, const gemm_problem *g, in
 
 /* ---- one thread's share ---------------------------------------------- */
 
-/* The k blocks: as few as KC_MAX allows, of sizes differing by at most one. */
-static int k_block_count(int k)
-{
-    return (k + KC_MAX - 1) / KC_MAX;
-}
-
-static int k_block_start(int k, int blocks, int index)
-{
-    return (int)((long)k * index / blocks);
-}
-
 /* Rows m0..m1 by columns n0..n1 of C, by the loops at the top of the file. */
 static void multiply_region(const fmnn_gemm_kernel *kern, const gemm_problem *g, int m0, int m1, int n0, int n1)
 {
     _Alignas(64) float a_panel[MR_MAX * KC_MAX];
     const int mr = kern->mr, nr = kern->nr;
-    const int blocks = k_block_count(g->k);
+    const int blocks = fmnn__gemm_k_block_count(g->k, KC_MAX);
     const int kc_max = (g->k + blocks - 1) / blocks;
     const int nc_max = B_BLOCK_FLOATS / kc_max / nr * nr;
 
     for (int jc = n0; jc < n1; jc += nc_max) {
         const int nc = n1 - jc < nc_max ? n1 - jc : nc_max;
         for (int kb = 0; kb < blocks; kb++) {
-            const int p0 = k_block_start(g->k, blocks, kb);
-            const int kc = k_block_start(g->k, blocks, kb + 1) - p0;
+            const int p0 = fmnn__gemm_k_block_start(g->k, blocks, kb);
+            const int kc = fmnn__gemm_k_block_start(g->k, blocks, kb + 1) - p0;
             const float beta = kb == 0 ? g->beta : 1.0f;
             pack_b_block(kern, g, p0, kc, jc, nc, b_block);
             for (int ir = m0; ir < m1; ir += mr) {
@@ -235,19 +217,13 @@ static long ceil_div(long a, long b)
     return (a + b - 1) / b;
 }
 
-/*
- * Whether bands of rows beat bands of columns for `parts` threads: each
- * thread's multiply-adds (whole tiles) plus its packing, for the busiest
- * thread.  A band of rows packs its rows of A and all of B; a band of
- * columns packs all of A and its columns of B.
- */
-static int split_by_rows(const gemm_problem *g, int mr, int nr, int parts)
+int fmnn__gemm_split_by_rows(const gemm_problem *g, int mr, int nr, int pack_cost, int parts)
 {
     const long rows = ceil_div(g->m, mr) * mr, cols = ceil_div(g->n, nr) * nr;
     const long band_rows = ceil_div(ceil_div(g->m, mr), parts) * mr;
     const long band_cols = ceil_div(ceil_div(g->n, nr), parts) * nr;
-    const long by_rows = band_rows * cols + PACK_COST * (band_rows + cols);
-    const long by_cols = rows * band_cols + PACK_COST * (rows + band_cols);
+    const long by_rows = band_rows * cols + pack_cost * (band_rows + cols);
+    const long by_cols = rows * band_cols + pack_cost * (rows + band_cols);
     return by_rows <= by_cols;
 }
 
@@ -259,7 +235,7 @@ static void multiply_packed(const fmnn_gemm_kernel *kern, const gemm_problem *g)
         multiply_region(kern, g, 0, g->m, 0, g->n);
         return;
     }
-    const int rows = split_by_rows(g, kern->mr, kern->nr, threads);
+    const int rows = fmnn__gemm_split_by_rows(g, kern->mr, kern->nr, PACK_COST, threads);
 #pragma omp parallel num_threads(threads)
     {
         const unsigned fp = fmnn__flush_denormals();

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include "gemm_impl.h"
+#include "transpose_avx512.h"
 
 #define MR FMNN_GEMM_AVX512_MR
 #define NR FMNN_GEMM_AVX512_NR
@@ -111,33 +112,6 @@ AVX512 static void tile_a_by_row(int kc, const float *a, int a_step, const float
     tile_14x32(kc, a, 1, FMNN_GEMM_KC, 0, b_panel, c, ldc, rows, cols, alpha, beta);
 }
 
-/* Transposes the 16 x 16 block r[0..15] in place: r[q] becomes column q. */
-AVX512 static inline void transpose_16x16(__m512 r[16])
-{
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) { /* interleave rows in 32-bit pairs */
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) { /* then in 64-bit pairs */
-        for (int j = 0; j < 2; j++) {
-            __m512d x = _mm512_castps_pd(t[i + j]), y = _mm512_castps_pd(t[i + j + 2]);
-            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
-        }
-    }
-    for (int i = 0; i < 16; i += 8) { /* then 128-bit lanes of 8 rows */
-        for (int j = 0; j < 4; j++) {
-            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
-            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
-        }
-    }
-    for (int j = 0; j < 8; j++) { /* then 128-bit lanes of all 16 */
-        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
-        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
-    }
-}
-
 /* k_rows: row p of every panel is a run of the source row src + p * ld,
  * copied with masked loads and stores. */
 AVX512 static void pack_copy(const float *src, int ld, int count, int kc, int width, float *panels)
@@ -174,7 +148,7 @@ AVX512 static void pack_transpose(const float *src, int ld, int count, int kc, i
                     r[i] = first + i < count && h + i < width
                                ? _mm512_maskz_loadu_ps(load_mask, src + (size_t)(first + i) * ld + p)
                                : _mm512_setzero_ps();
-                transpose_16x16(r);
+                fmnn__transpose_16x16(r);
 #pragma GCC unroll 16
                 for (int q = 0; q < 16; q++) {
                     if (q >= steps)

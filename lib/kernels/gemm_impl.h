@@ -70,6 +70,37 @@ FMNN_INTERNAL extern const fmnn_gemm_kernel fmnn__gemm_avx512;
 #define FMNN_GEMM_AVX2_NR 16
 FMNN_INTERNAL extern const fmnn_gemm_kernel fmnn__gemm_avx2;
 
+/* A product's operands as fmnn__gemm and fmnn__gemm_bf16 take them. */
+typedef struct fmnn_gemm_problem {
+    int trans_a, trans_b;
+    int m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+} fmnn_gemm_problem;
+
+/* The k blocks of both GEMMs: as few as kc_max allows, of sizes differing
+ * by at most one; their bounds depend on k alone. */
+static inline int fmnn__gemm_k_block_count(int k, int kc_max)
+{
+    return (k + kc_max - 1) / kc_max;
+}
+
+static inline int fmnn__gemm_k_block_start(int k, int blocks, int index)
+{
+    return (int)((long)k * index / blocks);
+}
+
+/*
+ * Whether bands of rows of C beat bands of columns for `parts` threads
+ * with mr x nr tiles: each thread's multiply-adds (whole tiles) plus its
+ * packing, pack_cost multiply-adds a value, for the busiest thread.  A
+ * band of rows packs its rows of A and all of B; a band of columns packs
+ * all of A and its columns of B (gemm.c).
+ */
+FMNN_INTERNAL int fmnn__gemm_split_by_rows(const fmnn_gemm_problem *g, int mr, int nr, int pack_cost, int parts);
+
 /*
  * For tests and benchmarks: the name of the code path fmnn__gemm takes
  * ("avx512", "avx2" or "openblas"), and a way to force one.  Selecting

@@ -1,7 +1,7 @@
 /*
  * kernels.h - the compute kernels layers share: activations (activation.c)
- * and the matrix product (gemm.c).  Kernels are leaves: they know arrays
- * and activation kinds, nothing of layers or models.
+ * and the matrix products (gemm.c, gemm_bf16.c).  Kernels are leaves: they
+ * know arrays and activation kinds, nothing of layers or models.
  */
 #ifndef FMNN_KERNELS_H
 #define FMNN_KERNELS_H
@@ -50,5 +50,13 @@ FMNN_INTERNAL void fmnn__gemm(int trans_a, int trans_b, int m, int n, int k,
                               float alpha, const float *a, int lda,
                               const float *b, int ldb, float beta, float *c,
                               int ldc);
+
+/* The same product with every element of op(A) and op(B) first rounded to
+ * bfloat16 (to nearest even), the products summed in fp32: the GEMM of
+ * Keras's mixed_bfloat16 policy (gemm_bf16.c). */
+FMNN_INTERNAL void fmnn__gemm_bf16(int trans_a, int trans_b, int m, int n,
+                                   int k, float alpha, const float *a,
+                                   int lda, const float *b, int ldb,
+                                   float beta, float *c, int ldc);
 
 #endif /* FMNN_KERNELS_H */
