@@ -463,6 +463,7 @@ int main(int argc, char **argv)
     const double latency_ms = latency_batch1(m, x, n);
 
     printf("fmnn %s threads=%d model=%s batch=%d\n", fmnn_version_string(), threads, model_name, batch);
+    printf("kernels: %s\n", fmnn_kernel_paths());
     printf("train_images_per_s %.1f\n", steps * batch / train_s);
     printf("infer_images_per_s %.1f\n", infer_reps * infer_n / infer_s);
     printf("latency_ms_batch1 %.3f\n", latency_ms);

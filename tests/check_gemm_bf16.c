@@ -31,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmnn.h"
 #include "kernels/gemm_bf16_impl.h"
+#include "kernels/gemm_impl.h"
 #include "kernels/kernels.h"
 #include "layer_impl.h"
 
@@ -531,6 +533,33 @@ START_TEST(test_independent_of_blocking)
 }
 END_TEST
 
+/* fmnn_kernel_paths names, for each precision, the path in use and then
+ * exactly the paths this CPU can run. */
+START_TEST(test_kernel_paths)
+{
+    static const char *const fp32[] = { "avx512", "avx2", "openblas" }, *const bf16[] = { "amx", "avx512bf16",
+                                                                                          "portable" };
+    char want[160] = "", part[64];
+    snprintf(want, sizeof want, "fp32 %s (", fmnn__gemm_path());
+    for (int i = 0; i < 3; i++)
+        if (fmnn__gemm_available(fp32[i])) {
+            snprintf(part, sizeof part, "%s%s", want[strlen(want) - 1] == '(' ? "" : " ", fp32[i]);
+            strcat(want, part);
+        }
+    snprintf(part, sizeof part, "), bf16 %s (", fmnn__gemm_bf16_path());
+    strcat(want, part);
+    for (int i = 0; i < 3; i++)
+        if (fmnn__gemm_bf16_available(bf16[i])) {
+            snprintf(part, sizeof part, "%s%s", want[strlen(want) - 1] == '(' ? "" : " ", bf16[i]);
+            strcat(want, part);
+        }
+    strcat(want, ")");
+    ck_assert_str_eq(fmnn_kernel_paths(), want);
+    ck_assert_ptr_nonnull(strstr(fmnn_kernel_paths(), "openblas")); /* always there */
+    ck_assert_ptr_nonnull(strstr(fmnn_kernel_paths(), "portable"));
+}
+END_TEST
+
 /* ---- the suite --------------------------------------------------------------- */
 
 static Suite *gemm_bf16_suite(void)
@@ -538,6 +567,7 @@ static Suite *gemm_bf16_suite(void)
     Suite *s = suite_create("gemm_bf16");
     TCase *tc = tcase_create("rounding");
     tcase_add_test(tc, test_rounding);
+    tcase_add_test(tc, test_kernel_paths);
     tcase_add_loop_test(tc, test_rounding_in_gemm, 0, N_PATHS);
     tcase_add_loop_test(tc, test_packing_exact, 0, N_PATHS);
     suite_add_tcase(s, tc);

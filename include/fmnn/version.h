@@ -6,8 +6,8 @@
 
 #define FMNN_VERSION_MAJOR 0
 #define FMNN_VERSION_MINOR 5
-#define FMNN_VERSION_PATCH 1
-#define FMNN_VERSION_STRING "0.5.1"
+#define FMNN_VERSION_PATCH 2
+#define FMNN_VERSION_STRING "0.5.2"
 
 /**
  * The shared library's soname is libfmnn.so.FMNN_SOVERSION.  It grows by
@@ -27,6 +27,14 @@ extern "C" {
 
 /** The version of the library actually linked, such as "0.1.0". */
 FMNN_API const char *fmnn_version_string(void);
+
+/**
+ * The matrix-product kernels this CPU runs, chosen at run time: for each
+ * precision the one in use, then every one the CPU can run, such as
+ * "fp32 avx512 (avx512 avx2 openblas), bf16 amx (amx avx512bf16 portable)".
+ * Static; thread-safe.
+ */
+FMNN_API const char *fmnn_kernel_paths(void);
 
 #ifdef __cplusplus
 }

@@ -92,6 +92,12 @@ const char *fmnn__gemm_path(void)
     return active ? active->name : "openblas";
 }
 
+int fmnn__gemm_available(const char *name)
+{
+    return !strcmp(name, "openblas") || (!strcmp(name, "avx512") && cpu_has_avx512()) ||
+           (!strcmp(name, "avx2") && cpu_has_avx2());
+}
+
 int fmnn__gemm_select(const char *name)
 {
     if (!name)

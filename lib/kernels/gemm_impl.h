@@ -109,5 +109,7 @@ FMNN_INTERNAL int fmnn__gemm_split_by_rows(const fmnn_gemm_problem *g, int mr, i
  */
 FMNN_INTERNAL const char *fmnn__gemm_path(void);
 FMNN_INTERNAL int fmnn__gemm_select(const char *name);
+/* Whether this CPU can run that path. */
+FMNN_INTERNAL int fmnn__gemm_available(const char *name);
 
 #endif /* FMNN_GEMM_IMPL_H */
