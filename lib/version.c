@@ -34,9 +34,16 @@ static void describe_kernels(void)
     static const char *const bf16[] = { "amx", "avx512bf16", "portable", NULL };
     size_t used = describe(kernel_paths, sizeof kernel_paths, "fp32", fmnn__gemm_path(), fp32, fmnn__gemm_available);
     used += (size_t)snprintf(kernel_paths + used, sizeof kernel_paths - used, ", ");
+    /* Without asking for AMX's permission: only bf16 products should. */
+    const char *bf16_choice = "portable";
+    for (int i = 0; bf16[i]; i++)
+        if (fmnn__gemm_bf16_supported(bf16[i])) {
+            bf16_choice = bf16[i];
+            break;
+        }
     if (used < sizeof kernel_paths)
-        describe(kernel_paths + used, sizeof kernel_paths - used, "bf16", fmnn__gemm_bf16_path(), bf16,
-                 fmnn__gemm_bf16_available);
+        describe(kernel_paths + used, sizeof kernel_paths - used, "bf16", bf16_choice, bf16,
+                 fmnn__gemm_bf16_supported);
 }
 
 FMNN_API const char *fmnn_kernel_paths(void)

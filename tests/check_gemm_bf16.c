@@ -26,7 +26,11 @@
  * row or column is computed in.
  */
 #include <check.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,10 +550,12 @@ START_TEST(test_kernel_paths)
             snprintf(part, sizeof part, "%s%s", want[strlen(want) - 1] == '(' ? "" : " ", fp32[i]);
             strcat(want, part);
         }
-    snprintf(part, sizeof part, "), bf16 %s (", fmnn__gemm_bf16_path());
+    snprintf(part, sizeof part, "), bf16 %s (", fmnn__gemm_bf16_supported("amx")          ? "amx"
+                                                : fmnn__gemm_bf16_supported("avx512bf16") ? "avx512bf16"
+                                                                                         : "portable");
     strcat(want, part);
     for (int i = 0; i < 3; i++)
-        if (fmnn__gemm_bf16_available(bf16[i])) {
+        if (fmnn__gemm_bf16_supported(bf16[i])) {
             snprintf(part, sizeof part, "%s%s", want[strlen(want) - 1] == '(' ? "" : " ", bf16[i]);
             strcat(want, part);
         }
@@ -557,6 +563,79 @@ START_TEST(test_kernel_paths)
     ck_assert_str_eq(fmnn_kernel_paths(), want);
     ck_assert_ptr_nonnull(strstr(fmnn_kernel_paths(), "openblas")); /* always there */
     ck_assert_ptr_nonnull(strstr(fmnn_kernel_paths(), "portable"));
+}
+END_TEST
+
+/* A path the CPU and the OS support runs (it is not skipped), checked
+ * against libgcc's own reading of CPUID and XCR0; and every path the
+ * library offers is one they support. */
+START_TEST(test_supported_paths_run)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bf16"))
+        ck_assert(fmnn__gemm_bf16_available("avx512bf16"));
+    if (__builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
+        __builtin_cpu_supports("avx512bf16"))
+        ck_assert(fmnn__gemm_bf16_available("amx"));
+    for (int i = 0; i < N_PATHS; i++)
+        ck_assert_int_eq(fmnn__gemm_bf16_available(paths[i]), fmnn__gemm_bf16_supported(paths[i]));
+}
+END_TEST
+
+/* A product computed from the same operands as a first one gives its
+ * bits: after the tiles were released by other code on the thread, and
+ * in a signal handler (which starts with them reset). */
+static operands again_ops;
+static float *again_c;
+
+static void multiply_again(void)
+{
+    const operands *o = &again_ops;
+    memcpy(again_c, o->c0, (size_t)o->g.m * o->ldc * sizeof *again_c);
+    fmnn__gemm_bf16(o->g.trans_a, o->g.trans_b, o->g.m, o->g.n, o->g.k, o->g.alpha, o->a, o->lda, o->b, o->ldb,
+                    o->g.beta, again_c, o->ldc);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    multiply_again();
+}
+
+#if defined(__x86_64__)
+__attribute__((target("amx-tile"))) static void release_tiles(void)
+{
+    _tile_release();
+}
+#endif
+
+START_TEST(test_tiles_reset_between_calls)
+{
+    if (!use_path(_i))
+        return;
+    fmnn_set_num_threads(1);
+    make_operands(&again_ops, &(bf16_case){ 0, 0, 40, 70, 100, 1.0f, 0.0f, 0, 91 });
+    const size_t bytes = (size_t)again_ops.g.m * again_ops.ldc * sizeof(float);
+    float *first = malloc(bytes);
+    again_c = malloc(bytes);
+    multiply_again();
+    memcpy(first, again_c, bytes);
+#if defined(__x86_64__)
+    if (!strcmp(paths[_i], "amx")) {
+        release_tiles();
+        multiply_again();
+        ck_assert_mem_eq(again_c, first, bytes);
+    }
+#endif
+    signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+    signal(SIGUSR1, SIG_DFL);
+    ck_assert_mem_eq(again_c, first, bytes);
+    free(first);
+    free(again_c);
+    free_operands(&again_ops);
+    fmnn_set_num_threads(2);
+    fmnn__gemm_bf16_select(NULL);
 }
 END_TEST
 
@@ -568,6 +647,8 @@ static Suite *gemm_bf16_suite(void)
     TCase *tc = tcase_create("rounding");
     tcase_add_test(tc, test_rounding);
     tcase_add_test(tc, test_kernel_paths);
+    tcase_add_test(tc, test_supported_paths_run);
+    tcase_add_loop_test(tc, test_tiles_reset_between_calls, 0, N_PATHS);
     tcase_add_loop_test(tc, test_rounding_in_gemm, 0, N_PATHS);
     tcase_add_loop_test(tc, test_packing_exact, 0, N_PATHS);
     suite_add_tcase(s, tc);

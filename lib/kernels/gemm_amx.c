@@ -15,9 +15,12 @@
  * 32 x 32 buffer and from there, with AVX-512, to C.  A tile with 16 rows
  * or fewer skips the lower half; each element's sum is the same either way.
  *
- * A thread must configure its tiles before using them: each does so once,
- * in prepare_thread (a thread-local flag), and keeps the configuration:
- * nothing else in the library loads another.  The process must also ask
+ * A thread must configure its tiles before using them.  Each region of C
+ * a thread computes loads the configuration first and releases the tiles
+ * after (the kernel's begin and end): other code on the thread (oneDNN's,
+ * a signal handler, which starts with the tiles reset) may release or
+ * reconfigure them between our calls, and released tiles keep the
+ * thread's context switches and signal frames small.  The process must also ask
  * Linux for the tile data state once (fmnn__gemm_bf16_amx_permitted);
  * gemm_bf16.c does before it chooses this kernel.  Compiled for AMX
  * whatever the library's flags.
@@ -78,14 +81,14 @@ static const _Alignas(64) tile_config config = {
     .rows = { 16, 16, 16, 16, 16, 16, 16, 16 },
 };
 
-static _Thread_local int tiles_configured;
-
-AMX static void configure_tiles(void)
+AMX static void begin_tiles(void)
 {
-    if (tiles_configured)
-        return;
     _tile_loadconfig(&config);
-    tiles_configured = 1;
+}
+
+AMX static void end_tiles(void)
+{
+    _tile_release();
 }
 
 AMX static void tile_32x32(int kp, const uint16_t *a_panel, const uint16_t *b_panel, float *c, int ldc, int rows,
@@ -129,7 +132,8 @@ const fmnn_gemm_bf16_kernel fmnn__gemm_bf16_amx = {
     .name = "amx",
     .mr = MR,
     .tile = tile_32x32,
-    .prepare_thread = configure_tiles,
+    .begin = begin_tiles,
+    .end = end_tiles,
     .pack_a = fmnn__gemm_bf16_pack_a_avx512,
     .pack_b = fmnn__gemm_bf16_pack_b_avx512,
 };

@@ -153,15 +153,25 @@ static int cpu_has_avx512bf16(void)
 
 /* AMX-TILE and AMX-BF16 (CPUID 7.0 EDX bits 24 and 22), the OS saving
  * the tiles, and AVX-512 for the way from the tiles to C. */
-static int cpu_has_amx(void)
+/* The CPU and the OS have AMX-BF16 (before Linux's permission). */
+static int cpu_supports_amx(void)
 {
     unsigned eax, ebx, ecx, edx;
     if ((os_enabled_state() & XSTATE_AMX) != XSTATE_AMX || !cpu_has_avx512bf16())
         return 0;
-    return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 24)) && (edx & (1u << 22)) &&
-           fmnn__gemm_bf16_amx_permitted();
+    return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 24)) && (edx & (1u << 22));
+}
+
+static int cpu_has_amx(void)
+{
+    return cpu_supports_amx() && fmnn__gemm_bf16_amx_permitted();
 }
 #else
+static int cpu_supports_amx(void)
+{
+    return 0;
+}
+
 static int cpu_has_avx512bf16(void)
 {
     return 0;
@@ -214,6 +224,13 @@ const char *fmnn__gemm_bf16_path(void)
 int fmnn__gemm_bf16_available(const char *name)
 {
     return name && runnable_kernel(name) != NULL;
+}
+
+int fmnn__gemm_bf16_supported(const char *name)
+{
+    __builtin_cpu_init();
+    return name && (!strcmp(name, "portable") || (!strcmp(name, "avx512bf16") && cpu_has_avx512bf16()) ||
+                    (!strcmp(name, "amx") && cpu_supports_amx()));
 }
 
 int fmnn__gemm_bf16_select(const char *name)
@@ -285,8 +302,8 @@ static void pack_b_block(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *
 static void multiply_region(const fmnn_gemm_bf16_kernel *kern, const gemm_problem *g, int m0, int m1, int n0,
                             int n1)
 {
-    if (kern->prepare_thread)
-        kern->prepare_thread();
+    if (kern->begin)
+        kern->begin();
     const int mr = kern->mr;
     const int blocks = fmnn__gemm_k_block_count(g->k, KC_MAX);
     const int kp_max = round_up((g->k + blocks - 1) / blocks, K_ALIGN);
@@ -310,6 +327,8 @@ static void multiply_region(const fmnn_gemm_bf16_kernel *kern, const gemm_proble
             }
         }
     }
+    if (kern->end)
+        kern->end();
 }
 
 /* ---- splitting over threads ------------------------------------------ */

@@ -59,7 +59,8 @@ typedef struct fmnn_gemm_bf16_kernel {
     const char *name;
     int mr;                           /* the rows of its tile of C */
     fmnn_gemm_bf16_microkernel *tile;
-    void (*prepare_thread)(void);     /* NULL, or called by each thread before its tiles */
+    void (*begin)(void);              /* NULL, or called before a region's tiles (AMX's configuration) */
+    void (*end)(void);                /* NULL, or called after them */
     fmnn_gemm_bf16_pack_a *pack_a;    /* NULL: gemm_bf16.c's portable ones */
     fmnn_gemm_bf16_pack_b *pack_b;
 } fmnn_gemm_bf16_kernel;
@@ -118,5 +119,9 @@ static inline float fmnn__bf16_to_float(uint16_t h)
 FMNN_INTERNAL const char *fmnn__gemm_bf16_path(void);
 FMNN_INTERNAL int fmnn__gemm_bf16_select(const char *name);
 FMNN_INTERNAL int fmnn__gemm_bf16_available(const char *name);
+/* Whether the CPU and the OS support that path, without asking Linux for
+ * AMX's permission (which fmnn__gemm_bf16_available and the first bf16
+ * product do, once: it grows every signal frame of the process). */
+FMNN_INTERNAL int fmnn__gemm_bf16_supported(const char *name);
 
 #endif /* FMNN_GEMM_BF16_IMPL_H */
