@@ -47,18 +47,22 @@ AVX512 static inline __m512i pairs_across(__m512 low, __m512 high)
     return _mm512_or_si512(round_lanes(low), _mm512_slli_epi32(round_lanes(high), 16));
 }
 
-/* The 16 words of 32 consecutive floats x[0 .. n) (zero past n). */
+/* The 16 words of 32 consecutive floats x[0 .. n) (zero past n; x + 16 is
+ * formed only when it points into the operand). */
 AVX512 static inline __m512i pairs_along(const float *x, int n)
 {
+    const __m512 upper = n > 16 ? _mm512_maskz_loadu_ps(lanes_below(n - 16), x + 16) : _mm512_setzero_ps();
     const __m256i low = _mm512_cvtepi32_epi16(round_lanes(_mm512_maskz_loadu_ps(lanes_below(n), x)));
-    const __m256i high = _mm512_cvtepi32_epi16(round_lanes(_mm512_maskz_loadu_ps(lanes_below(n - 16), x + 16)));
+    const __m256i high = _mm512_cvtepi32_epi16(round_lanes(upper));
     return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
 }
 
-/* 16 floats of src, zero where `valid` is 0 (a step past kc). */
-AVX512 static inline __m512 load_or_zero(int valid, __mmask16 lanes, const float *src)
+/* The floats from column `first` of row `step` of src (rows ld apart),
+ * in the lanes given; zero for a step past kc or no lanes, whose address
+ * is then not even formed. */
+AVX512 static inline __m512 load_step(const float *src, size_t ld, int step, int first, int kc, __mmask16 lanes)
 {
-    return valid ? _mm512_maskz_loadu_ps(lanes, src) : _mm512_setzero_ps();
+    return step < kc && lanes ? _mm512_maskz_loadu_ps(lanes, src + (size_t)step * ld + first) : _mm512_setzero_ps();
 }
 
 AVX512 static inline void transpose_words(__m512i w[16])
@@ -86,8 +90,8 @@ AVX512 void fmnn__gemm_bf16_pack_a_avx512(const float *a, int lda, int trans, in
 #pragma GCC unroll 16
                 for (int q = 0; q < 16; q++) {
                     const int step = p + 2 * q;
-                    w[q] = pairs_across(load_or_zero(step < kc, lanes, a + (size_t)step * lda + i0),
-                                        load_or_zero(step + 1 < kc, lanes, a + (size_t)(step + 1) * lda + i0));
+                    w[q] = pairs_across(load_step(a, (size_t)lda, step, i0, kc, lanes),
+                                        load_step(a, (size_t)lda, step + 1, i0, kc, lanes));
                 }
                 transpose_words(w);
                 for (int i = 0; i < 16 && i0 + i < rows; i++)
@@ -109,9 +113,8 @@ AVX512 void fmnn__gemm_bf16_pack_b_avx512(const float *b, int ldb, int trans, in
                 const __mmask16 lanes = lanes_below(cols - first);
                 for (int q = 0; q < kp / 2; q++)
                     _mm512_store_si512(panel + (size_t)q * 2 * NR + 2 * h,
-                                       pairs_across(load_or_zero(2 * q < kc, lanes, b + (size_t)2 * q * ldb + first),
-                                                    load_or_zero(2 * q + 1 < kc, lanes,
-                                                                 b + (size_t)(2 * q + 1) * ldb + first)));
+                                       pairs_across(load_step(b, (size_t)ldb, 2 * q, first, kc, lanes),
+                                                    load_step(b, (size_t)ldb, 2 * q + 1, first, kc, lanes)));
             } else { /* a row of B is one column: its words, transposed */
                 for (int p = 0; p < kp; p += 32) {
                     __m512i w[16];
