@@ -250,6 +250,27 @@ static double latency_batch1(fmnn_model *m, fmnn_tensor *x, int n)
     return 1e3 * seconds / LATENCY_REPS;
 }
 
+/* What make_data gave back. */
+static void free_data(fmnn_tensor *x, fmnn_tensor *y, fmnn_dataset *dataset)
+{
+    if (dataset) {
+        fmnn_dataset_free(dataset);
+        return;
+    }
+    fmnn_tensor_free(x);
+    fmnn_tensor_free(y);
+}
+
+/* A study model, compiled as the study compiles it. */
+static fmnn_model *build_model(const study_model *arch)
+{
+    fmnn_model *m;
+    int err;
+    if ((err = study_build(&m, arch)) || (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
+        die("building the model", err);
+    return m;
+}
+
 /* ---- the scaling table ---- */
 
 /* The peak resident memory since the last reset_peak, in MB; -1 where
@@ -297,10 +318,7 @@ static int bench_scaling(const study_model *arch, const char *data)
         for (size_t k = 0; k < sizeof batches / sizeof *batches; k++) {
             const int b = batches[k], steps = b >= 512 ? 2 : 512 / b;
             reset_peak();
-            fmnn_model *m;
-            if ((err = study_build(&m, arch)) ||
-                (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
-                die("building the model", err);
+            fmnn_model *m = build_model(arch);
             fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
             o.batch_size = b;
             o.shuffle = 0;
@@ -342,12 +360,7 @@ static int bench_scaling(const study_model *arch, const char *data)
         }
     }
     fmnn_tensor_free(probs);
-    if (dataset)
-        fmnn_dataset_free(dataset);
-    else {
-        fmnn_tensor_free(x);
-        fmnn_tensor_free(y);
-    }
+    free_data(x, y, dataset);
     return 0;
 }
 
@@ -415,9 +428,9 @@ int main(int argc, char **argv)
         if ((err = fmnn_model_load(&m, load)))
             die(load, err);
         model_name = load;
-    } else if ((err = study_build(&m, arch)) ||
-               (err = fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 42)))
-        die("building the model", err);
+    } else {
+        m = build_model(arch);
+    }
 
     /* Training: fit over consecutive slices, so every step sees new images. */
     fmnn_fit_options o = FMNN_FIT_OPTIONS_INIT;
@@ -492,11 +505,6 @@ int main(int argc, char **argv)
     fmnn_tensor_free(run_y);
     fmnn_tensor_free(infer_x);
     fmnn_model_free(m);
-    if (dataset)
-        fmnn_dataset_free(dataset);
-    else {
-        fmnn_tensor_free(x);
-        fmnn_tensor_free(y);
-    }
+    free_data(x, y, dataset);
     return 0;
 }

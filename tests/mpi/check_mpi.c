@@ -551,6 +551,27 @@ static void test_interrupt_and_resume(char *dir)
     CHECK(!memcmp(a, b, n * sizeof *a), "the resumed run differs from the uninterrupted one");
     CHECK(access(backup_dir, F_OK) != 0, "the backup was not deleted");
     fmnn_model_free(second);
+
+    /* A backup rank 0 cannot read fails every rank, naming rank 0's file. */
+    char file[600];
+    snprintf(file, sizeof file, "%s/latest.fmnn", backup_dir);
+    if (rank == 0) {
+        mkdir(backup_dir, 0700);
+        FILE *f = fopen(file, "wb");
+        CHECK(f && fputs("not a model file", f) >= 0 && fclose(f) == 0, "cannot write %s", file);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    fmnn_model *third = distributed(cnn(0));
+    err = fmnn_model_fit(third, x, y, &oi, NULL);
+    CHECK(err == FMNN_EFORMAT, "a corrupt backup on rank 0: fit returned %d (%s)", err, fmnn_last_error());
+    CHECK(strstr(fmnn_last_error(), "latest.fmnn") && (rank == 0 || strstr(fmnn_last_error(), "rank 0")),
+          "the message does not name rank 0's backup: %s", fmnn_last_error());
+    if (rank == 0) {
+        printf("  a corrupt backup on rank 0: %s\n", fmnn_last_error());
+        unlink(file);
+        rmdir(backup_dir);
+    }
+    fmnn_model_free(third);
     fmnn_model_free(whole);
     fmnn_callback_free(cbs[0]);
     fmnn_callback_free(cbs[1]);
