@@ -168,9 +168,9 @@ FMNN_INTERNAL void fmnn__onnx_add_output(fmnn__onnx_model *model, const char *na
 /* ---- reading helpers (import.c) ------------------------------------------ */
 
 /* A node's attribute by name, or NULL. */
-FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_attr(const fmnn__onnx_node *node, const char *name);
+FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_find_attr(const fmnn__onnx_node *node, const char *name);
 
 /* An initializer by name, or NULL. */
-FMNN_INTERNAL const fmnn__onnx_tensor *fmnn__onnx_initializer(const fmnn__onnx_model *model, const char *name);
+FMNN_INTERNAL const fmnn__onnx_tensor *fmnn__onnx_find_initializer(const fmnn__onnx_model *model, const char *name);
 
 #endif /* FMNN_ONNX_MODEL_H */
