@@ -167,8 +167,9 @@ FMNN_INTERNAL void fmnn__onnx_add_output(fmnn__onnx_model *model, const char *na
 
 /* ---- reading helpers (import.c) ------------------------------------------ */
 
-/* A node's attribute by name, or NULL. */
-FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_attr(const fmnn__onnx_node *node, const char *name);
+/* A node's attribute by name, or NULL.  (Not fmnn__onnx_attr: C gives a
+ * typedef and a function one namespace.) */
+FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_node_attr(const fmnn__onnx_node *node, const char *name);
 
 /* An initializer by name, or NULL. */
 FMNN_INTERNAL const fmnn__onnx_tensor *fmnn__onnx_initializer(const fmnn__onnx_model *model, const char *name);
