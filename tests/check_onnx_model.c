@@ -129,6 +129,15 @@ static unsigned char *serialize(const fmnn__onnx_model *m, size_t *n)
     return bytes;
 }
 
+/* The built model's bytes. */
+static unsigned char *built_bytes(size_t *n)
+{
+    fmnn__onnx_model *m = build_model();
+    unsigned char *bytes = serialize(m, n);
+    fmnn__onnx_free(m);
+    return bytes;
+}
+
 static void same_tensor(const fmnn__onnx_tensor *a, const fmnn__onnx_tensor *b)
 {
     ck_assert_str_eq(a->name, b->name);
@@ -465,10 +474,8 @@ END_TEST
 /* Every prefix of a valid model fails cleanly or, complete, parses. */
 START_TEST(test_truncated)
 {
-    fmnn__onnx_model *built = build_model();
     size_t n;
-    unsigned char *bytes = serialize(built, &n);
-    fmnn__onnx_free(built);
+    unsigned char *bytes = built_bytes(&n);
     int parsed = 0;
     for (size_t len = 0; len < n; len++) {
         testutil_alloc_install(-1);
@@ -679,10 +686,8 @@ END_TEST
 /* Parsing and building with the k-th allocation failing, for every k. */
 START_TEST(test_allocation_failures)
 {
-    fmnn__onnx_model *built = build_model();
     size_t n;
-    unsigned char *bytes = serialize(built, &n);
-    fmnn__onnx_free(built);
+    unsigned char *bytes = built_bytes(&n);
     for (int phase = 0; phase < 2; phase++) {
         int done = 0;
         for (long k = 0; !done; k++) {

@@ -239,6 +239,16 @@ static int to_int(fmnn__pb_reader *r, size_t n, const char *what)
 
 /* ---- parsing: tensors --------------------------------------------------- */
 
+/* More dimensions than the structs hold: valid ONNX, but unsupported. */
+static int rank_ok(fmnn__pb_reader *r, size_t rank, size_t at, const char *what)
+{
+    if (rank <= FMNN__ONNX_MAX_RANK)
+        return 1;
+    fmnn__pb_fail(r, FMNN_ENOTSUP, at, "a %s of %zu dimensions (at most %d are supported)", what, rank,
+                  FMNN__ONNX_MAX_RANK);
+    return 0;
+}
+
 static int64_t le_int(const unsigned char *b, int bytes)
 {
     uint64_t v = 0;
@@ -365,13 +375,8 @@ static void parse_tensor(parser *ps, fmnn__pb_reader *r, fmnn__onnx_tensor *t)
             fmnn__pb_skip(r, wt);
         }
     }
-    if (!fmnn__pb_ok(r))
+    if (!fmnn__pb_ok(r) || !rank_ok(r, n_dims, at, "tensor"))
         return;
-    if (n_dims > FMNN__ONNX_MAX_RANK) {
-        fmnn__pb_fail(r, FMNN_ENOTSUP, at, "a tensor of %zu dimensions (at most %d are supported)", n_dims,
-                      FMNN__ONNX_MAX_RANK);
-        return;
-    }
     /* Second pass: the dims. */
     fmnn__pb_reader again = start;
     size_t n = 0;
@@ -567,13 +572,8 @@ static void parse_shape(parser *ps, fmnn__pb_reader *r, fmnn__onnx_value *v)
         else
             fmnn__pb_skip(r, wt);
     }
-    if (!fmnn__pb_ok(r))
+    if (!fmnn__pb_ok(r) || !rank_ok(r, n, at, "shape"))
         return;
-    if (n > FMNN__ONNX_MAX_RANK) {
-        fmnn__pb_fail(r, FMNN_ENOTSUP, at, "a shape of %zu dimensions (at most %d are supported)", n,
-                      FMNN__ONNX_MAX_RANK);
-        return;
-    }
     fmnn__pb_reader again = start;
     v->rank = 0;
     while (fmnn__pb_next(&again, &field, &wt)) {
@@ -1169,7 +1169,8 @@ static fmnn__onnx_tensor *add_initializer(fmnn__onnx_model *m, const char *name,
         return NULL;
     m->initializers = inits;
     fmnn__onnx_tensor t = { .name = build_string(m, name), .data_type = data_type, .rank = rank, .count = count };
-    memcpy(t.dims, dims, (size_t)rank * sizeof *dims);
+    if (rank > 0)
+        memcpy(t.dims, dims, (size_t)rank * sizeof *dims);
     if (data_type == FMNN__ONNX_FLOAT)
         t.floats = build_alloc(m, count, sizeof(float));
     else
