@@ -251,6 +251,35 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* An initializer larger than an arena block, between small ones. */
+START_TEST(test_large_initializer)
+{
+    fmnn__onnx_model *built = fmnn__onnx_new(8, 13, "", "", "");
+    ck_assert_ptr_nonnull(built);
+    enum { N = 100003 };
+    float *values = malloc(N * sizeof *values);
+    ck_assert_ptr_nonnull(values);
+    for (int i = 0; i < N; i++)
+        values[i] = (float)i - 0.5f;
+    fmnn__onnx_add_floats(built, "a", 1, (int64_t[]){ 1 }, values);
+    fmnn__onnx_add_floats(built, "big", 2, (int64_t[]){ 7, N / 7 }, values);
+    fmnn__onnx_add_int64s(built, "b", 1, (int64_t[]){ 2 }, (int64_t[]){ INT64_MIN, INT64_MAX });
+    size_t n;
+    unsigned char *bytes = serialize(built, &n);
+    ck_assert_uint_gt(n, 4 * (size_t)N);
+    fmnn__onnx_model *m = parse_ok(bytes, n);
+    ck_assert_int_eq(m->n_initializers, 3);
+    for (int i = 0; i < 3; i++)
+        same_tensor(&built->initializers[i], &m->initializers[i]);
+    ck_assert((uintptr_t)m->initializers[1].floats % 64 == 0);
+    ck_assert(m->initializers[2].ints[0] == INT64_MIN);
+    free(values);
+    fmnn__free(bytes);
+    fmnn__onnx_free(m);
+    fmnn__onnx_free(built);
+}
+END_TEST
+
 /* ---- encodings -------------------------------------------------------- */
 
 static void floats_packed(fmnn__pb_writer *w)
@@ -728,6 +757,7 @@ static Suite *onnx_suite(void)
     Suite *s = suite_create("onnx_model");
     TCase *tc = tcase_create("valid");
     tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_large_initializer);
     tcase_add_test(tc, test_float_encodings);
     tcase_add_test(tc, test_int_encodings);
     tcase_add_test(tc, test_skipped_and_inferred);

@@ -41,32 +41,39 @@ static void arena_free(fmnn__onnx_arena *a)
     fmnn__free(a);
 }
 
+static size_t align_up(size_t n, size_t align)
+{
+    return (n + align - 1) & ~(align - 1);
+}
+
 /* size bytes, zeroed, aligned to align (a power of two up to 64).  Large
- * requests get a block of their own, so a block wastes little. */
+ * requests get a block of their own, so a block wastes little.  (A
+ * block's cap is a multiple of 64, so an aligned used never passes it.) */
 static void *arena_alloc(fmnn__onnx_arena *a, size_t size, size_t align)
 {
     arena_block *b = a->blocks;
-    if (!b || ((b->used + align - 1) & ~(align - 1)) > b->cap || size > b->cap - ((b->used + align - 1) & ~(align - 1))) {
+    if (!b || size > b->cap - align_up(b->used, align)) {
         if (size > SIZE_MAX - BLOCK_HEADER - 63) {
             fmnn__error(FMNN_ENOMEM, "ONNX model: %zu bytes are more than memory can hold", size);
             return NULL;
         }
-        const size_t cap = size > ARENA_BLOCK / 4 ? (size + 63) & ~(size_t)63 : ARENA_BLOCK;
+        const int own = size > ARENA_BLOCK / 4;
+        const size_t cap = own ? align_up(size, 64) : ARENA_BLOCK;
         arena_block *nb = fmnn__alloc(BLOCK_HEADER + cap, "ONNX model arena");
         if (!nb)
             return NULL;
         nb->used = 0;
         nb->cap = cap;
-        if (cap == ARENA_BLOCK || !b) {
-            nb->next = b;
-            a->blocks = nb;
-        } else { /* a block of its own: the current one stays current */
+        if (own && b) { /* the current block stays current */
             nb->next = b->next;
             b->next = nb;
+        } else {
+            nb->next = b;
+            a->blocks = nb;
         }
         b = nb;
     }
-    const size_t at = (b->used + align - 1) & ~(align - 1);
+    const size_t at = align_up(b->used, align);
     b->used = at + size;
     void *p = (unsigned char *)b + BLOCK_HEADER + at;
     memset(p, 0, size);
