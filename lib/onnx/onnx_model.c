@@ -975,11 +975,11 @@ static void put_value(fmnn__pb_writer *w, uint32_t field, const fmnn__onnx_value
 
 int fmnn__onnx_serialize(const fmnn__onnx_model *m, unsigned char **data, size_t *size)
 {
-    if (!m || !data || !size)
+    if (!data || !size)
         return fmnn__error(FMNN_EINVAL, "fmnn__onnx_serialize: a NULL argument");
     *data = NULL;
     *size = 0;
-    if (m->failed)
+    if (!m || m->failed) /* fmnn__onnx_new or a builder call ran out */
         return fmnn__error(FMNN_ENOMEM, "fmnn__onnx_serialize: building the model ran out of memory");
     fmnn__pb_writer w = { 0 };
     put_int(&w, 1, m->ir_version);
@@ -1071,7 +1071,7 @@ fmnn__onnx_model *fmnn__onnx_new(int64_t ir_version, int64_t opset, const char *
 
 const char *fmnn__onnx_printf(fmnn__onnx_model *m, const char *fmt, ...)
 {
-    if (m->failed)
+    if (!m || m->failed)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
@@ -1093,8 +1093,10 @@ const char *fmnn__onnx_printf(fmnn__onnx_model *m, const char *fmt, ...)
 fmnn__onnx_node *fmnn__onnx_add_node(fmnn__onnx_model *m, const char *op_type, const char *name, int n_in,
                                      const char *const *inputs, const char *output)
 {
+    if (!m || m->failed || n_in < 0)
+        return NULL;
     fmnn__onnx_node *nodes = grow(m, m->nodes, m->n_nodes, sizeof *m->nodes);
-    if (!nodes || n_in < 0)
+    if (!nodes)
         return NULL;
     m->nodes = nodes;
     fmnn__onnx_node node = { .op_type = build_string(m, op_type), .name = build_string(m, name),
@@ -1114,7 +1116,7 @@ fmnn__onnx_node *fmnn__onnx_add_node(fmnn__onnx_model *m, const char *op_type, c
 /* A new attribute of node, or NULL. */
 static fmnn__onnx_attr *add_attr(fmnn__onnx_model *m, fmnn__onnx_node *node, const char *name, int32_t type)
 {
-    if (!node || m->failed)
+    if (!m || !node || m->failed)
         return NULL;
     fmnn__onnx_attr *attrs = grow(m, node->attrs, node->n_attrs, sizeof *node->attrs);
     const char *copy = build_string(m, name);
@@ -1145,6 +1147,8 @@ void fmnn__onnx_attr_float(fmnn__onnx_model *m, fmnn__onnx_node *node, const cha
 void fmnn__onnx_attr_ints(fmnn__onnx_model *m, fmnn__onnx_node *node, const char *name, size_t n,
                           const int64_t *v)
 {
+    if (!m)
+        return;
     int64_t *ints = build_alloc(m, n, sizeof *ints);
     fmnn__onnx_attr *a = add_attr(m, node, name, FMNN__ONNX_ATTR_INTS);
     if (!a || !ints)
@@ -1160,7 +1164,7 @@ void fmnn__onnx_attr_ints(fmnn__onnx_model *m, fmnn__onnx_node *node, const char
 static fmnn__onnx_tensor *add_initializer(fmnn__onnx_model *m, const char *name, int32_t data_type, int rank,
                                           const int64_t *dims)
 {
-    if (m->failed)
+    if (!m || m->failed)
         return NULL;
     size_t count = 1;
     for (int d = 0; d < rank; d++)
@@ -1233,13 +1237,15 @@ static void add_value(fmnn__onnx_model *m, fmnn__onnx_value **values, int *n, co
 void fmnn__onnx_add_input(fmnn__onnx_model *m, const char *name, int rank, const int64_t *dims,
                           const char *dim_param)
 {
-    add_value(m, &m->inputs, &m->n_inputs, name, rank, dims, dim_param);
+    if (m)
+        add_value(m, &m->inputs, &m->n_inputs, name, rank, dims, dim_param);
 }
 
 void fmnn__onnx_add_output(fmnn__onnx_model *m, const char *name, int rank, const int64_t *dims,
                            const char *dim_param)
 {
-    add_value(m, &m->outputs, &m->n_outputs, name, rank, dims, dim_param);
+    if (m)
+        add_value(m, &m->outputs, &m->n_outputs, name, rank, dims, dim_param);
 }
 
 /* ---- lookups -------------------------------------------------------------- */

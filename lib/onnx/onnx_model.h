@@ -126,14 +126,16 @@ FMNN_INTERNAL int fmnn__onnx_parse(const void *data, size_t size, const char *wh
 FMNN_INTERNAL void fmnn__onnx_free(fmnn__onnx_model *model);
 
 /* Serializes a model to a new buffer (free it with fmnn__free).
- * FMNN_ENOMEM, also when a builder call had failed. */
+ * FMNN_ENOMEM, also when a builder call had failed or model is the NULL
+ * of a failed fmnn__onnx_new. */
 FMNN_INTERNAL int fmnn__onnx_serialize(const fmnn__onnx_model *model, unsigned char **data, size_t *size);
 
 /* ---- building (export.c) -------------------------------------------------
  * Each call copies what it is given into the arena.  On allocation
  * failure a call returns NULL (or nothing) and sets model->failed; later
  * calls do nothing, and fmnn__onnx_serialize returns FMNN_ENOMEM, so a
- * builder need not check every call. */
+ * builder need not check every call.  The calls also take the NULL of a
+ * failed fmnn__onnx_new, and do nothing with it. */
 
 /* An empty model: IR version, default-domain opset, producer. */
 FMNN_INTERNAL fmnn__onnx_model *fmnn__onnx_new(int64_t ir_version, int64_t opset, const char *producer_name,
