@@ -500,7 +500,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 600
 FUZZ_ARGS    ?=
 FUZZ_B        = $(B)/fuzz
-FUZZ_TARGETS := idx model
+FUZZ_TARGETS := idx model onnx
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp \
                 -Wall -Wextra -DFMNN_BUILDING -Iinclude -Ilib -Itests/fuzz
@@ -526,12 +526,13 @@ fuzz-run: fuzz
 	done
 
 fuzz-corpus: $(B)/fuzz/gen_corpus
-	@mkdir -p tests/fuzz/corpus_idx tests/fuzz/corpus_model
+	@mkdir -p tests/fuzz/corpus_idx tests/fuzz/corpus_model tests/fuzz/corpus_onnx
 	$(B)/fuzz/gen_corpus tests/fuzz
 
-$(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS)
+# -Ilib: the ONNX models are written with the library's internal builder.
+$(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS) lib/onnx/onnx_model.h
 	@mkdir -p $(dir $@)
-	$(CC) $(APP_CFLAGS) -o $@ $< $(APP_LIBS)
+	$(CC) $(APP_CFLAGS) -Ilib -o $@ $< $(APP_LIBS)
 
 # ---- threads: ThreadSanitizer and helgrind ----------------------------
 # (tests/check_concurrency.c; docs/internals.md, "Checking threads")

@@ -79,13 +79,13 @@ static int node_error(const importer *im, int status, const char *fmt, ...)
 /* The constant value called `name`: an initializer or a Constant's value. */
 static const fmnn__onnx_tensor *constant(const importer *im, const char *name)
 {
-    const fmnn__onnx_tensor *t = fmnn__onnx_find_initializer(im->g, name);
+    const fmnn__onnx_tensor *t = fmnn__onnx_initializer(im->g, name);
     if (t)
         return t;
     for (int i = 0; i < im->g->n_nodes; i++) {
         const fmnn__onnx_node *n = &im->g->nodes[i];
         if (strcmp(n->op_type, "Constant") == 0 && n->n_outputs == 1 && strcmp(n->outputs[0], name) == 0) {
-            const fmnn__onnx_attr *a = fmnn__onnx_find_attr(n, "value");
+            const fmnn__onnx_attr *a = fmnn__onnx_node_attr(n, "value");
             return a && a->type == FMNN__ONNX_ATTR_TENSOR ? a->t : NULL;
         }
     }
@@ -110,13 +110,13 @@ static const fmnn__onnx_tensor *float_input(const importer *im, int i, const cha
 
 static int64_t attr_int(const fmnn__onnx_node *n, const char *name, int64_t fallback)
 {
-    const fmnn__onnx_attr *a = fmnn__onnx_find_attr(n, name);
+    const fmnn__onnx_attr *a = fmnn__onnx_node_attr(n, name);
     return a && a->type == FMNN__ONNX_ATTR_INT ? a->i : fallback;
 }
 
 static float attr_float(const fmnn__onnx_node *n, const char *name, float fallback)
 {
-    const fmnn__onnx_attr *a = fmnn__onnx_find_attr(n, name);
+    const fmnn__onnx_attr *a = fmnn__onnx_node_attr(n, name);
     return a && a->type == FMNN__ONNX_ATTR_FLOAT ? a->f : fallback;
 }
 
@@ -124,7 +124,7 @@ static float attr_float(const fmnn__onnx_node *n, const char *name, float fallba
  * -1 with a message when it has another count. */
 static int attr_ints(const importer *im, const char *name, int n, int64_t *out, int64_t fallback)
 {
-    const fmnn__onnx_attr *a = fmnn__onnx_find_attr(im->node, name);
+    const fmnn__onnx_attr *a = fmnn__onnx_node_attr(im->node, name);
     for (int i = 0; i < n; i++)
         out[i] = fallback;
     if (!a)
@@ -137,7 +137,7 @@ static int attr_ints(const importer *im, const char *name, int n, int64_t *out, 
 
 static const char *attr_string(const fmnn__onnx_node *n, const char *name, const char *fallback)
 {
-    const fmnn__onnx_attr *a = fmnn__onnx_find_attr(n, name);
+    const fmnn__onnx_attr *a = fmnn__onnx_node_attr(n, name);
     return a && a->type == FMNN__ONNX_ATTR_STRING ? a->s : fallback;
 }
 
@@ -1161,7 +1161,7 @@ static int check_graph(const importer *im)
         const fmnn__onnx_node *n = &g->nodes[i];
         for (int j = 0; j < n->n_inputs; j++) {
             const char *in = n->inputs[j];
-            int known = !in[0] || fmnn__onnx_find_initializer(g, in) != NULL;
+            int known = !in[0] || fmnn__onnx_initializer(g, in) != NULL;
             for (int k = 0; k < g->n_inputs && !known; k++)
                 known = strcmp(g->inputs[k].name, in) == 0;
             for (int k = 0; k < i && !known; k++)
@@ -1187,7 +1187,7 @@ static int read_input(importer *im, const fmnn__onnx_value **input)
     const fmnn__onnx_model *g = im->g;
     *input = NULL;
     for (int i = 0; i < g->n_inputs; i++) {
-        if (fmnn__onnx_find_initializer(g, g->inputs[i].name))
+        if (fmnn__onnx_initializer(g, g->inputs[i].name))
             continue; /* IR 3 lists the initializers as inputs too */
         if (*input)
             return fmnn__error(FMNN_ENOTSUP, "%s: the graph has inputs '%s' and '%s': libfmnn models have one",

@@ -126,14 +126,16 @@ FMNN_INTERNAL int fmnn__onnx_parse(const void *data, size_t size, const char *wh
 FMNN_INTERNAL void fmnn__onnx_free(fmnn__onnx_model *model);
 
 /* Serializes a model to a new buffer (free it with fmnn__free).
- * FMNN_ENOMEM, also when a builder call had failed. */
+ * FMNN_ENOMEM, also when a builder call had failed or model is the NULL
+ * of a failed fmnn__onnx_new. */
 FMNN_INTERNAL int fmnn__onnx_serialize(const fmnn__onnx_model *model, unsigned char **data, size_t *size);
 
 /* ---- building (export.c) -------------------------------------------------
  * Each call copies what it is given into the arena.  On allocation
  * failure a call returns NULL (or nothing) and sets model->failed; later
  * calls do nothing, and fmnn__onnx_serialize returns FMNN_ENOMEM, so a
- * builder need not check every call. */
+ * builder need not check every call.  The calls also take the NULL of a
+ * failed fmnn__onnx_new, and do nothing with it. */
 
 /* An empty model: IR version, default-domain opset, producer. */
 FMNN_INTERNAL fmnn__onnx_model *fmnn__onnx_new(int64_t ir_version, int64_t opset, const char *producer_name,
@@ -167,10 +169,11 @@ FMNN_INTERNAL void fmnn__onnx_add_output(fmnn__onnx_model *model, const char *na
 
 /* ---- reading helpers (import.c) ------------------------------------------ */
 
-/* A node's attribute by name, or NULL. */
-FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_find_attr(const fmnn__onnx_node *node, const char *name);
+/* A node's attribute by name, or NULL.  (Not fmnn__onnx_attr: C gives a
+ * typedef and a function one namespace.) */
+FMNN_INTERNAL const fmnn__onnx_attr *fmnn__onnx_node_attr(const fmnn__onnx_node *node, const char *name);
 
 /* An initializer by name, or NULL. */
-FMNN_INTERNAL const fmnn__onnx_tensor *fmnn__onnx_find_initializer(const fmnn__onnx_model *model, const char *name);
+FMNN_INTERNAL const fmnn__onnx_tensor *fmnn__onnx_initializer(const fmnn__onnx_model *model, const char *name);
 
 #endif /* FMNN_ONNX_MODEL_H */
