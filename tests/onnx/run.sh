@@ -18,6 +18,9 @@
 # normwise relative error, PASS or FAIL, a note; compare.py defines the
 # errors), collected in ${ONNX_OUT:-build/onnx/out}/results.tsv and
 # printed as a table.  Exits 1 on any FAIL.
+#
+# Also from the environment: ONNX_PYTHON (/usr/bin/python3, Debian's, whose
+# packages are installed), FMNN_DATA (the Fashion-MNIST folder).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 driver=${1:-}
@@ -33,20 +36,28 @@ mkdir -p "${ONNX_CACHE:-build/onnx/cache}" "$out"
 cache=$(cd "${ONNX_CACHE:-build/onnx/cache}" && pwd)
 log=$out/install.log
 : >"$log"
-missing=
-"$python" -c 'import onnx' 2>/dev/null || missing="$missing python3-onnx"
-"$python" -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-# (Node.js builds that bundle npm conflict with Debian's npm package.)
-if [ -z "$missing" ] && ! command -v npm >/dev/null 2>&1; then missing=npm; fi
+# The Debian packages missing, as " python3-onnx nodejs".  (Node.js builds
+# that bundle npm conflict with Debian's npm package: npm only without it.)
+missing_packages() {
+    "$python" -c 'import onnx' 2>/dev/null || printf ' python3-onnx'
+    "$python" -c 'import torch' 2>/dev/null || printf ' python3-torch'
+    if ! command -v node >/dev/null 2>&1; then printf ' nodejs'
+    elif ! command -v npm >/dev/null 2>&1; then printf ' npm'; fi
+}
+install_packages() {
+    echo "check-onnx: installing $*"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; } >>"$log" 2>&1 ||
+        skip "apt-get install $* failed (no network?), see $log"
+}
+missing=$(missing_packages)
 if [ -n "$missing" ]; then
     [ "$(id -u)" = 0 ] || skip "needs$missing (apt-get install them as root)"
-    echo "check-onnx: installing$missing"
     # shellcheck disable=SC2086 # one word per package
-    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; } >>"$log" 2>&1 ||
-        skip "apt-get install$missing failed (no network?), see $log"
-    command -v npm >/dev/null 2>&1 || { apt-get install -y npm >>"$log" 2>&1 ||
-        skip "apt-get install npm failed, see $log"; }
+    install_packages $missing
+    # Debian's nodejs comes without npm: a second round installs it.
+    missing=$(missing_packages)
+    [ "$missing" != " npm" ] || { install_packages npm; missing=$(missing_packages); }
+    [ -z "$missing" ] || skip "still missing after apt-get install:$missing, see $log"
 fi
 installed=$(NODE_PATH=$cache/node_modules node -p "require('onnxruntime-node/package.json').version" 2>/dev/null) ||
     installed=none
@@ -94,8 +105,8 @@ fi
 echo
 echo "Relative errors: elementwise max|a-b|/max(|b|,1e-6); normwise, which decides (<= 1e-5),"
 echo "max over samples of ||a-b||_inf/||b||_inf, b the reference (see tests/onnx/compare.py)."
-awk -F '\t' 'BEGIN { printf "%-20s %-16s %-11s %-11s %-7s %s\n", "model", "check", "elementwise", "normwise", "result", "note" }
-    { printf "%-20s %-16s %-11s %-11s %-7s %s\n", $1, $2, $3, $4, $5, $6 }' "$results"
+awk -F '\t' 'BEGIN { printf "%-20s %-18s %-11s %-11s %-7s %s\n", "model", "check", "elementwise", "normwise", "result", "note" }
+    { printf "%-20s %-18s %-11s %-11s %-7s %s\n", $1, $2, $3, $4, $5, $6 }' "$results"
 passed=$(awk -F '\t' '$5 == "PASS"' "$results" | wc -l)
 failed=$(awk -F '\t' '$5 != "PASS"' "$results" | wc -l)
 echo "check-onnx: $passed passed, $failed failed"
