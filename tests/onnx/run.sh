@@ -10,7 +10,8 @@
 #     prints "check-onnx: skipped: <why>" and exits 0.
 #  2. torch_models.py exports torch's models; DRIVER (onnx_driver) exports
 #     libfmnn's, checks their round trip, and imports and fine-tunes torch's.
-#  3. onnx.checker (check_models.py) on every exported file; onnxruntime
+#  3. onnx.checker (check_models.py) on every exported file, and on
+#     libfmnn's what fmnn/onnx.h promises of them; onnxruntime
 #     (ort_run.js) on every model; compare.py against the references.
 #
 # Without DRIVER only torch's side runs (checker, onnxruntime against
@@ -87,8 +88,9 @@ fi
 # ---- 3. checker, onnxruntime, comparisons ------------------------------
 for dir in "$out/torch" "$out/fmnn"; do
     [ -f "$dir/manifest" ] || continue
-    # shellcheck disable=SC2046 # one word per file; the names have no spaces
-    "$python" "$here/check_models.py" $(sed "s|^\([^ ]*\) .*|$dir/\1.onnx|" "$dir/manifest") >>"$results"
+    exported=; [ "$dir" = "$out/torch" ] || exported=--exported
+    # shellcheck disable=SC2046,SC2086 # one word per file (the names have no spaces), none for no flag
+    "$python" "$here/check_models.py" $exported $(sed "s|^\([^ ]*\) .*|$dir/\1.onnx|" "$dir/manifest") >>"$results"
     while read -r name in_shape _; do
         NODE_PATH=$cache/node_modules node "$here/ort_run.js" "$dir/$name.onnx" "$dir/$name.input.f32" \
             "$in_shape" "$dir/$name.ort.f32" || true  # compare.py reports the missing output
