@@ -165,6 +165,7 @@ static int add_all(fmnn_model *m, fmnn_layer **layers, int n)
             err = FMNN_EINVAL;
     return err;
 }
+/* ADD(m, layer, layer, ...): adds them all, counted from the list. */
 #define ADD(m, ...) add_all(m, (fmnn_layer *[]){ __VA_ARGS__ }, \
                             (int)(sizeof((fmnn_layer *[]){ __VA_ARGS__ }) / sizeof(fmnn_layer *)))
 
@@ -304,7 +305,9 @@ static void export_one(const char *dir, const char *name, fmnn_model *m, fmnn_te
         ok = 0, snprintf(why, sizeof why, "fmnn_model_import_onnx_memory: %s", fmnn_last_error());
     else if (ok && onnx && !same_output(memory, x, y, why, sizeof why))
         ok = 0;
-    row(name, "roundtrip", ok && onnx, ok ? "bit-identical, from the file and from memory" : why);
+    if (ok && !onnx)
+        ok = 0, snprintf(why, sizeof why, "cannot read the exported file");
+    row(name, "roundtrip", ok, ok ? "bit-identical, from the file and from memory" : why);
     fmnn_model_free(file);
     fmnn_model_free(memory);
     free(onnx);
