@@ -272,6 +272,20 @@ $(PARITY_DUMP): tests/parity/parity_dump.c $(HEADERS) $(STATIC_LIB)
 check-parity: deps $(PARITY_DUMP)
 	@sh tests/parity/parity.sh $(PARITY_DUMP)
 
+# `make check-onnx`: ONNX export and import against onnxruntime,
+# onnx.checker and PyTorch (tests/onnx/); installs what it needs, and
+# skips where that cannot be installed.
+ONNX_DRIVER := $(B)/tests/onnx/onnx_driver
+
+$(ONNX_DRIVER): tests/onnx/onnx_driver.c $(HEADERS) $(wildcard examples/support/*.h) $(EXAMPLE_LIB_OBJS) \
+                $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -o $@ $< $(EXAMPLE_LIB_OBJS) $(APP_LIBS)
+
+.PHONY: check-onnx
+check-onnx: deps $(ONNX_DRIVER)
+	@sh tests/onnx/run.sh $(ONNX_DRIVER)
+
 # `make check` installs what is missing first, so it is enough on a fresh
 # Debian machine.  Each suite runs on its own; all run even if one fails.
 check: deps
