@@ -388,6 +388,7 @@ static int add_dense(importer *im, float *kernel, float *bias, int units)
 static int dense_input(const importer *im, int *in)
 {
     const fmnn_shape *s = shape(im);
+    *in = 0;
     if (im->v.layout == IMAGE)
         return UNSUPPORTED(im, "its input is an image: flatten it first");
     *in = s->dims[s->rank - 1];
@@ -431,6 +432,7 @@ static const fmnn__onnx_node *reader_of(const importer *im, const char *name, in
 {
     const fmnn__onnx_node *found = NULL;
     *count = 0;
+    *index = -1;
     for (int i = 0; i < im->g->n_nodes; i++) {
         const fmnn__onnx_node *n = &im->g->nodes[i];
         if (im->done[i])
