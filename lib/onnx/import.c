@@ -703,7 +703,8 @@ static int reshape_to(importer *im, int rank, const int64_t *target)
         return FMNN_OK;
     }
     if (rank == 1) {
-        const int chw = im->v.layout == IMAGE && s.dims[0] * s.dims[1] > 1;
+        /* A 1x1 image, or a one-channel one, flattens in the same order either way. */
+        const int chw = im->v.layout == IMAGE && s.dims[0] * s.dims[1] > 1 && s.dims[2] > 1;
         int err = add_layer(im, fmnn_flatten(), (weights){ 0 }, chw ? FLAT_CHW : PLAIN);
         im->v.image = s;
         return err;
