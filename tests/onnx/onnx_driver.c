@@ -6,7 +6,10 @@
  *       each for one epoch on the first TRAIN (2000) training images,
  *       exports DIR/NAME.onnx, and writes DIR/NAME.input.f32 (1000 test
  *       images, NCHW) and DIR/NAME.fmnn.f32 (fmnn_model_predict's output)
- *       and DIR/manifest for onnxruntime.  Checks the round trip: the
+ *       and DIR/manifest for onnxruntime.  With ONNX_STUDY_MODELS set
+ *       to a folder of the study's results, its trained KEY.fmnn models
+ *       are loaded instead of the study models being trained here.
+ *       Checks the round trip: the
  *       .onnx imported again (from the file and from memory) must
  *       predict bit-identically to the original.
  *   onnx_driver import DIR
@@ -363,11 +366,19 @@ static int run_export(const char *dir, int train_count)
         const char *name = e ? e->name : study_models[i].key;
         fmnn_tensor *x = e && e->channels == 3 ? train3 : train->images;
         fmnn_model *m = NULL;
-        int err = e ? fmnn_model_new(&m, 3, (int[]){ 28, 28, e->channels }) : study_build(&m, &study_models[i]);
-        if (!err && e)
-            err = e->build(m);
-        if (!err)
-            err = compile_and_train(m, x, train->labels);
+        int err;
+        /* The study's own trained models, when a folder of them is given. */
+        const char *trained = getenv("ONNX_STUDY_MODELS");
+        if (!e && trained && *trained) {
+            snprintf(path, sizeof path, "%s/%s.fmnn", trained, name);
+            err = fmnn_model_load(&m, path);
+        } else {
+            err = e ? fmnn_model_new(&m, 3, (int[]){ 28, 28, e->channels }) : study_build(&m, &study_models[i]);
+            if (!err && e)
+                err = e->build(m);
+            if (!err)
+                err = compile_and_train(m, x, train->labels);
+        }
         if (err) {
             char why[512];
             snprintf(why, sizeof why, "build or train: %s", fmnn_last_error());
