@@ -375,8 +375,8 @@ static int export_flatten(exporter *e, const fmnn_layer *l)
         return FMNN_OK;
     const int was_image = e->v.layout == IMAGE;
     fmnn__onnx_attr_int(e->g, unary(e, "Flatten"), "axis", 1);
-    /* A 1x1 image flattens in the same order either way. */
-    e->v.layout = was_image && l->in.dims[0] * l->in.dims[1] > 1 ? FLAT_CHW : PLAIN;
+    /* A 1x1 image, or a one-channel one, flattens in the same order either way. */
+    e->v.layout = was_image && l->in.dims[0] * l->in.dims[1] > 1 && l->in.dims[2] > 1 ? FLAT_CHW : PLAIN;
     e->v.image = l->in;
     return FMNN_OK;
 }

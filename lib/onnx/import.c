@@ -23,13 +23,18 @@
 #include <string.h>
 
 #include "model_impl.h"
+#include "onnx/fold.h"
 #include "onnx/onnx_model.h"
 
 #define MIN_OPSET 11
 #define MAX_OPSET 21
 #define MAX_FILE_BYTES 0x7fffffffUL /* protobuf's limit on a message */
 
-typedef enum layout { PLAIN, IMAGE, FLAT_CHW } layout;
+/* How an ONNX value holds one of our samples: PLAIN, a vector or (T, F)
+ * in our order; IMAGE, our (h, w, c) image as ONNX's (c, h, w); FLAT_CHW,
+ * a flattened image in (c, h, w) order; CHANNELS_LAST, our image as
+ * ONNX's (h, w, c) (between export.c's Transposes around a Reshape). */
+typedef enum layout { PLAIN, IMAGE, FLAT_CHW, CHANNELS_LAST } layout;
 
 typedef struct value {
     const char *name;
@@ -49,7 +54,8 @@ typedef struct importer {
     fmnn_model *m;
     weights *w;                 /* one per layer of m */
     int cap_w;
-    unsigned char *done;        /* per node: walked */
+    unsigned char *done;        /* per node: walked, or folded into a constant */
+    fmnn__onnx_tensor **folded; /* per node: the constant it computes (fold.h), or NULL */
     value v;                    /* the value the next node reads */
     const char *next;           /* the value after this node: its output, or
                                  * that of a node it took with it (MatMul's Add) */
@@ -89,7 +95,15 @@ static const fmnn__onnx_tensor *constant(const importer *im, const char *name)
             return a && a->type == FMNN__ONNX_ATTR_TENSOR ? a->t : NULL;
         }
     }
+    for (int i = 0; im->folded && i < im->g->n_nodes; i++)
+        if (im->folded[i] && strcmp(im->folded[i]->name, name) == 0)
+            return im->folded[i];
     return NULL;
+}
+
+static const fmnn__onnx_tensor *constant_for_fold(void *context, const char *name)
+{
+    return constant(context, name);
 }
 
 /* Input i of the node as float values, with a message when it is not
@@ -608,23 +622,116 @@ static int import_batchnormalization(importer *im)
     return err;
 }
 
-static int import_flatten(importer *im)
+
+/* The value is in our own order: a reshape of it is ours too. */
+static int in_our_order(const importer *im)
 {
-    if (attr_int(im->node, "axis", 1) != 1)
-        return UNSUPPORTED(im, "axis %lld: only the batch axis stays", (long long)attr_int(im->node, "axis", 1));
+    return im->v.layout == PLAIN || im->v.layout == CHANNELS_LAST || im->v.squeezed;
+}
+
+/* Permutes the outputs of the Dense that the current vector comes from
+ * (through element-wise layers only), so that they come out in our
+ * (h, w, c) order where ONNX reads them as (c, h, w): the Dense before
+ * an Unflatten to an image. */
+static int permute_dense_outputs(importer *im, const fmnn_shape *image)
+{
+    for (int i = im->m->n_layers - 1; i >= 0; i--) {
+        const fmnn_layer *l = im->m->layers[i];
+        const char *type = l->ops->type;
+        if (strcmp(type, "Activation") == 0 || strcmp(type, "LeakyReLU") == 0 || strcmp(type, "Rescaling") == 0)
+            continue;
+        if (strcmp(type, "Dense") != 0 || l->in.rank != 1)
+            break;
+        const size_t in = (size_t)l->in.dims[0], units = (size_t)l->out.dims[0];
+        float *k = fmnn__alloc_array(in * units + units, sizeof *k, "the permuted kernel");
+        if (!k)
+            return FMNN_ENOMEM;
+        weights *w = &im->w[i];
+        for (size_t j = 0; j < units; j++) {
+            const size_t from = chw_index(image, j);
+            for (size_t r = 0; r < in; r++)
+                k[r * units + j] = w->kernel[r * units + from];
+            if (w->bias)
+                k[in * units + j] = w->bias[from];
+        }
+        memcpy(w->kernel, k, in * units * sizeof *k);
+        if (w->bias)
+            memcpy(w->bias, k + in * units, units * sizeof *k);
+        fmnn__free(k);
+        return FMNN_OK;
+    }
+    return UNSUPPORTED(im, "a vector unflattened into ONNX's (c, h, w) must come from a Dense (through element-wise "
+                       "layers only), whose outputs can be put in libfmnn's (h, w, c) order");
+}
+
+/* Whether the next node is a Transpose of this permutation. */
+static int next_is_transpose(const importer *im, const int64_t perm[4])
+{
+    int readers, index;
+    const fmnn__onnx_node *n = reader_of(im, im->node->outputs[0], &readers, &index);
+    const fmnn__onnx_attr *a = n && readers == 1 && strcmp(n->op_type, "Transpose") == 0
+                                   ? fmnn__onnx_node_attr(n, "perm") : NULL;
+    return a && a->type == FMNN__ONNX_ATTR_INTS && a->n_ints == 4 && !memcmp(a->ints, perm, 4 * sizeof *perm);
+}
+
+static const int64_t to_channels_last[4] = { 0, 2, 3, 1 }, to_channels_first[4] = { 0, 3, 1, 2 };
+
+/* A Transpose between ONNX's image layout and ours changes no value of
+ * ours: only how ONNX holds it. */
+static int import_transpose(importer *im)
+{
+    const fmnn__onnx_attr *a = fmnn__onnx_node_attr(im->node, "perm");
+    const int ok = a && a->type == FMNN__ONNX_ATTR_INTS && a->n_ints == 4;
+    if (ok && im->v.layout == IMAGE && !memcmp(a->ints, to_channels_last, sizeof to_channels_last)) {
+        im->v.layout = CHANNELS_LAST;
+        return FMNN_OK;
+    }
+    if (ok && im->v.layout == CHANNELS_LAST && !memcmp(a->ints, to_channels_first, sizeof to_channels_first)) {
+        im->v.layout = IMAGE;
+        return FMNN_OK;
+    }
+    return UNSUPPORTED(im, "libfmnn transposes only an image between (N, C, H, W) and (N, H, W, C)");
+}
+
+/* A Reshape (or Flatten) of the current value to `rank` sizes without
+ * the batch. */
+static int reshape_to(importer *im, int rank, const int64_t *target)
+{
     const fmnn_shape s = *shape(im);
-    if (s.rank == 1) { /* a vector, or a squeezed (c, 1, 1) */
+    if (rank == 1 && s.rank == 1) {
         im->v.squeezed = 0;
         return FMNN_OK;
     }
-    const int chw = im->v.layout == IMAGE && s.dims[0] * s.dims[1] > 1;
-    int err = add_layer(im, fmnn_flatten(), (weights){ 0 }, chw ? FLAT_CHW : PLAIN);
-    im->v.image = s;
-    return err;
+    if (rank == 1) {
+        /* A 1x1 image, or a one-channel one, flattens in the same order either way. */
+        const int chw = im->v.layout == IMAGE && s.dims[0] * s.dims[1] > 1 && s.dims[2] > 1;
+        int err = add_layer(im, fmnn_flatten(), (weights){ 0 }, chw ? FLAT_CHW : PLAIN);
+        im->v.image = s;
+        return err;
+    }
+    if (rank > 3)
+        return UNSUPPORTED(im, "a sample of rank %d: libfmnn's Reshape gives ranks 1 to 3", rank);
+    int dims[3] = { (int)target[0], (int)target[1], rank == 3 ? (int)target[2] : 0 };
+    if (rank == 3 && im->v.layout == FLAT_CHW && im->v.image.dims[2] == dims[0] && im->v.image.dims[0] == dims[1] &&
+        im->v.image.dims[1] == dims[2]) /* back to the image it came from */
+        return add_layer(im, fmnn_reshape(3, im->v.image.dims), (weights){ 0 }, IMAGE);
+    if (!in_our_order(im))
+        return UNSUPPORTED(im, "this reshape moves values between ONNX's channels-first and libfmnn's channels-last "
+                           "orders in a way no libfmnn layer does");
+    if (rank == 3 && !next_is_transpose(im, to_channels_first)) {
+        /* ONNX reads the result as (c, h, w): ours is (h, w, c). */
+        const fmnn_shape image = { 3, { dims[1], dims[2], dims[0], 0 } };
+        if (s.rank != 1)
+            return UNSUPPORTED(im, "only a vector is unflattened into an image");
+        int err = permute_dense_outputs(im, &image);
+        if (err)
+            return err;
+        return add_layer(im, fmnn_reshape(3, image.dims), (weights){ 0 }, IMAGE);
+    }
+    return add_layer(im, fmnn_reshape(rank, dims), (weights){ 0 }, rank == 3 ? CHANNELS_LAST : PLAIN);
 }
 
-/* A Reshape to a constant shape: to a vector (a Flatten), or from a vector
- * back to the image it was flattened from, or to (T, F) from a vector. */
+/* A Reshape to a constant shape that keeps the batch. */
 static int import_reshape(importer *im)
 {
     const fmnn__onnx_node *n = im->node;
@@ -635,7 +742,7 @@ static int import_reshape(importer *im)
     if (attr_int(n, "allowzero", 0))
         return UNSUPPORTED(im, "allowzero=1");
     const fmnn_shape s = *shape(im);
-    int64_t onnx_in[4] = { 0 }; /* the input's ONNX dims without the batch */
+    int64_t onnx_in[3] = { 0 }; /* the input's ONNX dims without the batch */
     int onnx_rank = s.rank;
     if (im->v.layout == IMAGE) {
         onnx_in[0] = s.dims[2], onnx_in[1] = s.dims[0], onnx_in[2] = s.dims[1];
@@ -646,11 +753,12 @@ static int import_reshape(importer *im)
             onnx_in[d] = s.dims[d];
     }
     const long long total = (long long)fmnn__shape_size(&s);
-    long long known = 1;
-    int unknown = -1, rank = (int)t->count - 1;
-    int64_t target[3];
     if (t->ints[0] != 0 && t->ints[0] != -1)
         return UNSUPPORTED(im, "its shape must keep the batch (0 or -1 first), not %lld", (long long)t->ints[0]);
+    long long known = 1;
+    int unknown = -1;
+    const int rank = (int)t->count - 1;
+    int64_t target[3];
     for (int d = 0; d < rank; d++) {
         int64_t v = t->ints[d + 1];
         if (v == 0 && d < onnx_rank)
@@ -665,35 +773,22 @@ static int import_reshape(importer *im)
         known *= v;
     }
     if (unknown >= 0)
-        target[unknown] = known ? total / known : 0;
-    else if (t->ints[0] == -1 && known != total)
-        return UNSUPPORTED(im, "a batch of -1 with these sizes changes the sample");
+        target[unknown] = total / known;
     long long product = 1;
     for (int d = 0; d < rank; d++)
         product *= target[d];
     if (product != total)
-        return UNSUPPORTED(im, "%lld values do not reshape into this shape", total);
-    if (rank == 1) { /* flattening */
-        if (s.rank == 1) {
-            im->v.squeezed = 0;
-            return FMNN_OK;
-        }
-        const int chw = im->v.layout == IMAGE && s.dims[0] * s.dims[1] > 1;
-        int err = add_layer(im, fmnn_flatten(), (weights){ 0 }, chw ? FLAT_CHW : PLAIN);
-        im->v.image = s;
-        return err;
-    }
-    if (rank == 3 && im->v.layout == FLAT_CHW && im->v.image.dims[2] == target[0] &&
-        im->v.image.dims[0] == target[1] && im->v.image.dims[1] == target[2]) {
-        const int dims[3] = { im->v.image.dims[0], im->v.image.dims[1], im->v.image.dims[2] };
-        return add_layer(im, fmnn_reshape(3, dims), (weights){ 0 }, IMAGE);
-    }
-    if (rank == 2 && im->v.layout == PLAIN && !im->v.squeezed && s.rank == 1) {
-        const int dims[2] = { (int)target[0], (int)target[1] };
-        return add_layer(im, fmnn_reshape(2, dims), (weights){ 0 }, PLAIN);
-    }
-    return UNSUPPORTED(im, "this reshape moves values between ONNX's channels-first and libfmnn's channels-last "
-                       "orders in a way no libfmnn layer does");
+        return UNSUPPORTED(im, "%lld values per sample do not reshape into this shape", total);
+    if (rank == 3 && im->v.layout == IMAGE && target[0] == onnx_in[0] && target[1] == onnx_in[1])
+        return FMNN_OK; /* the same shape */
+    return reshape_to(im, rank, target);
+}
+
+static int import_flatten(importer *im)
+{
+    if (attr_int(im->node, "axis", 1) != 1)
+        return UNSUPPORTED(im, "axis %lld: only the batch axis stays", (long long)attr_int(im->node, "axis", 1));
+    return reshape_to(im, 1, NULL);
 }
 
 static int import_pad(importer *im)
@@ -1084,6 +1179,7 @@ static const struct {
     { "Flatten", import_flatten },
     { "Reshape", import_reshape },
     { "Pad", import_pad },
+    { "Transpose", import_transpose },
     { "Relu", import_relu },
     { "Sigmoid", import_sigmoid },
     { "Tanh", import_tanh },
@@ -1261,6 +1357,9 @@ static void importer_free(importer *im)
         fmnn__free(im->w[i].state);
     }
     fmnn__free(im->w);
+    for (int i = 0; im->folded && i < im->g->n_nodes; i++)
+        fmnn__onnx_tensor_free(im->folded[i]);
+    fmnn__free(im->folded);
     fmnn__free(im->done);
 }
 
@@ -1283,6 +1382,9 @@ static int import_model(importer *im, const fmnn_onnx_import_options *o)
         return FMNN_ENOMEM;
     for (int i = 0; i < g->n_nodes; i++) /* read where they are used */
         im->done[i] = strcmp(g->nodes[i].op_type, "Constant") == 0;
+    if (!(im->folded = fmnn__alloc_zeroed(((size_t)g->n_nodes + 1) * sizeof *im->folded, "the folded constants")))
+        return FMNN_ENOMEM;
+    fmnn__onnx_fold(g, constant_for_fold, im, im->folded, im->done);
     if ((err = walk(im)))
         return err;
     for (int i = 0; i < g->n_nodes; i++)
