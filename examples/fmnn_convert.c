@@ -78,14 +78,13 @@ static format format_of(const char *path)
 int main(int argc, char **argv)
 {
     const char *paths[2], *loss_name = NULL;
-    int n_paths = 0, quiet = 0;
+    int n_paths = 0, quiet = 0, options_end = 0; /* options_end: after "--", every argument is a file */
     fmnn_onnx_import_options options = FMNN_ONNX_IMPORT_OPTIONS_INIT;
 
     /* ---- arguments: exit 2 on anything malformed ---- */
-    int options_end = 0; /* after "--", every argument is a file */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (options_end || arg[0] != '-' || strcmp(arg, "-") == 0) {
+        if (options_end || arg[0] != '-') {
             if (n_paths == 2) {
                 fprintf(stderr, "fmnn_convert: too many files: '%s'\n", arg);
                 goto bad_usage;
