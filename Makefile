@@ -300,6 +300,7 @@ run-tests: all $(TEST_BINS)
 	echo "== symbols"; sh tests/symbols.sh $(SHARED_LIB) $(if $(filter 1,$(MPI)),$(MPI_SHARED)) || failed=1; \
 	echo "== headers"; sh tests/headers.sh "$(CC)" || failed=1; \
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
+	echo "== convert"; sh tests/convert.sh $(B) || failed=1; \
 	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
 	echo "== study-kill"; sh tests/study-kill.sh $(B) base,l2_dropout 1500 500 || failed=1; \
 	if [ "$(MPI)" = 1 ]; then echo "== mpi"; sh tests/mpi/run.sh $(B) || failed=1; \
