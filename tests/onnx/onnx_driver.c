@@ -7,8 +7,8 @@
  *       exports DIR/NAME.onnx, and writes DIR/NAME.input.f32 (1000 test
  *       images, NCHW) and DIR/NAME.fmnn.f32 (fmnn_model_predict's output)
  *       and DIR/manifest for onnxruntime.  With ONNX_STUDY_MODELS set
- *       to a folder of the study's results, its trained KEY.fmnn models
- *       are loaded instead of the study models being trained here.
+ *       to a folder of the study's results, the trained KEY.fmnn models
+ *       it holds are loaded instead of being trained here.
  *       Checks the round trip: the
  *       .onnx imported again (from the file and from memory) must
  *       predict bit-identically to the original.
@@ -21,9 +21,12 @@
  * Result rows go to stdout, tab-separated: model, check, two error
  * columns (empty here), PASS or FAIL, a note.  Diagnostics go to stderr.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fmnn.h>
 
@@ -369,8 +372,9 @@ static int run_export(const char *dir, int train_count)
         int err;
         /* The study's own trained models, when a folder of them is given. */
         const char *trained = getenv("ONNX_STUDY_MODELS");
-        if (!e && trained && *trained) {
+        if (!e && trained && *trained)
             snprintf(path, sizeof path, "%s/%s.fmnn", trained, name);
+        if (!e && trained && *trained && access(path, R_OK) == 0) {
             err = fmnn_model_load(&m, path);
         } else {
             err = e ? fmnn_model_new(&m, 3, (int[]){ 28, 28, e->channels }) : study_build(&m, &study_models[i]);
