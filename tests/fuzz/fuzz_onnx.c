@@ -10,12 +10,19 @@
  * domains, sparse initializers, values of attribute types the library
  * does not keep) is not compared.
  *
+ * Each input that parses is also imported (fmnn_model_import_onnx_memory),
+ * with the same rule for failures.  An imported model that is small
+ * predicts on two samples of zeros, is exported, imported again from
+ * that file, and must predict the very same bits.
+ *
  *   make fuzz && build/fuzz/fuzz_onnx build/fuzz/corpus_onnx tests/fuzz/corpus_onnx
  */
+#define _GNU_SOURCE /* mkdtemp */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fmnn.h"
 #include "onnx/onnx_model.h"
@@ -129,6 +136,145 @@ static void expect_clean_failure(int status, const fmnn__onnx_model *m)
     }
 }
 
+/* Models larger than this are imported but not run nor exported. */
+#define MAX_INPUT_VALUES 4096
+#define MAX_PARAMS 1000000
+/* Nor those with a layer output larger than this, per sample (a huge
+ * padding makes a large activation of a small input). */
+#define MAX_ACTIVATION_VALUES (1 << 20)
+
+static char dir[64] = "";
+static char exported[128];
+
+static void cleanup(void)
+{
+    unlink(exported);
+    if (dir[0])
+        rmdir(dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fmnn_set_num_threads(1);
+    /* The export writes a real file (a temporary one, then rename). */
+    snprintf(dir, sizeof dir, "/dev/shm/fmnn-fuzz-XXXXXX");
+    if (!mkdtemp(dir)) {
+        snprintf(dir, sizeof dir, "/tmp/fmnn-fuzz-XXXXXX");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+    snprintf(exported, sizeof exported, "%s/model.onnx", dir);
+    atexit(cleanup);
+    return 0;
+}
+
+static void import_failed(int status, const fmnn_model *m, const char *what)
+{
+    if ((status != FMNN_EFORMAT && status != FMNN_ENOTSUP && status != FMNN_ENOMEM) || m != NULL ||
+        fmnn_last_error()[0] == '\0') {
+        fprintf(stderr, "fuzz_onnx: %s: status %d, *out %s: \"%s\"\n", what, status,
+                m ? "not NULL" : "NULL", fmnn_last_error());
+        abort();
+    }
+}
+
+/* Predictions on two samples of zeros; NULL when the model is too large. */
+static fmnn_tensor *predict_zeros(fmnn_model *m, const char *what)
+{
+    int dims[FMNN_MAX_RANK + 1] = { 2 };
+    int rank = fmnn_model_input_shape(m, dims + 1);
+    if (rank < 1 || rank > FMNN_MAX_RANK) {
+        fprintf(stderr, "fuzz_onnx: %s: input rank %d\n", what, rank);
+        abort();
+    }
+    size_t n = 1;
+    for (int d = 1; d <= rank; d++)
+        n *= (size_t)dims[d];
+    if (n > MAX_INPUT_VALUES || fmnn_model_param_count(m) > MAX_PARAMS)
+        return NULL;
+    for (int i = 0; i < fmnn_model_layer_count(m); i++) {
+        int out[FMNN_MAX_RANK];
+        int r = fmnn_model_output_shape(m, i, out);
+        if (r < 1)
+            abort();
+        size_t values = 1;
+        for (int d = 0; d < r; d++)
+            values *= (size_t)out[d];
+        if (values > MAX_ACTIVATION_VALUES)
+            return NULL;
+    }
+    fmnn_tensor *x = NULL, *y = NULL;
+    if (fmnn_tensor_new(&x, rank + 1, dims) != FMNN_OK) /* zeros */
+        abort();
+    int st = fmnn_model_predict(m, x, 0, &y);
+    fmnn_tensor_free(x);
+    if (st != FMNN_OK || !y || fmnn_tensor_dim(y, 0) != 2) {
+        fprintf(stderr, "fuzz_onnx: %s: predict: status %d: %s\n", what, st, fmnn_last_error());
+        abort();
+    }
+    return y;
+}
+
+/* Import; a small model must export, import again and predict the same bits. */
+static void import_roundtrip(const uint8_t *data, size_t size)
+{
+    fmnn_model *m = (fmnn_model *)&dir; /* must come back NULL on failure */
+    int st = fmnn_model_import_onnx_memory(&m, data, size, NULL);
+    if (st != FMNN_OK) {
+        import_failed(st, m, "import");
+        return;
+    }
+    fmnn_tensor *y = predict_zeros(m, "imported");
+    if (!y) {
+        fmnn_model_free(m);
+        return;
+    }
+    st = fmnn_model_export_onnx(m, exported);
+    if (st != FMNN_OK) {
+        /* Memory is the one excuse: an imported model is compiled. */
+        if (st != FMNN_ENOMEM) {
+            fprintf(stderr, "fuzz_onnx: export: status %d: %s\n", st, fmnn_last_error());
+            abort();
+        }
+        fmnn_tensor_free(y);
+        fmnn_model_free(m);
+        return;
+    }
+    fmnn_model *again = (fmnn_model *)&dir;
+    st = fmnn_model_import_onnx(&again, exported, NULL);
+    if (st != FMNN_OK) {
+        if (st == FMNN_ENOMEM && again == NULL) {
+            fmnn_tensor_free(y);
+            fmnn_model_free(m);
+            return;
+        }
+        fprintf(stderr, "fuzz_onnx: the exported model does not import: status %d: %s\n", st,
+                fmnn_last_error());
+        abort();
+    }
+    fmnn_tensor *y2 = predict_zeros(again, "reimported");
+    if (!y2) {
+        fprintf(stderr, "fuzz_onnx: the reimported model is larger than the imported one\n");
+        abort();
+    }
+    int rank = fmnn_tensor_rank(y);
+    if (rank != fmnn_tensor_rank(y2) || fmnn_tensor_size(y) != fmnn_tensor_size(y2))
+        mismatch("the reimported model's output shape");
+    for (int d = 0; d < rank; d++)
+        if (fmnn_tensor_dim(y, d) != fmnn_tensor_dim(y2, d))
+            mismatch("the reimported model's output shape");
+    if (memcmp(fmnn_tensor_data(y), fmnn_tensor_data(y2), fmnn_tensor_size(y) * sizeof(float)) != 0)
+        mismatch("the reimported model's predictions");
+    fmnn_tensor_free(y2);
+    fmnn_tensor_free(y);
+    fmnn_model_free(again);
+    fmnn_model_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fmnn__onnx_model *m = NULL;
@@ -156,5 +302,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fmnn__onnx_free(again);
     fmnn__free(bytes);
     fmnn__onnx_free(m);
+    import_roundtrip(data, size);
     return 0;
 }

@@ -381,11 +381,54 @@ static void onnx_corpus(void)
     write_onnx(m, "dense");
 }
 
+static void export_onnx(fmnn_model *m, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/corpus_onnx/%s", root, name);
+    if (fmnn_model_export_onnx(m, path) != FMNN_OK)
+        die(path);
+    fmnn_model_free(m);
+}
+
+/* Real exports of small compiled models (their initial weights: the
+ * seeds fix them), so that the fuzzer starts from what the exporter
+ * writes. */
+static void onnx_export_corpus(void)
+{
+    fmnn_model *m;
+    if (fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }) ||
+        fmnn_model_add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME, .activation = FMNN_RELU })) ||
+        fmnn_model_add(m, fmnn_maxpool2d(2, 2, NULL)) || fmnn_model_add(m, fmnn_batch_normalization(NULL)) ||
+        fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(10, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })) ||
+        fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 11))
+        die("export cnn model");
+    export_onnx(m, "export-cnn.onnx");
+
+    if (fmnn_model_new(&m, 3, (int[]){ 6, 6, 2 }) || fmnn_model_add(m, fmnn_rescaling(1.0f / 255.0f, -0.5f)) ||
+        fmnn_model_add(m, fmnn_zero_padding2d(1, 0, 2, 1)) || fmnn_model_add(m, fmnn_conv2d(3, 3, 3, NULL)) ||
+        fmnn_model_add(m, fmnn_leaky_relu(0.2f)) || fmnn_model_add(m, fmnn_global_average_pooling2d()) ||
+        fmnn_model_add(m, fmnn_dense(8, &(fmnn_dense_options){ .activation = FMNN_GELU })) ||
+        fmnn_model_add(m, fmnn_reshape(2, (int[]){ 2, 4 })) || fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SIGMOID })) ||
+        fmnn_model_compile(m, FMNN_LOSS_BINARY_CROSSENTROPY, NULL, 12))
+        die("export mixed model");
+    export_onnx(m, "export-mixed.onnx");
+
+    if (fmnn_model_new(&m, 1, (int[]){ 5 }) ||
+        fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_TANH })) ||
+        fmnn_model_add(m, fmnn_dense(2, NULL)) ||
+        fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 13))
+        die("export dense model");
+    export_onnx(m, "export-dense.onnx");
+}
+
 int main(int argc, char **argv)
 {
     root = argc > 1 ? argv[1] : "tests/fuzz";
     idx_corpus();
     model_corpus();
     onnx_corpus();
+    onnx_export_corpus();
     return 0;
 }
