@@ -128,8 +128,9 @@ apt_install = @missing=""; for p in $(1); do \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+	    --no-install-recommends $$missing; \
 	else echo "All dependencies are installed."; fi
 
 deps:
@@ -271,6 +272,20 @@ $(PARITY_DUMP): tests/parity/parity_dump.c $(HEADERS) $(STATIC_LIB)
 check-parity: deps $(PARITY_DUMP)
 	@sh tests/parity/parity.sh $(PARITY_DUMP)
 
+# `make check-onnx`: ONNX export and import against onnxruntime,
+# onnx.checker and PyTorch (tests/onnx/); installs what it needs, and
+# skips where that cannot be installed.
+ONNX_DRIVER := $(B)/tests/onnx/onnx_driver
+
+$(ONNX_DRIVER): tests/onnx/onnx_driver.c $(HEADERS) $(wildcard examples/support/*.h) $(EXAMPLE_LIB_OBJS) \
+                $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -o $@ $< $(EXAMPLE_LIB_OBJS) $(APP_LIBS)
+
+.PHONY: check-onnx
+check-onnx: deps $(ONNX_DRIVER)
+	@sh tests/onnx/run.sh $(ONNX_DRIVER)
+
 # `make check` installs what is missing first, so it is enough on a fresh
 # Debian machine.  Each suite runs on its own; all run even if one fails.
 check: deps
@@ -285,6 +300,7 @@ run-tests: all $(TEST_BINS)
 	echo "== symbols"; sh tests/symbols.sh $(SHARED_LIB) $(if $(filter 1,$(MPI)),$(MPI_SHARED)) || failed=1; \
 	echo "== headers"; sh tests/headers.sh "$(CC)" || failed=1; \
 	echo "== downstream"; sh tests/downstream.sh "$(MAKE)" || failed=1; \
+	echo "== convert"; sh tests/convert.sh $(B) || failed=1; \
 	echo "== docs"; sh tests/docs.sh "$(CC)" "$(PKG_LIBS) $(LIBS_PRIVATE)" || failed=1; \
 	echo "== study-kill"; sh tests/study-kill.sh $(B) base,l2_dropout 1500 500 || failed=1; \
 	if [ "$(MPI)" = 1 ]; then echo "== mpi"; sh tests/mpi/run.sh $(B) || failed=1; \
@@ -499,7 +515,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 600
 FUZZ_ARGS    ?=
 FUZZ_B        = $(B)/fuzz
-FUZZ_TARGETS := idx model
+FUZZ_TARGETS := idx model onnx
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp \
                 -Wall -Wextra -DFMNN_BUILDING -Iinclude -Ilib -Itests/fuzz
@@ -525,12 +541,13 @@ fuzz-run: fuzz
 	done
 
 fuzz-corpus: $(B)/fuzz/gen_corpus
-	@mkdir -p tests/fuzz/corpus_idx tests/fuzz/corpus_model
+	@mkdir -p tests/fuzz/corpus_idx tests/fuzz/corpus_model tests/fuzz/corpus_onnx
 	$(B)/fuzz/gen_corpus tests/fuzz
 
-$(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS)
+# -Ilib: the ONNX models are written with the library's internal builder.
+$(B)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(STATIC_LIB) $(HEADERS) lib/onnx/onnx_model.h
 	@mkdir -p $(dir $@)
-	$(CC) $(APP_CFLAGS) -o $@ $< $(APP_LIBS)
+	$(CC) $(APP_CFLAGS) -Ilib -o $@ $< $(APP_LIBS)
 
 # ---- threads: ThreadSanitizer and helgrind ----------------------------
 # (tests/check_concurrency.c; docs/internals.md, "Checking threads")

@@ -14,5 +14,6 @@
 #include "fmnn/callbacks.h"
 #include "fmnn/data.h"
 #include "fmnn/collective.h"
+#include "fmnn/onnx.h"
 
 #endif /* FMNN_H */

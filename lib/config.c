@@ -69,6 +69,18 @@ int fmnn__fields_check(const fmnn_fields *table, const void *base, char *msg, si
     return FMNN_OK;
 }
 
+int fmnn__fields_value(const fmnn_fields *table, const void *base, const char *name, double *value)
+{
+    for (int i = 0; i < table->count; i++) {
+        const fmnn_field *f = &table->fields[i];
+        if (strcmp(f->name, name) != 0)
+            continue;
+        *value = f->kind == FMNN__FIELD_FLOAT ? (double)float_at(base, f) : (double)int_at(base, f);
+        return 1;
+    }
+    return 0;
+}
+
 void fmnn__fields_put(fmnn__writer *w, const fmnn_fields *table, const void *base)
 {
     fmnn__put_u32(w, (uint32_t)table->count);

@@ -94,4 +94,8 @@ FMNN_INTERNAL void fmnn__fields_put(struct fmnn__writer *w, const fmnn_fields *t
 FMNN_INTERNAL int fmnn__fields_get(struct fmnn__reader *r, const fmnn_fields *table, void *base,
                                    const char *what);
 
+/* The value of the field named `name` ("strides[0]") of the struct at
+ * base, as a double, in *value; 0 when the table has no such field. */
+FMNN_INTERNAL int fmnn__fields_value(const fmnn_fields *table, const void *base, const char *name, double *value);
+
 #endif /* FMNN_CONFIG_H */

@@ -31,6 +31,7 @@ FMNN_API const char *fmnn_strerror(int status)
     case FMNN_EFORMAT: return "corrupt or unsupported file";
     case FMNN_ENUMERIC: return "non-finite number (NaN or Inf)";
     case FMNN_ECANCELED: return "canceled";
+    case FMNN_ENOTSUP: return "not supported";
     default: return "unknown status";
     }
 }

@@ -128,9 +128,16 @@ static void sync_directory(const char *path)
     }
 }
 
-static int write_file(FILE *file, uint32_t flags, fmnn__payload_writer write_payload, const void *context,
-                      int *error)
+/* What fmnn__file_save writes through fmnn__file_replace. */
+typedef struct model_file_job {
+    uint32_t flags;
+    fmnn__payload_writer write_payload;
+    const void *context;
+} model_file_job;
+
+static int write_model_file(FILE *file, const void *context, int *error)
 {
+    const model_file_job *job = context;
     unsigned char header[HEADER_SIZE] = { 0 };
     fmnn__writer w = { file, crc32(0L, Z_NULL, 0), 0, 0 };
     /* The header holds the payload's size and CRC: write a blank one,
@@ -140,20 +147,19 @@ static int write_file(FILE *file, uint32_t flags, fmnn__payload_writer write_pay
         *error = errno ? errno : EIO;
         return -1;
     }
-    write_payload(&w, context);
+    job->write_payload(&w, job->context);
     if (w.failed) {
         *error = w.failed;
         return -1;
     }
     memcpy(header, MAGIC, 8);
     le32(header + 8, FORMAT_VERSION);
-    le32(header + 12, flags);
+    le32(header + 12, job->flags);
     le64(header + 16, w.size);
     le32(header + 24, (uint32_t)w.crc);
     le32(header + 28, 0u); /* reserved */
     errno = 0;
-    if (fseek(file, 0, SEEK_SET) != 0 || fwrite(header, 1, HEADER_SIZE, file) != HEADER_SIZE ||
-        fflush(file) != 0 || fsync(fileno(file)) != 0) {
+    if (fseek(file, 0, SEEK_SET) != 0 || fwrite(header, 1, HEADER_SIZE, file) != HEADER_SIZE) {
         *error = errno ? errno : EIO;
         return -1;
     }
@@ -161,6 +167,12 @@ static int write_file(FILE *file, uint32_t flags, fmnn__payload_writer write_pay
 }
 
 int fmnn__file_save(const char *path, uint32_t flags, fmnn__payload_writer write_payload, const void *context)
+{
+    const model_file_job job = { flags, write_payload, context };
+    return fmnn__file_replace(path, "fmnn_model_save", write_model_file, &job);
+}
+
+int fmnn__file_replace(const char *path, const char *caller, fmnn__file_writer write, const void *context)
 {
     /* A new name in the target's directory, so that rename() is atomic.
      * O_EXCL never reuses a name: a leftover of a crashed process with
@@ -170,24 +182,28 @@ int fmnn__file_save(const char *path, uint32_t flags, fmnn__payload_writer write
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
         if (snprintf(temp, sizeof temp, "%s.tmp-%ld-%u", path, (long)getpid(), counter++) >= (int)sizeof temp)
-            return fmnn__error(FMNN_EIO, "fmnn_model_save: path is too long: %s", path);
+            return fmnn__error(FMNN_EIO, "%s: path is too long: %s", caller, path);
         fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0)
-        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot save %s: creating its temporary file failed: %s", path,
+        return fmnn__error(FMNN_EIO, "%s: cannot save %s: creating its temporary file failed: %s", caller, path,
                            strerror(errno));
     FILE *file = fdopen(fd, "wb");
     if (!file) {
         int e = errno;
         close(fd);
         unlink(temp);
-        return fmnn__error(FMNN_EIO, "fmnn_model_save: cannot save %s: %s", path, strerror(e));
+        return fmnn__error(FMNN_EIO, "%s: cannot save %s: %s", caller, path, strerror(e));
     }
     int error = 0;
-    int failed = write_file(file, flags, write_payload, context, &error);
+    int failed = write(file, context, &error);
     errno = 0;
+    if (!failed && (fflush(file) != 0 || fsync(fileno(file)) != 0)) {
+        failed = -1;
+        error = errno;
+    }
     if (fclose(file) != 0 && !failed) {
         failed = -1;
         error = errno;
@@ -198,8 +214,8 @@ int fmnn__file_save(const char *path, uint32_t flags, fmnn__payload_writer write
     }
     if (failed) {
         unlink(temp);
-        return fmnn__error(FMNN_EIO, "fmnn_model_save: writing %s failed: %s; any existing file is unchanged",
-                           path, strerror(error ? error : EIO));
+        return fmnn__error(FMNN_EIO, "%s: writing %s failed: %s; any existing file is unchanged", caller, path,
+                           strerror(error ? error : EIO));
     }
     sync_directory(path);
     return FMNN_OK;

@@ -48,6 +48,16 @@ FMNN_INTERNAL int fmnn__file_save(const char *path, uint32_t flags,
                                   fmnn__payload_writer write_payload,
                                   const void *context);
 
+/* Writes a file's bytes to an open temporary file; on failure returns
+ * nonzero with an errno value in *error. */
+typedef int (*fmnn__file_writer)(FILE *file, const void *context, int *error);
+
+/* The atomic replace behind fmnn__file_save, for any file: write writes
+ * the temporary file, which is then synced and renamed over path.
+ * FMNN_EIO names `caller` and path; path is left as it was. */
+FMNN_INTERNAL int fmnn__file_replace(const char *path, const char *caller, fmnn__file_writer write,
+                                     const void *context);
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Reads a payload in memory; the first error (FMNN_EFORMAT, with a

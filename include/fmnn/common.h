@@ -31,7 +31,8 @@ enum fmnn_status {
     FMNN_EIO = -5,       /**< reading or writing a file failed */
     FMNN_EFORMAT = -6,   /**< a file is corrupt, truncated or of the wrong kind */
     FMNN_ENUMERIC = -7,  /**< NaN or Inf in the inputs or the loss */
-    FMNN_ECANCELED = -8  /**< canceled: what a fit callback may return to make fit fail */
+    FMNN_ECANCELED = -8, /**< canceled: what a fit callback may return to make fit fail */
+    FMNN_ENOTSUP = -9    /**< valid, but beyond what the library does (an ONNX op it cannot import) */
 };
 
 /** A short, static description of a status code.  Never NULL. */

@@ -6,8 +6,8 @@
 
 #define FMNN_VERSION_MAJOR 0
 #define FMNN_VERSION_MINOR 5
-#define FMNN_VERSION_PATCH 2
-#define FMNN_VERSION_STRING "0.5.2"
+#define FMNN_VERSION_PATCH 3
+#define FMNN_VERSION_STRING "0.5.3"
 
 /**
  * The shared library's soname is libfmnn.so.FMNN_SOVERSION.  It grows by

@@ -1,9 +1,11 @@
 /*
  * gen_corpus.c - writes the fuzzers' seed corpora: small valid IDX files
  * (images and labels, plain and gzip) and model files (with and without
- * the optimizer's state), plus a few broken ones.
+ * the optimizer's state), small ONNX models written with the builder of
+ * lib/onnx/onnx_model.h, plus a few broken ones.
  *
- *   make fuzz-corpus    (rewrites tests/fuzz/corpus_idx and corpus_model)
+ *   make fuzz-corpus    (rewrites tests/fuzz/corpus_idx, corpus_model and
+ *                        the built models of corpus_onnx)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <zlib.h>
 
 #include "fmnn.h"
+#include "onnx/onnx_model.h"
 
 static const char *root;
 
@@ -327,10 +330,105 @@ static void model_corpus(void)
     write_raw("corpus_model", "broken-magic", buf, n, 0);
 }
 
+static void write_onnx(fmnn__onnx_model *m, const char *name)
+{
+    unsigned char *bytes;
+    size_t n;
+    if (!m || fmnn__onnx_serialize(m, &bytes, &n) != FMNN_OK)
+        die(name);
+    write_raw("corpus_onnx", name, bytes, n, 0);
+    if (strcmp(name, "conv") == 0)
+        write_raw("corpus_onnx", "broken-truncated", bytes, n / 2, 0);
+    fmnn__free(bytes);
+    fmnn__onnx_free(m);
+}
+
+/* A Conv with its attributes, LeakyRelu, Reshape by an INT64 initializer;
+ * and Flatten then Gemm. */
+static void onnx_corpus(void)
+{
+    fmnn__onnx_model *m = fmnn__onnx_new(8, 13, "libfmnn", "gen_corpus", "conv");
+    float w[2 * 9], b[2] = { 0.5f, -0.5f };
+    for (int i = 0; i < 18; i++)
+        w[i] = (float)i * 0.125f - 1.0f;
+    fmnn__onnx_add_floats(m, "W", 4, (int64_t[]){ 2, 1, 3, 3 }, w);
+    fmnn__onnx_add_floats(m, "B", 1, (int64_t[]){ 2 }, b);
+    fmnn__onnx_add_int64s(m, "shape", 1, (int64_t[]){ 2 }, (int64_t[]){ -1, 72 });
+    fmnn__onnx_node *conv = fmnn__onnx_add_node(m, "Conv", "conv", 3, (const char *[]){ "X", "W", "B" }, "c");
+    fmnn__onnx_attr_ints(m, conv, "kernel_shape", 2, (int64_t[]){ 3, 3 });
+    fmnn__onnx_attr_ints(m, conv, "strides", 2, (int64_t[]){ 1, 1 });
+    fmnn__onnx_attr_int(m, conv, "group", 1);
+    fmnn__onnx_node *relu = fmnn__onnx_add_node(m, "LeakyRelu", "relu", 1, (const char *[]){ "c" }, "r");
+    fmnn__onnx_attr_float(m, relu, "alpha", 0.01f);
+    fmnn__onnx_add_node(m, "Reshape", "reshape", 2, (const char *[]){ "r", "shape" }, "Y");
+    fmnn__onnx_add_input(m, "X", 4, (int64_t[]){ -1, 1, 8, 8 }, "N");
+    fmnn__onnx_add_output(m, "Y", 2, (int64_t[]){ -1, 72 }, "N");
+    write_onnx(m, "conv");
+
+    m = fmnn__onnx_new(8, 13, "libfmnn", "gen_corpus", "dense");
+    float k[4 * 3] = { 0 }, bias[3] = { 1, 2, 3 };
+    for (int i = 0; i < 4; i++)
+        k[4 * (i % 3) + i] = 1.0f;
+    fmnn__onnx_add_floats(m, "K", 2, (int64_t[]){ 3, 4 }, k);
+    fmnn__onnx_add_floats(m, "bias", 1, (int64_t[]){ 3 }, bias);
+    fmnn__onnx_node *flat = fmnn__onnx_add_node(m, "Flatten", "flatten", 1, (const char *[]){ "X" }, "f");
+    fmnn__onnx_attr_int(m, flat, "axis", 1);
+    fmnn__onnx_node *gemm = fmnn__onnx_add_node(m, "Gemm", "gemm", 3, (const char *[]){ "f", "K", "bias" }, "Y");
+    fmnn__onnx_attr_float(m, gemm, "alpha", 1.0f);
+    fmnn__onnx_attr_int(m, gemm, "transB", 1);
+    fmnn__onnx_add_input(m, "X", 3, (int64_t[]){ -1, 2, 2 }, "batch");
+    fmnn__onnx_add_output(m, "Y", 2, (int64_t[]){ -1, 3 }, "batch");
+    write_onnx(m, "dense");
+}
+
+static void export_onnx(fmnn_model *m, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/corpus_onnx/%s", root, name);
+    if (fmnn_model_export_onnx(m, path) != FMNN_OK)
+        die(path);
+    fmnn_model_free(m);
+}
+
+/* Real exports of small compiled models (their initial weights: the
+ * seeds fix them), so that the fuzzer starts from what the exporter
+ * writes. */
+static void onnx_export_corpus(void)
+{
+    fmnn_model *m;
+    if (fmnn_model_new(&m, 3, (int[]){ 8, 8, 1 }) ||
+        fmnn_model_add(m, fmnn_conv2d(4, 3, 3, &(fmnn_conv2d_options){ .stride_h = 1, .stride_w = 1, .padding = FMNN_PADDING_SAME, .activation = FMNN_RELU })) ||
+        fmnn_model_add(m, fmnn_maxpool2d(2, 2, NULL)) || fmnn_model_add(m, fmnn_batch_normalization(NULL)) ||
+        fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(10, &(fmnn_dense_options){ .activation = FMNN_SOFTMAX })) ||
+        fmnn_model_compile(m, FMNN_LOSS_CATEGORICAL_CROSSENTROPY, NULL, 11))
+        die("export cnn model");
+    export_onnx(m, "export-cnn.onnx");
+
+    if (fmnn_model_new(&m, 3, (int[]){ 6, 6, 2 }) || fmnn_model_add(m, fmnn_rescaling(1.0f / 255.0f, -0.5f)) ||
+        fmnn_model_add(m, fmnn_zero_padding2d(1, 0, 2, 1)) || fmnn_model_add(m, fmnn_conv2d(3, 3, 3, NULL)) ||
+        fmnn_model_add(m, fmnn_leaky_relu(0.2f)) || fmnn_model_add(m, fmnn_global_average_pooling2d()) ||
+        fmnn_model_add(m, fmnn_dense(8, &(fmnn_dense_options){ .activation = FMNN_GELU })) ||
+        fmnn_model_add(m, fmnn_reshape(2, (int[]){ 2, 4 })) || fmnn_model_add(m, fmnn_flatten()) ||
+        fmnn_model_add(m, fmnn_dense(3, &(fmnn_dense_options){ .activation = FMNN_SIGMOID })) ||
+        fmnn_model_compile(m, FMNN_LOSS_BINARY_CROSSENTROPY, NULL, 12))
+        die("export mixed model");
+    export_onnx(m, "export-mixed.onnx");
+
+    if (fmnn_model_new(&m, 1, (int[]){ 5 }) ||
+        fmnn_model_add(m, fmnn_dense(4, &(fmnn_dense_options){ .activation = FMNN_TANH })) ||
+        fmnn_model_add(m, fmnn_dense(2, NULL)) ||
+        fmnn_model_compile(m, FMNN_LOSS_MSE, NULL, 13))
+        die("export dense model");
+    export_onnx(m, "export-dense.onnx");
+}
+
 int main(int argc, char **argv)
 {
     root = argc > 1 ? argv[1] : "tests/fuzz";
     idx_corpus();
     model_corpus();
+    onnx_corpus();
+    onnx_export_corpus();
     return 0;
 }
