@@ -36,12 +36,6 @@ static void softmax_rows(float *x, size_t rows, size_t cols)
     }
 }
 
-/* keras.activations' constants. */
-#define LEAKY_SLOPE 0.2f /* leaky_relu's negative_slope */
-#define SELU_ALPHA 1.67326324235437728481f
-#define SELU_SCALE 1.05070098735548049342f
-#define GELU_TANH_C 0.79788456080286535588f /* sqrt(2 / pi) */
-#define GELU_TANH_A 0.044715f
 #define INV_SQRT_2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
@@ -57,11 +51,11 @@ static inline float apply(fmnn_activation_kind kind, float x)
     case FMNN_RELU: return x > 0.0f ? x : 0.0f;
     case FMNN_SIGMOID: return sigmoid(x);
     case FMNN_TANH: return tanhf(x);
-    case FMNN_LEAKY_RELU: return x > 0.0f ? x : LEAKY_SLOPE * x;
+    case FMNN_LEAKY_RELU: return x > 0.0f ? x : FMNN__LEAKY_SLOPE * x;
     case FMNN_ELU: return x > 0.0f ? x : expm1f(x);
-    case FMNN_SELU: return SELU_SCALE * (x > 0.0f ? x : SELU_ALPHA * expm1f(x));
+    case FMNN_SELU: return FMNN__SELU_SCALE * (x > 0.0f ? x : FMNN__SELU_ALPHA * expm1f(x));
     case FMNN_GELU: return 0.5f * x * (1.0f + erff(x * INV_SQRT_2));
-    case FMNN_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + GELU_TANH_A * x * x * x)));
+    case FMNN_GELU_TANH: return 0.5f * x * (1.0f + tanhf(FMNN__GELU_TANH_C * (x + FMNN__GELU_TANH_A * x * x * x)));
     case FMNN_SOFTPLUS: return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x))); /* never overflows */
     case FMNN_SWISH: return x * sigmoid(x);
     case FMNN_HARD_SIGMOID: {
@@ -79,9 +73,9 @@ static inline float slope(fmnn_activation_kind kind, float y)
     case FMNN_RELU: return y > 0.0f ? 1.0f : 0.0f;
     case FMNN_SIGMOID: return y * (1.0f - y);
     case FMNN_TANH: return 1.0f - y * y;
-    case FMNN_LEAKY_RELU: return y > 0.0f ? 1.0f : LEAKY_SLOPE;
+    case FMNN_LEAKY_RELU: return y > 0.0f ? 1.0f : FMNN__LEAKY_SLOPE;
     case FMNN_ELU: return y > 0.0f ? 1.0f : y + 1.0f;               /* exp(x) */
-    case FMNN_SELU: return y > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA;
+    case FMNN_SELU: return y > 0.0f ? FMNN__SELU_SCALE : y + FMNN__SELU_SCALE * FMNN__SELU_ALPHA;
     case FMNN_SOFTPLUS: return -expm1f(-y);                          /* sigmoid(x) */
     case FMNN_HARD_SIGMOID: return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
     default: return 1.0f;
@@ -94,8 +88,8 @@ static inline float slope_at(fmnn_activation_kind kind, float x)
     switch (kind) {
     case FMNN_GELU: return 0.5f * (1.0f + erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
     case FMNN_GELU_TANH: {
-        const float t = tanhf(GELU_TANH_C * (x + GELU_TANH_A * x * x * x));
-        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_TANH_C * (1.0f + 3.0f * GELU_TANH_A * x * x);
+        const float t = tanhf(FMNN__GELU_TANH_C * (x + FMNN__GELU_TANH_A * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * FMNN__GELU_TANH_C * (1.0f + 3.0f * FMNN__GELU_TANH_A * x * x);
     }
     case FMNN_SWISH: {
         const float s = sigmoid(x);

@@ -10,6 +10,13 @@
 
 #include "internal.h"
 
+/* keras.activations' constants, which ONNX files spell out too. */
+#define FMNN__LEAKY_SLOPE 0.2f /* leaky_relu's negative_slope */
+#define FMNN__SELU_ALPHA 1.67326324235437728481f
+#define FMNN__SELU_SCALE 1.05070098735548049342f
+#define FMNN__GELU_TANH_C 0.79788456080286535588f /* sqrt(2 / pi) */
+#define FMNN__GELU_TANH_A 0.044715f
+
 /* In place over rows of `cols` values (softmax normalises each row). */
 FMNN_INTERNAL void fmnn__activate(fmnn_activation_kind kind, float *x,
                                   size_t rows, size_t cols);

@@ -22,6 +22,7 @@
 
 #include "model_file.h"
 #include "model_impl.h"
+#include "onnx/layout.h"
 #include "onnx/onnx_model.h"
 #include "fmnn/version.h"
 
@@ -132,21 +133,9 @@ static void to_our_order(exporter *e)
     e->v.layout = PLAIN;
 }
 
-/* Where value i of a flattened (h, w, c) image is in (c, h, w) order. */
-static size_t chw_index(const fmnn_shape *image, size_t i)
-{
-    const size_t w = (size_t)image->dims[1], c = (size_t)image->dims[2];
-    const size_t k = i % c, x = i / c % w, y = i / c / w;
-    return (k * (size_t)image->dims[0] + y) * w + x;
-}
-
 /* ---- activations --------------------------------------------------------- */
 
 #define SQRT_2 1.41421356237309504880f
-#define GELU_TANH_C 0.79788456080286535588f /* sqrt(2 / pi) */
-#define GELU_TANH_A 0.044715f
-#define SELU_ALPHA 1.67326324235437728481f
-#define SELU_SCALE 1.05070098735548049342f
 
 /* x * sigmoid(x), or GELU, as torch.onnx.export writes them at opset 13. */
 static void swish(exporter *e)
@@ -171,9 +160,9 @@ static void gelu_tanh(exporter *e)
     const char *x = e->v.name;
     node(e, "Mul", 2, (const char *const[]){ x, x });
     node(e, "Mul", 2, (const char *const[]){ x, e->v.name });
-    binary(e, "Mul", scalar(e, "kappa", GELU_TANH_A));
+    binary(e, "Mul", scalar(e, "kappa", FMNN__GELU_TANH_A));
     node(e, "Add", 2, (const char *const[]){ x, e->v.name });
-    binary(e, "Mul", scalar(e, "beta", GELU_TANH_C));
+    binary(e, "Mul", scalar(e, "beta", FMNN__GELU_TANH_C));
     unary(e, "Tanh");
     binary(e, "Add", scalar(e, "one", 1.0f));
     node(e, "Mul", 2, (const char *const[]){ x, e->v.name });
@@ -192,12 +181,12 @@ static void activation(exporter *e, fmnn_activation_kind kind)
     case FMNN_SOFTMAX: /* over our last axis: the channels of an image */
         fmnn__onnx_attr_int(e->g, unary(e, "Softmax"), "axis", e->v.layout == IMAGE ? 1 : -1);
         break;
-    case FMNN_LEAKY_RELU: fmnn__onnx_attr_float(e->g, unary(e, "LeakyRelu"), "alpha", 0.2f); break;
+    case FMNN_LEAKY_RELU: fmnn__onnx_attr_float(e->g, unary(e, "LeakyRelu"), "alpha", FMNN__LEAKY_SLOPE); break;
     case FMNN_ELU: fmnn__onnx_attr_float(e->g, unary(e, "Elu"), "alpha", 1.0f); break;
     case FMNN_SELU:
         n = unary(e, "Selu");
-        fmnn__onnx_attr_float(e->g, n, "alpha", SELU_ALPHA);
-        fmnn__onnx_attr_float(e->g, n, "gamma", SELU_SCALE);
+        fmnn__onnx_attr_float(e->g, n, "alpha", FMNN__SELU_ALPHA);
+        fmnn__onnx_attr_float(e->g, n, "gamma", FMNN__SELU_SCALE);
         break;
     case FMNN_HARD_SIGMOID:
         n = unary(e, "HardSigmoid");
@@ -281,7 +270,7 @@ static int export_dense(exporter *e, const fmnn_layer *l)
         fmnn__onnx_attr_ints(e->g, n, "kernel_shape", 2, (const int64_t[]){ 1, 1 });
     } else {
         for (size_t i = 0; i < (size_t)in; i++) {
-            const size_t row = e->v.layout == FLAT_CHW ? chw_index(&e->v.image, i) : i;
+            const size_t row = e->v.layout == FLAT_CHW ? fmnn__chw_index(&e->v.image, i) : i;
             memcpy(w + row * (size_t)units, l->kernel + i * (size_t)units, (size_t)units * sizeof *w);
         }
         e->v.layout = PLAIN;

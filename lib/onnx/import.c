@@ -24,6 +24,7 @@
 
 #include "model_impl.h"
 #include "onnx/fold.h"
+#include "onnx/layout.h"
 #include "onnx/onnx_model.h"
 
 #define MIN_OPSET 11
@@ -213,20 +214,24 @@ static int add_layer(importer *im, fmnn_layer *layer, weights w, layout layout)
     return FMNN_OK;
 }
 
+/* add_layer for a layer that keeps its input's layout: element-wise or
+ * per-channel, so the value is held as before. */
+static int add_layer_in_place(importer *im, fmnn_layer *layer, weights w)
+{
+    const value before = im->v;
+    const int err = add_layer(im, layer, w, before.layout);
+    im->v.image = before.image;
+    im->v.squeezed = before.squeezed;
+    im->folds_into_last = 0; /* only a Conv2D's or Dense's output takes an activation */
+    return err;
+}
+
 static float *copy_floats(const float *src, size_t n, const char *what)
 {
     float *dst = fmnn__alloc_array(n ? n : 1, sizeof *dst, what);
     if (dst && n)
         memcpy(dst, src, n * sizeof *dst);
     return dst;
-}
-
-/* Where value i of a flattened (h, w, c) image is in (c, h, w) order. */
-static size_t chw_index(const fmnn_shape *image, size_t i)
-{
-    const size_t w = (size_t)image->dims[1], c = (size_t)image->dims[2];
-    const size_t k = i % c, x = i / c % w, y = i / c / w;
-    return (k * (size_t)image->dims[0] + y) * w + x;
 }
 
 /* ---- windows ------------------------------------------------------------- */
@@ -364,7 +369,7 @@ static float *dense_kernel(const importer *im, const fmnn__onnx_tensor *b, int t
     if (!k)
         return NULL;
     for (size_t i = 0; i < (size_t)in; i++) {
-        const size_t row = im->v.layout == FLAT_CHW ? chw_index(&im->v.image, i) : i;
+        const size_t row = im->v.layout == FLAT_CHW ? fmnn__chw_index(&im->v.image, i) : i;
         for (size_t o = 0; o < (size_t)units; o++) {
             const float x = trans ? b->floats[o * (size_t)in + row] : b->floats[row * (size_t)units + o];
             k[i * (size_t)units + o] = alpha == 1.0f ? x : alpha * x;
@@ -574,7 +579,7 @@ static float *channel_array(const importer *im, const fmnn__onnx_tensor *t, int 
         return NULL;
     }
     for (size_t i = 0; i < (size_t)c; i++)
-        out[i] = t->floats[im->v.layout == FLAT_CHW ? chw_index(&im->v.image, i) : i];
+        out[i] = t->floats[im->v.layout == FLAT_CHW ? fmnn__chw_index(&im->v.image, i) : i];
     return out;
 }
 
@@ -615,13 +620,8 @@ static int import_batchnormalization(importer *im)
     fmnn_batch_normalization_options o = FMNN_BATCH_NORMALIZATION_OPTIONS_INIT;
     o.momentum = attr_float(im->node, "momentum", 0.9f);
     o.epsilon = attr_float(im->node, "epsilon", 1e-5f);
-    const layout keep = im->v.layout;
-    const fmnn_shape image = im->v.image;
-    err = add_layer(im, fmnn_batch_normalization(&o), (weights){ arrays[0], arrays[1], state }, keep);
-    im->v.image = image;
-    return err;
+    return add_layer_in_place(im, fmnn_batch_normalization(&o), (weights){ arrays[0], arrays[1], state });
 }
-
 
 /* The value is in our own order: a reshape of it is ours too. */
 static int in_our_order(const importer *im)
@@ -648,7 +648,7 @@ static int permute_dense_outputs(importer *im, const fmnn_shape *image)
             return FMNN_ENOMEM;
         weights *w = &im->w[i];
         for (size_t j = 0; j < units; j++) {
-            const size_t from = chw_index(image, j);
+            const size_t from = fmnn__chw_index(image, j);
             for (size_t r = 0; r < in; r++)
                 k[r * units + j] = w->kernel[r * units + from];
             if (w->bias)
@@ -828,23 +828,13 @@ static int add_activation(importer *im, fmnn_activation_kind kind)
         im->folds_into_last = 0;
         return FMNN_OK;
     }
-    const layout keep = im->v.layout;
-    const fmnn_shape image = im->v.image;
-    const int squeezed = im->v.squeezed;
-    int err = add_layer(im, fmnn_activation(kind), (weights){ 0 }, keep);
-    im->v.image = image;
-    im->v.squeezed = squeezed;
-    im->folds_into_last = 0;
-    return err;
+    return add_layer_in_place(im, fmnn_activation(kind), (weights){ 0 });
 }
 
 static int import_relu(importer *im) { return add_activation(im, FMNN_RELU); }
 static int import_sigmoid(importer *im) { return add_activation(im, FMNN_SIGMOID); }
 static int import_tanh(importer *im) { return add_activation(im, FMNN_TANH); }
 static int import_softplus(importer *im) { return add_activation(im, FMNN_SOFTPLUS); }
-
-#define SELU_ALPHA 1.67326324235437728481
-#define SELU_SCALE 1.05070098735548049342
 
 static int import_elu(importer *im)
 {
@@ -855,8 +845,8 @@ static int import_elu(importer *im)
 
 static int import_selu(importer *im)
 {
-    if (!near(attr_float(im->node, "alpha", (float)SELU_ALPHA), SELU_ALPHA) ||
-        !near(attr_float(im->node, "gamma", (float)SELU_SCALE), SELU_SCALE))
+    if (!near(attr_float(im->node, "alpha", FMNN__SELU_ALPHA), FMNN__SELU_ALPHA) ||
+        !near(attr_float(im->node, "gamma", FMNN__SELU_SCALE), FMNN__SELU_SCALE))
         return UNSUPPORTED(im, "alpha and gamma must be selu's own constants");
     return add_activation(im, FMNN_SELU);
 }
@@ -872,15 +862,10 @@ static int import_leakyrelu(importer *im)
 {
     const float alpha = attr_float(im->node, "alpha", 0.01f);
     fmnn_layer *last = last_layer(im);
-    if (alpha == 0.2f && last && im->folds_into_last && last->activation == FMNN_LINEAR &&
+    if (alpha == FMNN__LEAKY_SLOPE && last && im->folds_into_last && last->activation == FMNN_LINEAR &&
         (strcmp(last->ops->type, "Conv2D") == 0 || strcmp(last->ops->type, "Dense") == 0))
         return add_activation(im, FMNN_LEAKY_RELU);
-    const layout keep = im->v.layout;
-    const fmnn_shape image = im->v.image;
-    int err = add_layer(im, fmnn_leaky_relu(alpha), (weights){ 0 }, keep);
-    im->v.image = image;
-    im->folds_into_last = 0;
-    return err;
+    return add_layer_in_place(im, fmnn_leaky_relu(alpha), (weights){ 0 });
 }
 
 static int import_softmax(importer *im)
@@ -971,14 +956,7 @@ static const fmnn__onnx_tensor *next_with_constant(importer *im, const char *op,
 
 static int add_rescaling(importer *im, float scale, float offset)
 {
-    const layout keep = im->v.layout;
-    const fmnn_shape image = im->v.image;
-    const int squeezed = im->v.squeezed;
-    int err = add_layer(im, fmnn_rescaling(scale, offset), (weights){ 0 }, keep);
-    im->v.image = image;
-    im->v.squeezed = squeezed;
-    im->folds_into_last = 0;
-    return err;
+    return add_layer_in_place(im, fmnn_rescaling(scale, offset), (weights){ 0 });
 }
 
 /* A Normalization of a per-channel mean and divisor: (x - mean) / d, or
@@ -1004,14 +982,8 @@ static int add_normalization(importer *im, const fmnn__onnx_tensor *mean, const 
         d[k] *= d[k];
     }
     const fmnn_normalization_options o = { m, d, c, invert };
-    const layout keep = im->v.layout;
-    const fmnn_shape image = im->v.image;
-    const int squeezed = im->v.squeezed;
     if (!err)
-        err = add_layer(im, fmnn_normalization(&o), (weights){ 0 }, keep);
-    im->v.image = image;
-    im->v.squeezed = squeezed;
-    im->folds_into_last = 0;
+        err = add_layer_in_place(im, fmnn_normalization(&o), (weights){ 0 });
     fmnn__free(m);
     fmnn__free(d);
     return err;
@@ -1088,8 +1060,8 @@ static const pattern patterns[] = {
                       { "Mul", 'x', 0 }, { "Mul", 'c', 0.5 } } },
     { FMNN_GELU, 5, { { "Div", 'c', 1.41421356237309504880 }, { "Erf", 0, 0 }, { "Add", 'c', 1 },
                       { "Mul", 'c', 0.5 }, { "Mul", 'x', 0 } } },
-    { FMNN_GELU_TANH, 9, { { "Mul", 'x', 0 }, { "Mul", 'x', 0 }, { "Mul", 'c', 0.044715 }, { "Add", 'x', 0 },
-                           { "Mul", 'c', 0.79788456080286535588 }, { "Tanh", 0, 0 }, { "Add", 'c', 1 },
+    { FMNN_GELU_TANH, 9, { { "Mul", 'x', 0 }, { "Mul", 'x', 0 }, { "Mul", 'c', FMNN__GELU_TANH_A }, { "Add", 'x', 0 },
+                           { "Mul", 'c', FMNN__GELU_TANH_C }, { "Tanh", 0, 0 }, { "Add", 'c', 1 },
                            { "Mul", 'x', 0 }, { "Mul", 'c', 0.5 } } },
 };
 

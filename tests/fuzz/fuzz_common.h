@@ -1,7 +1,8 @@
 /*
- * fuzz_common.h - what both libFuzzer targets share: the input goes into
+ * fuzz_common.h - what the libFuzzer targets share: the input goes into
  * an in-memory file (memfd_create), which the library opens by the path
- * /proc/self/fd/N like any other file.  No disk, no temporary names.
+ * /proc/self/fd/N like any other file; and a scratch folder for the
+ * files a target writes.
  */
 #ifndef FMNN_FUZZ_COMMON_H
 #define FMNN_FUZZ_COMMON_H
@@ -23,7 +24,7 @@ typedef struct memfile {
     char path[64];
 } memfile;
 
-static void memfile_open(memfile *f, const char *name)
+static inline void memfile_open(memfile *f, const char *name)
 {
     f->fd = memfd_create(name, 0);
     if (f->fd < 0) {
@@ -34,7 +35,7 @@ static void memfile_open(memfile *f, const char *name)
 }
 
 /* Replaces the file's content with data[0..n). */
-static void memfile_put(const memfile *f, const uint8_t *data, size_t n)
+static inline void memfile_put(const memfile *f, const uint8_t *data, size_t n)
 {
     if (ftruncate(f->fd, 0) != 0)
         abort();
@@ -48,13 +49,41 @@ static void memfile_put(const memfile *f, const uint8_t *data, size_t n)
 }
 
 /* A failed call must name the file (the path) in its message. */
-static void expect_named(int status, const char *path)
+static inline void expect_named(int status, const char *path)
 {
     if (status != FMNN_OK && !strstr(fmnn_last_error(), path)) {
         fprintf(stderr, "status %d, message without the path %s: \"%s\"\n", status, path,
                 fmnn_last_error());
         abort();
     }
+}
+
+/* A scratch folder for the files a target writes (saves and exports
+ * need a real directory: a temporary file, then rename), holding one file
+ * called `name`, whose path goes to `path`; both go at exit. */
+static char scratch_dir[64];
+static char scratch_file[128];
+
+static void scratch_cleanup(void)
+{
+    unlink(scratch_file);
+    if (scratch_dir[0])
+        rmdir(scratch_dir);
+}
+
+static inline const char *scratch_open(const char *name)
+{
+    snprintf(scratch_dir, sizeof scratch_dir, "/dev/shm/fmnn-fuzz-XXXXXX");
+    if (!mkdtemp(scratch_dir)) {
+        snprintf(scratch_dir, sizeof scratch_dir, "/tmp/fmnn-fuzz-XXXXXX");
+        if (!mkdtemp(scratch_dir)) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+    snprintf(scratch_file, sizeof scratch_file, "%s/%s", scratch_dir, name);
+    atexit(scratch_cleanup);
+    return scratch_file;
 }
 
 #endif /* FMNN_FUZZ_COMMON_H */

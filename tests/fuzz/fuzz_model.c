@@ -28,15 +28,7 @@
 #define MAX_RUN_VALUES 2048
 
 static memfile input;
-static char dir[64] = "";
-static char saved[128];
-
-static void cleanup(void)
-{
-    unlink(saved);
-    if (dir[0])
-        rmdir(dir);
-}
+static const char *saved;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -44,17 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     fmnn_set_num_threads(1);
     memfile_open(&input, "fuzz-model");
-    /* Saving needs a real directory (a temporary file, then rename). */
-    snprintf(dir, sizeof dir, "/dev/shm/fmnn-fuzz-XXXXXX");
-    if (!mkdtemp(dir)) {
-        snprintf(dir, sizeof dir, "/tmp/fmnn-fuzz-XXXXXX");
-        if (!mkdtemp(dir)) {
-            perror("mkdtemp");
-            abort();
-        }
-    }
-    snprintf(saved, sizeof saved, "%s/model", dir);
-    atexit(cleanup);
+    saved = scratch_open("model");
     return 0;
 }
 

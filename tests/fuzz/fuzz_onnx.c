@@ -17,7 +17,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_onnx build/fuzz/corpus_onnx tests/fuzz/corpus_onnx
  */
-#define _GNU_SOURCE /* mkdtemp */
+#include "fuzz_common.h" /* first: it defines _GNU_SOURCE */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,32 +143,14 @@ static void expect_clean_failure(int status, const fmnn__onnx_model *m)
  * padding makes a large activation of a small input). */
 #define MAX_ACTIVATION_VALUES (1 << 20)
 
-static char dir[64] = "";
-static char exported[128];
-
-static void cleanup(void)
-{
-    unlink(exported);
-    if (dir[0])
-        rmdir(dir);
-}
+static const char *exported;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     fmnn_set_num_threads(1);
-    /* The export writes a real file (a temporary one, then rename). */
-    snprintf(dir, sizeof dir, "/dev/shm/fmnn-fuzz-XXXXXX");
-    if (!mkdtemp(dir)) {
-        snprintf(dir, sizeof dir, "/tmp/fmnn-fuzz-XXXXXX");
-        if (!mkdtemp(dir)) {
-            perror("mkdtemp");
-            abort();
-        }
-    }
-    snprintf(exported, sizeof exported, "%s/model.onnx", dir);
-    atexit(cleanup);
+    exported = scratch_open("model.onnx");
     return 0;
 }
 
@@ -222,7 +204,7 @@ static fmnn_tensor *predict_zeros(fmnn_model *m, const char *what)
 /* Import; a small model must export, import again and predict the same bits. */
 static void import_roundtrip(const uint8_t *data, size_t size)
 {
-    fmnn_model *m = (fmnn_model *)&dir; /* must come back NULL on failure */
+    fmnn_model *m = (fmnn_model *)&scratch_dir; /* must come back NULL on failure */
     int st = fmnn_model_import_onnx_memory(&m, data, size, NULL);
     if (st != FMNN_OK) {
         import_failed(st, m, "import");
@@ -244,7 +226,7 @@ static void import_roundtrip(const uint8_t *data, size_t size)
         fmnn_model_free(m);
         return;
     }
-    fmnn_model *again = (fmnn_model *)&dir;
+    fmnn_model *again = (fmnn_model *)&scratch_dir;
     st = fmnn_model_import_onnx(&again, exported, NULL);
     if (st != FMNN_OK) {
         if (st == FMNN_ENOMEM && again == NULL) {
